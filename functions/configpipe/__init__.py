@@ -1,0 +1,1 @@
+"""configpipe: event-driven configuration and release pipeline for AWS serverless systems."""

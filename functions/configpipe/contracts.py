@@ -1,0 +1,222 @@
+"""The public event contracts of configpipe: one definition each.
+
+Every event that crosses the config bus is described here once, as a pydantic
+model. The Lambdas, the CLI, the client helpers and the tests all import these
+models; nothing else may describe an event's shape. JSON field names are
+camelCase (the bus's convention); Python attributes are snake_case.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+# --- sources and detail types -------------------------------------------------------------
+
+#: Source of every event the pipeline itself emits. The bus policy lets only the
+#: pipeline's own roles publish with it, so a team cannot forge an announcement.
+PIPELINE_SOURCE = "configpipe.pipeline"
+#: Each publishing team owns ``configpipe.team.<team>``.
+TEAM_SOURCE_PREFIX = "configpipe.team."
+
+
+class DetailType(StrEnum):
+    CONFIGURATION_CHANGE = "ConfigurationChange"
+    CONFIGURATION_UPDATED = "ConfigurationUpdated"
+    CONFIGURATION_REJECTED = "ConfigurationRejected"
+    CONFIGURATION_DELIVERED = "ConfigurationDelivered"
+    CONFIGURATION_DELIVERY_FAILED = "ConfigurationDeliveryFailed"
+
+
+# --- shared field rules -------------------------------------------------------------------
+
+GLOBAL_SERVICE = "global"
+KEY_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.]+$")
+#: Service names become Lambda function names (`<service>-config-update-handler`, at most
+#: 64 characters) and SSM path segments, hence lower-case and at most 42 characters.
+SERVICE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,41}$")
+ENVIRONMENT_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+CHANGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MAX_KEY_LENGTH = 200
+MAX_VALUE_BYTES = 4096
+MAX_VALUE_DEPTH = 32
+
+
+class ReasonCode(StrEnum):
+    """Stable, machine-readable reasons for a rejected change. Never rename one."""
+
+    MALFORMED_EVENT = "MALFORMED_EVENT"
+    MISSING_FIELD = "MISSING_FIELD"
+    UNKNOWN_FIELD = "UNKNOWN_FIELD"
+    INVALID_TYPE = "INVALID_TYPE"
+    INVALID_CHANGE_ID = "INVALID_CHANGE_ID"
+    INVALID_SERVICE = "INVALID_SERVICE"
+    UNKNOWN_SERVICE = "UNKNOWN_SERVICE"
+    INVALID_KEY = "INVALID_KEY"
+    INVALID_ENVIRONMENT = "INVALID_ENVIRONMENT"
+    ENVIRONMENT_NOT_ALLOWED = "ENVIRONMENT_NOT_ALLOWED"
+    INVALID_OPERATION = "INVALID_OPERATION"
+    MISSING_VALUE = "MISSING_VALUE"
+    UNEXPECTED_FIELD = "UNEXPECTED_FIELD"
+    MISSING_TO_VERSION = "MISSING_TO_VERSION"
+    VALUE_TOO_LARGE = "VALUE_TOO_LARGE"
+    VALUE_TOO_DEEP = "VALUE_TOO_DEEP"
+    SCHEMA_VIOLATION = "SCHEMA_VIOLATION"
+    SOURCE_NOT_AUTHORIZED = "SOURCE_NOT_AUTHORIZED"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    UNKNOWN_VERSION = "UNKNOWN_VERSION"
+    KEY_NOT_FOUND = "KEY_NOT_FOUND"
+
+
+class Operation(StrEnum):
+    PUT = "put"
+    DELETE = "delete"
+    ROLLBACK = "rollback"
+
+
+class _Contract(BaseModel):
+    """Base of every contract: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def to_detail(self) -> dict[str, Any]:
+        """The event's ``detail`` as it goes on the bus (camelCase, no nulls)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --- ConfigurationChange (published by teams) ---------------------------------------------
+
+
+class ConfigurationChange(_Contract):
+    """A request to change one key. Structure only; the rules that need the service
+    registry (allow-lists, schemas, authorisation) live in ``configpipe.validation``."""
+
+    change_id: str = Field(description="Client idempotency key")
+    service: str
+    environment: str
+    key: str
+    operation: Operation
+    value: Any = Field(default=None, description="Any JSON, for put")
+    to_version: int | None = Field(default=None, ge=1, description="For rollback")
+    expected_version: int | None = Field(
+        default=None, ge=0, description="Compare-and-set: 0 means the key must not exist yet"
+    )
+    sensitive: bool | None = None
+    author: str = Field(min_length=1, max_length=256)
+    reason: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("change_id")
+    @classmethod
+    def _change_id(cls, v: str) -> str:
+        if not CHANGE_ID_PATTERN.fullmatch(v):
+            raise ValueError("changeId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        return v
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, v: str) -> str:
+        if v != GLOBAL_SERVICE and not SERVICE_PATTERN.fullmatch(v):
+            raise ValueError("service must match ^[a-z][a-z0-9-]{0,41}$ or be 'global'")
+        return v
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, v: str) -> str:
+        if not ENVIRONMENT_PATTERN.fullmatch(v):
+            raise ValueError("environment must match ^[a-z][a-z0-9-]{0,31}$")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if len(v) > MAX_KEY_LENGTH or not KEY_PATTERN.fullmatch(v) or set(v) == {"."}:
+            raise ValueError(
+                f"key must match ^[a-zA-Z0-9\\-_.]+$, be at most {MAX_KEY_LENGTH} characters "
+                "and not consist of dots only"
+            )
+        return v
+
+
+# --- events emitted by the pipeline -------------------------------------------------------
+
+
+class ConfigurationUpdated(_Contract):
+    """Announced after a version is materialised. Carries the value only when it is not
+    sensitive and small; otherwise readers follow ``parameterName`` / ``secretArn``."""
+
+    change_id: str
+    service: str
+    environment: str
+    key: str
+    operation: Operation
+    version: int = Field(ge=1)
+    previous_version: int | None = None
+    value_hash: str
+    deleted: bool = False
+    sensitive: bool = False
+    parameter_name: str | None = None
+    secret_arn: str | None = None
+    value_inline: bool = False
+    value: Any = None
+    rolled_back_to: int | None = None
+    author: str
+    reason: str
+    applied_at: datetime
+
+
+class Reason(_Contract):
+    code: ReasonCode
+    message: str
+    field: str | None = None
+
+
+class ConfigurationRejected(_Contract):
+    """Why a change was refused. Never carries the value."""
+
+    change_id: str
+    service: str | None = None
+    environment: str | None = None
+    key: str | None = None
+    operation: str | None = None
+    source: str
+    reasons: list[Reason] = Field(min_length=1)
+    rejected_at: datetime
+
+
+class ConfigurationDelivered(_Contract):
+    """One affected service's update handler accepted the update for async processing."""
+
+    change_id: str
+    target_service: str
+    service: str
+    environment: str
+    key: str
+    version: int
+    function_name: str
+    delivered_at: datetime
+
+
+class ConfigurationDeliveryFailed(_Contract):
+    change_id: str
+    target_service: str
+    service: str
+    environment: str
+    key: str
+    version: int
+    function_name: str
+    error_code: str
+    error_message: str
+    failed_at: datetime
+
+
+ChangeOutcome = Literal["accepted", "rejected", "duplicate"]

@@ -1,0 +1,23 @@
+"""Where each piece of a key lives: SSM parameter names, Secrets Manager names, table keys."""
+
+from __future__ import annotations
+
+PARAMETER_ROOT = "/config"
+SECRET_ROOT = "configpipe"
+
+
+def parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:
+    return f"{root}/{service}/{environment}/{key}"
+
+
+def parameter_path(service: str, environment: str, root: str = PARAMETER_ROOT) -> str:
+    return f"{root}/{service}/{environment}/"
+
+
+def secret_name(service: str, environment: str, key: str, root: str = SECRET_ROOT) -> str:
+    return f"{root}/{service}/{environment}/{key}"
+
+
+def scope_id(service: str, environment: str, key: str) -> str:
+    """The identity of one key, used as encryption context and in logs."""
+    return f"{service}/{environment}/{key}"

@@ -1,0 +1,46 @@
+"""Value rules shared by the write path, the materialiser and the clients: the canonical
+serialisation (what "size" and "hash" are measured on), nesting depth, and which keys are
+secrets whatever the publisher says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+_SENSITIVE_NAME = re.compile(r"password|passwd|secret|token|credential|private[-_.]?key|api[-_.]?key", re.I)
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per JSON value: sorted keys, no insignificant white space."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def serialised_size(value: Any) -> int:
+    return len(canonical_json(value).encode("utf-8"))
+
+
+def value_hash(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def nesting_depth(value: Any) -> int:
+    """Depth of containers, computed without recursion so hostile input cannot blow the stack."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            depth += 1
+            stack.extend((child, depth) for child in node.values())
+        elif isinstance(node, list):
+            depth += 1
+            stack.extend((child, depth) for child in node)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def is_sensitive(key: str, flagged: bool | None) -> bool:
+    """Flagged by the publisher, or named like a secret (so a forgotten flag cannot leak one)."""
+    return bool(flagged) or bool(_SENSITIVE_NAME.search(key))
