@@ -107,6 +107,14 @@ class ConfigurationChange(_Contract):
     key: str
     operation: Operation
     value: Any = Field(default=None, description="Any JSON, for put")
+    encrypted_value: str | None = Field(
+        default=None,
+        description=(
+            "For a sensitive put, instead of value: base64 KMS ciphertext of the value's canonical JSON, "
+            "encrypted with the pipeline's secrets key and encryption context "
+            "{'configpipe:scope': 'service/environment/key'}, so the secret never crosses the bus in clear"
+        ),
+    )
     to_version: int | None = Field(default=None, ge=1, description="For rollback")
     expected_version: int | None = Field(
         default=None, ge=0, description="Compare-and-set: 0 means the key must not exist yet"
