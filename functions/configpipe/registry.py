@@ -33,6 +33,9 @@ class ServiceEntry(_RegistryModel):
     key_prefixes: list[str] = Field(default_factory=list)
     #: Optional JSON Schema per key, checked by the validator.
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Lambda functions of this service whose aliases releases may shift (and whose
+    #: pre/post-traffic hooks may be invoked); the stack grants alias updates on these only.
+    functions: list[str] = Field(default_factory=list)
     #: Deploy the sample update handler for this service (demo services only).
     demo: bool = False
 
