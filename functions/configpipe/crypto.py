@@ -1,0 +1,74 @@
+"""KMS adapter: encrypting secret values for the change log and hashing them.
+
+Ciphertexts are bound to one key by the encryption context
+``{"configpipe:scope": "service/environment/key"}``: a ciphertext copied onto another
+key fails to decrypt. Hashes of secrets are HMACs computed inside KMS, so the change log's
+``valueHash`` cannot be brute-forced back into a low-entropy secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from configpipe.errors import ConfigpipeError
+from configpipe.values import canonical_json
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+
+SCOPE_CONTEXT_KEY = "configpipe:scope"
+
+
+class UndecryptableValueError(ConfigpipeError):
+    """The ciphertext is not valid for this key's scope (or not base64, or not JSON)."""
+
+
+class SecretsKey:
+    def __init__(self, key_id: str, hash_key_id: str | None = None, client: KMSClient | None = None) -> None:
+        self._key_id = key_id
+        self._hash_key_id = hash_key_id
+        self._client = client or boto3.client("kms")
+
+    def encrypt(self, scope: str, value: Any) -> bytes:
+        return self._client.encrypt(
+            KeyId=self._key_id,
+            Plaintext=canonical_json(value).encode("utf-8"),
+            EncryptionContext={SCOPE_CONTEXT_KEY: scope},
+        )["CiphertextBlob"]
+
+    def decrypt(self, scope: str, ciphertext: bytes) -> str:
+        """The canonical JSON text of the value (callers decide whether to parse it)."""
+        try:
+            plaintext = self._client.decrypt(
+                KeyId=self._key_id, CiphertextBlob=ciphertext, EncryptionContext={SCOPE_CONTEXT_KEY: scope}
+            )["Plaintext"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in {"InvalidCiphertextException", "IncorrectKeyException"}:
+                raise UndecryptableValueError(f"ciphertext is not valid for {scope}") from error
+            raise
+        return plaintext.decode("utf-8")
+
+    def decrypt_b64(self, scope: str, encoded: str) -> tuple[bytes, str]:
+        """(ciphertext, canonical JSON) from the base64 ``encryptedValue`` of a change."""
+        try:
+            ciphertext = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise UndecryptableValueError("encryptedValue is not base64") from error
+        return ciphertext, self.decrypt(scope, ciphertext)
+
+    def hmac(self, value: Any) -> str:
+        if not self._hash_key_id:
+            raise ConfigpipeError("no HMAC key configured for hashing secrets")
+        mac = self._client.generate_mac(
+            KeyId=self._hash_key_id, MacAlgorithm="HMAC_SHA_256", Message=canonical_json(value).encode("utf-8")
+        )["Mac"]
+        return "hmac-sha256:" + mac.hex()
+
+
+def encode_ciphertext(ciphertext: bytes) -> str:
+    return base64.b64encode(ciphertext).decode("ascii")

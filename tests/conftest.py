@@ -1,0 +1,43 @@
+"""Shared test setup. AWS credentials are fake and the region fixed *before* any boto3
+client exists, so no test can reach a real account."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "configpipe",
+        "POWERTOOLS_SERVICE_NAME": "configpipe-tests",
+        "POWERTOOLS_DEV": "false",
+        # botocore routes ARN-addressed DynamoDB Streams calls to account-id endpoints,
+        # which moto does not recognise; the regional endpoint behaves the same.
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from tests.support.aws import Pipeline, provision  # noqa: E402
+
+
+@pytest.fixture
+def aws():
+    """An empty in-process AWS (moto) for the duration of one test."""
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def pipeline(aws) -> Pipeline:
+    """The pipeline's resources provisioned in moto, with the demo registry."""
+    return provision()

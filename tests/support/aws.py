@@ -1,0 +1,172 @@
+"""Provisioning of the pipeline's resources in moto for unit and integration tests, plus
+two observers: what reached the bus (via a catch-all rule into SQS, as a real subscriber
+would see it) and what the change log's stream would hand the materialiser."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from configpipe.contracts import PIPELINE_SOURCE
+from configpipe.registry import Registry
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+DEMO_REGISTRY: dict[str, Any] = {
+    "environments": ["development", "staging", "production"],
+    "global": {"publishers": ["configpipe.team.platform"], "schemas": {}},
+    "services": {
+        "checkout": {
+            "publishers": ["configpipe.team.checkout"],
+            "functions": ["checkout-api"],
+            "schemas": {"max_items": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            "demo": True,
+        },
+        "payments": {
+            "publishers": ["configpipe.team.payments"],
+            "functions": ["payments-api"],
+            "keyPrefixes": ["payments.", "feature."],
+            "demo": True,
+        },
+        "search": {
+            "publishers": ["configpipe.team.search"],
+            "functions": ["search-api"],
+            "environments": ["development", "staging"],
+            "demo": True,
+        },
+    },
+}
+
+
+@dataclass
+class Pipeline:
+    table_name: str = "ChangeLog"
+    applied_table_name: str = "DemoApplied"
+    bus_name: str = "configpipe-config-bus"
+    registry_parameter: str = "/configpipe/registry"
+    secrets_key_id: str = ""
+    hash_key_id: str = ""
+    capture_queue_url: str = ""
+    stream_arn: str = ""
+    registry: Registry = field(default_factory=lambda: Registry.model_validate(DEMO_REGISTRY))
+    _stream_positions: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables as the stack gives them to the functions."""
+        return {
+            "CHANGE_LOG_TABLE": self.table_name,
+            "APPLIED_TABLE": self.applied_table_name,
+            "EVENT_BUS_NAME": self.bus_name,
+            "REGISTRY_PARAMETER": self.registry_parameter,
+            "SECRETS_KEY_ID": self.secrets_key_id,
+            "HASH_KEY_ID": self.hash_key_id,
+            "INLINE_VALUE_MAX_BYTES": "1024",
+        }
+
+    # --- observers --------------------------------------------------------------------
+
+    def bus_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
+        """Drain every event the bus delivered to the catch-all queue so far."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        events: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                break
+            for message in messages:
+                events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.capture_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return [e for e in events if detail_type is None or e["detail-type"] == detail_type]
+
+    def stream_event(self) -> dict[str, Any]:
+        """New change-log stream records since the last call, shaped as the Lambda event
+        source mapping delivers them (``{"Records": [...]}``)."""
+        streams = boto3.client("dynamodbstreams", region_name=REGION)
+        records: list[dict[str, Any]] = []
+        shards = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            iterator_args: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard_id}
+            if shard_id in self._stream_positions:
+                iterator_args.update(
+                    ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self._stream_positions[shard_id]
+                )
+            else:
+                iterator_args["ShardIteratorType"] = "TRIM_HORIZON"
+            iterator = streams.get_shard_iterator(**iterator_args)["ShardIterator"]
+            batch = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+            for record in batch:
+                self._stream_positions[shard_id] = record["dynamodb"]["SequenceNumber"]
+                record = dict(record)
+                record["eventSourceARN"] = self.stream_arn
+                records.append(record)
+        return {"Records": records}
+
+
+def provision(registry: dict[str, Any] | None = None) -> Pipeline:
+    """Create the pipeline's stateful resources in the current moto context."""
+    pipeline = Pipeline()
+    if registry is not None:
+        pipeline.registry = Registry.model_validate(registry)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    table = dynamodb.create_table(
+        TableName=pipeline.table_name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "gsi1pk", "AttributeType": "S"},
+            {"AttributeName": "gsi1sk", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byScope",
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    pipeline.stream_arn = table["TableDescription"]["LatestStreamArn"]
+    dynamodb.create_table(
+        TableName=pipeline.applied_table_name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    kms = boto3.client("kms", region_name=REGION)
+    pipeline.secrets_key_id = kms.create_key(Description="configpipe secrets")["KeyMetadata"]["KeyId"]
+    pipeline.hash_key_id = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"][
+        "KeyId"
+    ]
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=pipeline.registry_parameter, Value=pipeline.registry.to_document(), Type="String"
+    )
+    events = boto3.client("events", region_name=REGION)
+    events.create_event_bus(Name=pipeline.bus_name)
+    sqs = boto3.client("sqs", region_name=REGION)
+    pipeline.capture_queue_url = sqs.create_queue(QueueName="bus-capture")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=pipeline.capture_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    # Everything the pipeline announces, and everything teams publish, is captured.
+    events.put_rule(
+        Name="capture-all",
+        EventBusName=pipeline.bus_name,
+        EventPattern=json.dumps({"source": [PIPELINE_SOURCE, {"prefix": "configpipe.team."}]}),
+    )
+    events.put_targets(Rule="capture-all", EventBusName=pipeline.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    return pipeline
