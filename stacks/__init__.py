@@ -1,0 +1,1 @@
+"""The configpipe CDK app: one stack, built from one construct per capability."""

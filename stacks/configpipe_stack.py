@@ -1,0 +1,92 @@
+"""The configpipe stack: bus → validator → change log → materialiser → propagator → handlers,
+assembled from one construct per capability (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from stacks.constructs.bus_routes import BusRoutes
+from stacks.constructs.change_log import ChangeLog
+from stacks.constructs.config_bus import ConfigBus
+from stacks.constructs.dead_letters import DeadLetterQueue
+from stacks.constructs.keys import PipelineKeys
+from stacks.constructs.observed_function import SharedCode
+from stacks.constructs.operations import Operations
+from stacks.constructs.pipeline_functions import PipelineFunctions
+from stacks.constructs.registry_parameter import RegistryParameter
+from stacks.constructs.service_handlers import ServiceHandlers
+from stacks.settings import PipelineSettings
+
+
+class ConfigPipeStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: PipelineSettings, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+
+        self.keys = PipelineKeys(self, "Keys", retain_data=settings.retain_data)
+        self.config_bus = ConfigBus(
+            self, "ConfigBus", bus_name=settings.bus_name, publisher_accounts=settings.publisher_accounts
+        )
+        self.change_log = ChangeLog(
+            self, "ChangeLog", key=self.keys.secrets_key, retain_data=settings.retain_data
+        )
+        self.registry = RegistryParameter(self, "Registry", registry=settings.registry)
+        shared = SharedCode(self, "Code", settings=settings)
+
+        self.pipeline = PipelineFunctions(
+            self,
+            "Pipeline",
+            settings=settings,
+            shared=shared,
+            keys=self.keys,
+            change_log=self.change_log,
+            bus=self.config_bus.bus,
+            registry_parameter=self.registry.parameter,
+        )
+        # Announcements are trusted by every handler, so only their two publishers may send them.
+        self.config_bus.reserve_pipeline_source(
+            [self.pipeline.materialiser.role, self.pipeline.propagator.role]
+        )
+        self.routes = BusRoutes(
+            self,
+            "Routes",
+            bus=self.config_bus.bus,
+            validator=self.pipeline.validator,
+            propagator=self.pipeline.propagator,
+        )
+        self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
+
+        functions = [*self.pipeline.all, *self.services.handlers.values()]
+        self.operations = Operations(
+            self,
+            "Operations",
+            alarm_key=self.keys.alarm_key,
+            functions=functions,
+            dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
+            stream_consumer=self.pipeline.materialiser,
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        outputs = {
+            "EventBusName": self.config_bus.bus.event_bus_name,
+            "EventBusArn": self.config_bus.bus.event_bus_arn,
+            "ChangeLogTableName": self.change_log.table.table_name,
+            "AppliedTableName": self.services.applied.table_name,
+            "SecretsKeyArn": self.keys.secrets_key.key_arn,
+            "HashKeyArn": self.keys.hash_key.key_arn,
+            "RegistryParameterName": self.registry.parameter.parameter_name,
+            "ValidatorFunctionName": self.pipeline.validator.function_name,
+            "MaterialiserFunctionName": self.pipeline.materialiser.function_name,
+            "PropagatorFunctionName": self.pipeline.propagator.function_name,
+            "AlarmTopicArn": self.operations.topic.topic_arn,
+        }
+        for service, handler in self.services.handlers.items():
+            outputs[f"{service.title().replace('-', '')}HandlerFunctionName"] = handler.function_name
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)

@@ -1,0 +1,62 @@
+"""The config bus: who may publish to it, and the archive of what the pipeline announced."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
+
+ARCHIVE_RETENTION = Duration.days(30)
+
+
+class ConfigBus(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, bus_name: str, publisher_accounts: Sequence[str]
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+
+        accounts = list(publisher_accounts) or [Aws.ACCOUNT_ID]
+        # PutEvents carries many entries; ForAllValues makes every entry's source match, so
+        # one team event cannot smuggle a pipeline or foreign-prefixed entry alongside it.
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="TeamsPublishChanges",
+                principals=[iam.AccountPrincipal(account) for account in accounts],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={"ForAllValues:StringLike": {"events:source": [f"{TEAM_SOURCE_PREFIX}*"]}},
+            )
+        )
+
+        # Only pipeline announcements are archived (for replay): they never carry a secret,
+        # whereas a team's ConfigurationChange may hold a sensitive value sent in clear.
+        self.archive = self.bus.archive(
+            "PipelineArchive",
+            description="configpipe pipeline announcements (never secrets), for replay",
+            event_pattern=events.EventPattern(source=[PIPELINE_SOURCE]),
+            retention=ARCHIVE_RETENTION,
+        )
+
+    def reserve_pipeline_source(self, announcers: Sequence[iam.IRole]) -> None:
+        """Deny PutEvents with the pipeline's own source to every principal except its
+        announcers, so no one (not even an over-privileged role in this account) can forge
+        a ConfigurationUpdated that handlers would apply."""
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyThePipelineAnnounces",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={
+                    "ForAnyValue:StringEquals": {"events:source": [PIPELINE_SOURCE]},
+                    "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in announcers]},
+                },
+            )
+        )

@@ -1,0 +1,33 @@
+"""Dead-letter queues: where an event or stream record lands once every retry is spent.
+
+Each failure path has its own queue so an alarm says which path failed; operations
+alarms on every queue registered here."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.constructs import nag
+
+#: SQS's maximum: two weeks to notice the alarm, fix the cause and redrive.
+RETENTION = Duration.days(14)
+
+
+class DeadLetterQueue(sqs.Queue):
+    def __init__(self, scope: Construct, construct_id: str, *, failure_path: str) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+        )
+        self.failure_path = failure_path
+        nag.acknowledge(
+            self,
+            "AwsSolutions-SQS3",
+            f"This queue is itself the dead-letter queue of {failure_path}; a DLQ of a DLQ would only "
+            "hide messages further from the alarm that watches this one.",
+        )

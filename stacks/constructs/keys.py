@@ -1,0 +1,53 @@
+"""The pipeline's KMS keys: one for secrets and the change log, one HMAC key for hashing
+sensitive values, one for the alarm topic (CloudWatch must be able to use it)."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+
+class PipelineKeys(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, retain_data: bool) -> None:
+        super().__init__(scope, construct_id)
+        # Losing either data key makes the change log's secrets unreadable, so they outlive
+        # the stack whenever its data does.
+        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+
+        self.secrets_key = kms.Key(
+            self,
+            "SecretsKey",
+            description="configpipe: encrypts secret values, the change log and materialised secrets",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        self.hash_key = kms.Key(
+            self,
+            "HashKey",
+            description="configpipe: HMAC of sensitive values, so a secret cannot be guessed from its hash",
+            key_spec=kms.KeySpec.HMAC_256,
+            key_usage=kms.KeyUsage.GENERATE_VERIFY_MAC,
+            removal_policy=removal,
+        )
+        # No rotation: KMS rotates only symmetric encryption keys, and a rotated HMAC key
+        # would change the hash of every stored sensitive value.
+
+        self.alarm_key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="configpipe: encrypts the alarm notification topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # CloudWatch publishes alarm notifications to the encrypted topic as itself, and
+        # cannot use the AWS managed SNS key, hence a customer key that lets it in.
+        self.alarm_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToNotify",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+            )
+        )

@@ -1,0 +1,220 @@
+"""The three pipeline functions (validator, materialiser, propagator), each with exactly the
+permissions its step needs; the stream wiring of the materialiser; async-invoke DLQs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
+from stacks.constructs import nag
+from stacks.constructs.change_log import ChangeLog
+from stacks.constructs.dead_letters import DeadLetterQueue
+from stacks.constructs.keys import PipelineKeys
+from stacks.constructs.observed_function import ObservedFunction, SharedCode
+from stacks.settings import PipelineSettings
+
+#: Lambda's async retries before the event goes to the on-failure destination.
+ASYNC_RETRY_ATTEMPTS = 2
+#: A stream record lives 24 h; retry it for all of that (bisecting poison batches).
+STREAM_MAX_RECORD_AGE = Duration.hours(24)
+STREAM_RETRY_ATTEMPTS = 10
+STREAM_BATCH_SIZE = 10
+
+
+def materialiser_filters() -> list[Mapping[str, Any]]:
+    """Only new version items and new rejection records need the materialiser; the
+    CURRENT pointer and accepted-change records (written in the same transaction) do not."""
+    insert = lambda_.FilterRule.is_equal("INSERT")
+    version = lambda_.FilterRule.is_equal("version")
+    return [
+        lambda_.FilterCriteria.filter(
+            {"eventName": insert, "dynamodb": {"NewImage": {"kind": {"S": version}}}}
+        ),
+        lambda_.FilterCriteria.filter(
+            {
+                "eventName": insert,
+                "dynamodb": {
+                    "NewImage": {
+                        "kind": {"S": lambda_.FilterRule.is_equal("change")},
+                        "status": {"S": lambda_.FilterRule.is_equal("rejected")},
+                    }
+                },
+            }
+        ),
+    ]
+
+
+class PipelineFunctions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        shared: SharedCode,
+        keys: PipelineKeys,
+        change_log: ChangeLog,
+        bus: events.IEventBus,
+        registry_parameter: ssm.IStringParameter,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        table = change_log.table
+        secrets_key = keys.secrets_key
+
+        # --- validator: validates and writes the change log; nothing else -----------------
+        self.validator = ObservedFunction(
+            self,
+            "Validator",
+            shared=shared,
+            settings=settings,
+            handler="configpipe.handlers.validator.handler",
+            service_name="validator",
+            description="configpipe: validates a ConfigurationChange and records it in the change log",
+            environment={
+                "CHANGE_LOG_TABLE": table.table_name,
+                "REGISTRY_PARAMETER": registry_parameter.parameter_name,
+                "SECRETS_KEY_ID": secrets_key.key_arn,
+                "HASH_KEY_ID": keys.hash_key.key_arn,
+            },
+        )
+        # A transaction is authorised as its parts: Put/Update/ConditionCheck on the table.
+        self.validator.allow(
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
+            [table.table_arn],
+        )
+        self.validator.allow(["ssm:GetParameter"], [registry_parameter.parameter_arn])
+        # Encrypt: a secret sent in clear is encrypted before it reaches the change log;
+        # Decrypt: an encryptedValue is decrypted to check its size/schema and hash it.
+        # The same key protects the table, whose reads/writes need Decrypt/GenerateDataKey.
+        self.validator.allow(
+            ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [secrets_key.key_arn]
+        )
+        self.validator.allow(["kms:GenerateMac"], [keys.hash_key.key_arn])
+        self.validator_async_dlq = self._async_failures(self.validator, "ValidatorAsyncDlq", "validator")
+
+        # --- materialiser: stream → SSM / Secrets Manager → announcement -------------------
+        self.materialiser = ObservedFunction(
+            self,
+            "Materialiser",
+            shared=shared,
+            settings=settings,
+            handler="configpipe.handlers.materialiser.handler",
+            service_name="materialiser",
+            description="configpipe: materialises accepted versions and announces them on the bus",
+            timeout=Duration.seconds(60),
+            environment={
+                "CHANGE_LOG_TABLE": table.table_name,
+                "EVENT_BUS_NAME": bus.event_bus_name,
+                "SECRETS_KEY_ID": secrets_key.key_arn,
+                "INLINE_VALUE_MAX_BYTES": str(settings.inline_value_max_bytes),
+            },
+        )
+        m = self.materialiser
+        # Reads the *current* version, never trusting the stream record's (no stale overwrite).
+        m.allow(["dynamodb:GetItem", "dynamodb:Query"], [table.table_arn])
+        m.allow(
+            ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            [change_log.stream_arn],
+        )
+        m.allow_unscoped(
+            ["dynamodb:ListStreams"],
+            "dynamodb:ListStreams (read-only, needed by the stream event-source mapping) has no "
+            "resource type and can only be granted on '*'",
+        )
+        parameters = m.arn("ssm", f"parameter{PARAMETER_ROOT}/*")
+        m.allow(["ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource"], [parameters])
+        secrets = m.arn("secretsmanager", f"secret:{SECRET_ROOT}/*")
+        m.allow(
+            [
+                "secretsmanager:CreateSecret",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:DeleteSecret",
+                "secretsmanager:RestoreSecret",
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:TagResource",
+            ],
+            [secrets],
+        )
+        # Decrypt: secret ciphertext read from the change log (and the table itself).
+        m.allow(["kms:Decrypt", "kms:DescribeKey"], [secrets_key.key_arn])
+        # Secrets Manager encrypts the materialised secret with the same key on our behalf.
+        m.allow(
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            [secrets_key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}},
+        )
+        bus.grant_put_events_to(m.role)
+        self.stream_dlq = DeadLetterQueue(self, "StreamDlq", failure_path="change-log stream → materialiser")
+        m.function.add_event_source(
+            event_sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=STREAM_BATCH_SIZE,
+                bisect_batch_on_error=True,
+                retry_attempts=STREAM_RETRY_ATTEMPTS,
+                max_record_age=STREAM_MAX_RECORD_AGE,
+                report_batch_item_failures=True,
+                on_failure=event_sources.SqsDlq(self.stream_dlq),
+                filters=materialiser_filters(),
+            )
+        )
+        nag.acknowledge(
+            m.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:"
+            f"parameter{PARAMETER_ROOT}/*]",
+            "The materialiser writes /config/{service}/{environment}/{key} for keys that are created "
+            "at run time by ConfigurationChange events; it is confined to the /config/ tree.",
+        )
+        nag.acknowledge(
+            m.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:"
+            f"<AWS::AccountId>:secret:{SECRET_ROOT}/*]",
+            "Secrets are named configpipe/{service}/{environment}/{key} for keys created at run time; "
+            "the materialiser is confined to the configpipe/ prefix.",
+        )
+
+        # --- propagator: ConfigurationUpdated → each affected service's handler ------------
+        self.propagator = ObservedFunction(
+            self,
+            "Propagator",
+            shared=shared,
+            settings=settings,
+            handler="configpipe.handlers.propagator.handler",
+            service_name="propagator",
+            description="configpipe: fans a ConfigurationUpdated out to every affected service",
+            timeout=Duration.seconds(60),
+            environment={
+                "EVENT_BUS_NAME": bus.event_bus_name,
+                "REGISTRY_PARAMETER": registry_parameter.parameter_name,
+            },
+        )
+        p = self.propagator
+        handlers = [
+            p.arn("lambda", f"function:{settings.registry.handler_of(service)}")
+            for service in sorted(settings.registry.services)
+        ]
+        if handlers:
+            p.allow(["lambda:InvokeFunction"], handlers)
+        p.allow(["ssm:GetParameter"], [registry_parameter.parameter_arn])
+        bus.grant_put_events_to(p.role)
+        self.propagator_async_dlq = self._async_failures(p, "PropagatorAsyncDlq", "propagator")
+
+    @property
+    def all(self) -> list[ObservedFunction]:
+        return [self.validator, self.materialiser, self.propagator]
+
+    def _async_failures(self, fn: ObservedFunction, construct_id: str, name: str) -> DeadLetterQueue:
+        queue = DeadLetterQueue(self, construct_id, failure_path=f"asynchronous invocations of the {name}")
+        fn.function.configure_async_invoke(
+            retry_attempts=ASYNC_RETRY_ATTEMPTS, on_failure=destinations.SqsDestination(queue)
+        )
+        return queue

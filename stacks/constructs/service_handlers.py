@@ -1,0 +1,106 @@
+"""The demo services' ``<service>-config-update-handler`` functions and the table where
+they record what they applied (so tests and the demo can see delivery happen)."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda_destinations as destinations
+from constructs import Construct
+
+from configpipe.contracts import GLOBAL_SERVICE
+from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
+from stacks.constructs import nag
+from stacks.constructs.dead_letters import DeadLetterQueue
+from stacks.constructs.keys import PipelineKeys
+from stacks.constructs.observed_function import ObservedFunction, SharedCode
+from stacks.constructs.pipeline_functions import ASYNC_RETRY_ATTEMPTS
+from stacks.settings import PipelineSettings
+
+
+class ServiceHandlers(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        shared: SharedCode,
+        keys: PipelineKeys,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.applied = dynamodb.Table(
+            self,
+            "DemoApplied",
+            partition_key=dynamodb.Attribute(name="service", type=dynamodb.AttributeType.STRING),
+            # "<environment>#<key>": one row per key, holding the highest version applied.
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Demo state only: it is rebuilt by re-delivering, so it never outlives the stack.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.handlers: dict[str, ObservedFunction] = {}
+        self.dlqs: dict[str, DeadLetterQueue] = {}
+        for service in settings.demo_services:
+            self._handler_for(service, settings, shared, keys)
+
+    def _handler_for(
+        self, service: str, settings: PipelineSettings, shared: SharedCode, keys: PipelineKeys
+    ) -> None:
+        handler = ObservedFunction(
+            self,
+            f"{service.title().replace('-', '')}Handler",
+            shared=shared,
+            settings=settings,
+            function_name=settings.registry.handler_of(service),
+            handler="sample_service.app.handler",
+            service_name=f"{service}-config-update-handler",
+            description=f"configpipe demo: applies configuration updates for {service}",
+            timeout=Duration.seconds(15),
+            memory_size=128,
+            environment={"SERVICE_NAME": service, "APPLIED_TABLE": self.applied.table_name},
+        )
+        handler.allow(["dynamodb:GetItem", "dynamodb:PutItem"], [self.applied.table_arn])
+        scopes = (service, GLOBAL_SERVICE)
+        handler.allow(
+            ["ssm:GetParameter", "ssm:GetParametersByPath"],
+            [handler.arn("ssm", f"parameter{PARAMETER_ROOT}/{s}/*") for s in scopes]
+            # GetParametersByPath is authorised on the path itself, without a trailing slash.
+            + [handler.arn("ssm", f"parameter{PARAMETER_ROOT}/{s}") for s in scopes],
+        )
+        handler.allow(
+            ["secretsmanager:GetSecretValue"],
+            [handler.arn("secretsmanager", f"secret:{SECRET_ROOT}/{s}/*") for s in scopes],
+        )
+        handler.allow(
+            ["kms:Decrypt"],
+            [keys.secrets_key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}},
+        )
+        dlq = DeadLetterQueue(
+            self, f"{service.title().replace('-', '')}AsyncDlq", failure_path=f"{service}'s update handler"
+        )
+        handler.function.configure_async_invoke(
+            retry_attempts=ASYNC_RETRY_ATTEMPTS, on_failure=destinations.SqsDestination(dlq)
+        )
+        for s in scopes:
+            nag.acknowledge(
+                handler.role,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:"
+                f"parameter{PARAMETER_ROOT}/{s}/*]",
+                f"{service} reads the keys under its own and the global parameter tree, whose names "
+                "are created at run time; it cannot read another service's tree.",
+            )
+            nag.acknowledge(
+                handler.role,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:"
+                f"<AWS::AccountId>:secret:{SECRET_ROOT}/{s}/*]",
+                f"{service} reads secrets under its own and the global prefix (created at run time, "
+                "with a random ARN suffix); it cannot read another service's secrets.",
+            )
+        self.handlers[service] = handler
+        self.dlqs[service] = dlq

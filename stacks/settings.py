@@ -1,0 +1,192 @@
+"""The deploy-time settings of the pipeline, read from the ``configpipe`` cdk.json context.
+
+Everything a platform engineer may change without touching code lives here, parsed and
+checked once, so a bad context stops ``cdk synth`` with a message naming the bad field
+instead of producing a template that fails at deploy time or, worse, at run time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import aws_logs as logs
+from constructs import Node
+from pydantic import ValidationError
+
+from configpipe.contracts import GLOBAL_SERVICE, SERVICE_PATTERN
+from configpipe.registry import Registry
+
+CONTEXT_KEY = "configpipe"
+DEFAULT_BUS_NAME = "configpipe-config-bus"
+DEFAULT_POWERTOOLS_LAYER_VERSION = 27
+DEFAULT_LOG_RETENTION_DAYS = 30
+DEFAULT_INLINE_VALUE_MAX_BYTES = 1024
+#: EventBridge's own limit on one event is 256 KB; an inline value must leave room for the
+#: rest of ConfigurationUpdated, and the change contract caps a value at 4096 bytes anyway.
+MAX_INLINE_VALUE_BYTES = 4096
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_BUS_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,256}$")
+
+#: CloudWatch Logs only accepts these retention periods.
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+_KNOWN_KEYS = {
+    "registry",
+    "busName",
+    "powertoolsLayerVersion",
+    "logRetentionDays",
+    "publisherAccounts",
+    "inlineValueMaxBytes",
+    "retainData",
+}
+
+
+class SettingsError(ValueError):
+    """The ``configpipe`` context is missing, malformed or inconsistent."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"cdk.json context '{CONTEXT_KEY}.{field}': {problem}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    registry: Registry
+    bus_name: str = DEFAULT_BUS_NAME
+    powertools_layer_version: int = DEFAULT_POWERTOOLS_LAYER_VERSION
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    #: Accounts allowed to publish team events; empty means the deploying account only.
+    publisher_accounts: tuple[str, ...] = ()
+    inline_value_max_bytes: int = DEFAULT_INLINE_VALUE_MAX_BYTES
+    #: Keep the change log (and applied-state table) when the stack is deleted.
+    retain_data: bool = True
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION[self.log_retention_days]
+
+    @property
+    def demo_services(self) -> list[str]:
+        return sorted(name for name, entry in self.registry.services.items() if entry.demo)
+
+    @classmethod
+    def from_node(cls, node: Node) -> PipelineSettings:
+        return cls.from_context(node.try_get_context(CONTEXT_KEY))
+
+    @classmethod
+    def from_context(cls, raw: Any) -> PipelineSettings:
+        if raw is None:
+            raise SettingsError("registry", "missing; cdk.json must define the 'configpipe' context")
+        if not isinstance(raw, dict):
+            raise SettingsError("", f"must be an object, got {type(raw).__name__}")
+        unknown = sorted(set(raw) - _KNOWN_KEYS)
+        if unknown:
+            raise SettingsError(unknown[0], f"unknown setting (known: {', '.join(sorted(_KNOWN_KEYS))})")
+        return cls(
+            registry=_registry(raw.get("registry")),
+            bus_name=_bus_name(raw.get("busName", DEFAULT_BUS_NAME)),
+            powertools_layer_version=_positive_int(
+                "powertoolsLayerVersion", raw.get("powertoolsLayerVersion", DEFAULT_POWERTOOLS_LAYER_VERSION)
+            ),
+            log_retention_days=_retention_days(raw.get("logRetentionDays", DEFAULT_LOG_RETENTION_DAYS)),
+            publisher_accounts=_accounts(raw.get("publisherAccounts", [])),
+            inline_value_max_bytes=_inline_max(
+                raw.get("inlineValueMaxBytes", DEFAULT_INLINE_VALUE_MAX_BYTES)
+            ),
+            retain_data=_flag("retainData", raw.get("retainData", True)),
+        )
+
+
+def _registry(raw: Any) -> Registry:
+    if raw is None:
+        raise SettingsError("registry", "missing; describe the services (see configpipe.registry.Registry)")
+    if isinstance(raw, str):
+        # `cdk synth -c configpipe=...` passes context as a string; accept a JSON document.
+        try:
+            return Registry.model_validate_json(raw)
+        except ValidationError as error:
+            raise SettingsError("registry", _describe(error)) from error
+    try:
+        registry = Registry.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError("registry", _describe(error)) from error
+    for name, entry in registry.services.items():
+        if name == GLOBAL_SERVICE:
+            raise SettingsError(f"registry.services.{name}", "'global' is reserved for shared keys")
+        if not SERVICE_PATTERN.fullmatch(name):
+            # The name becomes `<service>-config-update-handler` and an SSM path segment.
+            raise SettingsError(f"registry.services.{name}", f"does not match {SERVICE_PATTERN.pattern}")
+        unknown_envs = sorted(set(entry.environments) - set(registry.environments))
+        if unknown_envs:
+            raise SettingsError(
+                f"registry.services.{name}.environments",
+                f"{unknown_envs} not in the registry's environments {registry.environments}",
+            )
+    return registry
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(root)"
+    return f"invalid at {where}: {first['msg']} ({error.error_count()} problem(s) in total)"
+
+
+def _bus_name(raw: Any) -> str:
+    if not isinstance(raw, str) or not _BUS_NAME.fullmatch(raw) or raw == "default":
+        raise SettingsError("busName", f"{raw!r} is not a custom event bus name")
+    return raw
+
+
+def _positive_int(field: str, raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise SettingsError(field, f"{raw!r} is not a positive integer")
+    return raw
+
+
+def _retention_days(raw: Any) -> int:
+    days = _positive_int("logRetentionDays", raw)
+    if days not in _RETENTION:
+        raise SettingsError(
+            "logRetentionDays", f"{days} is not one of CloudWatch's periods {sorted(_RETENTION)}"
+        )
+    return days
+
+
+def _accounts(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(a, str) and _ACCOUNT.fullmatch(a) for a in raw):
+        raise SettingsError("publisherAccounts", f"{raw!r} is not a list of 12-digit account ids")
+    return tuple(dict.fromkeys(raw))
+
+
+def _inline_max(raw: Any) -> int:
+    value = _positive_int("inlineValueMaxBytes", raw)
+    if value > MAX_INLINE_VALUE_BYTES:
+        raise SettingsError("inlineValueMaxBytes", f"{value} exceeds {MAX_INLINE_VALUE_BYTES}")
+    return value
+
+
+def _flag(field: str, raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise SettingsError(field, f"{raw!r} is not true/false")
+    return raw
