@@ -1,0 +1,55 @@
+"""Propagator Lambda: ``ConfigurationUpdated`` (EventBridge) → :mod:`configpipe.fanout`.
+
+The handler re-raises a failed delivery so the async retries and the on-failure DLQ of
+this function take over."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import envelopes, parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from configpipe.bus import ConfigBus
+from configpipe.contracts import ConfigurationUpdated
+from configpipe.fanout import DeliveryFailedError, FanOut, LambdaInvoker
+from configpipe.observability import logger, metrics, tracer
+from configpipe.registry_source import RegistrySource
+from configpipe.settings import PropagatorSettings
+
+
+def build(settings: PropagatorSettings) -> FanOut:
+    return FanOut(
+        registry=RegistrySource(settings.registry_parameter),
+        invoker=LambdaInvoker(),
+        bus=ConfigBus(settings.event_bus_name),
+    )
+
+
+_default: FanOut | None = None
+
+
+def _fanout() -> FanOut:
+    global _default
+    if _default is None:
+        _default = build(PropagatorSettings.from_environ())
+    return _default
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.changeId", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext, fanout: FanOut | None = None) -> dict[str, Any]:
+    """``fanout`` is an optional port for tests; Lambda never passes it."""
+    update = cast(
+        ConfigurationUpdated,
+        parse(event=event, model=ConfigurationUpdated, envelope=envelopes.EventBridgeEnvelope),
+    )
+    try:
+        deliveries = (fanout or _fanout()).deliver(update, event)
+    except DeliveryFailedError as error:
+        metrics.add_metric(name="DeliveriesFailed", unit=MetricUnit.Count, value=len(error.failures))
+        raise
+    metrics.add_metric(name="DeliveriesSucceeded", unit=MetricUnit.Count, value=len(deliveries))
+    return {"delivered": [d.target_service for d in deliveries]}
