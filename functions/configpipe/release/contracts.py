@@ -1,0 +1,319 @@
+"""The release event contracts: one definition each, shared by the release Lambda, the CLI
+and the tests.
+
+Requests come from a team's own source (``configpipe.team.<team>``):
+
+* ``ReleaseRequested`` — shift ``function:alias`` to ``targetVersion`` with a strategy.
+* ``ReleaseControl`` — ``promote`` / ``pause`` / ``resume`` / ``abort`` / ``status`` on a release.
+
+Everything else is announced by the pipeline (source ``configpipe.pipeline``):
+``ReleaseStarted``, ``ReleaseHookCompleted``, ``ReleaseStepped``, ``ReleasePaused``,
+``ReleaseResumed``, ``ReleaseCompleted``, ``ReleaseRolledBack``, ``ReleaseAborted``,
+``ReleaseRejected`` and ``ReleaseStatusReported``. JSON is camelCase; unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from configpipe.contracts import CHANGE_ID_PATTERN, _Contract
+
+
+class ReleaseDetailType(StrEnum):
+    RELEASE_REQUESTED = "ReleaseRequested"
+    RELEASE_CONTROL = "ReleaseControl"
+    RELEASE_STARTED = "ReleaseStarted"
+    RELEASE_HOOK_COMPLETED = "ReleaseHookCompleted"
+    RELEASE_STEPPED = "ReleaseStepped"
+    RELEASE_PAUSED = "ReleasePaused"
+    RELEASE_RESUMED = "ReleaseResumed"
+    RELEASE_COMPLETED = "ReleaseCompleted"
+    RELEASE_ROLLED_BACK = "ReleaseRolledBack"
+    RELEASE_ABORTED = "ReleaseAborted"
+    RELEASE_REJECTED = "ReleaseRejected"
+    RELEASE_STATUS_REPORTED = "ReleaseStatusReported"
+
+
+class ReleaseReasonCode(StrEnum):
+    """Why a release request or control was refused. Stable strings: never rename one."""
+
+    MALFORMED_EVENT = "MALFORMED_EVENT"
+    INVALID_FIELD = "INVALID_FIELD"
+    SOURCE_NOT_AUTHORIZED = "SOURCE_NOT_AUTHORIZED"
+    FUNCTION_NOT_REGISTERED = "FUNCTION_NOT_REGISTERED"
+    UNKNOWN_FUNCTION = "UNKNOWN_FUNCTION"
+    UNKNOWN_ALIAS = "UNKNOWN_ALIAS"
+    TARGET_IS_LATEST = "TARGET_IS_LATEST"
+    INVALID_VERSION = "INVALID_VERSION"
+    UNKNOWN_VERSION = "UNKNOWN_VERSION"
+    TARGET_IS_CURRENT = "TARGET_IS_CURRENT"
+    ALIAS_ON_LATEST = "ALIAS_ON_LATEST"
+    INCOMPATIBLE_VERSION_CONFIG = "INCOMPATIBLE_VERSION_CONFIG"
+    UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
+    INVALID_PERCENTAGE = "INVALID_PERCENTAGE"
+    INVALID_INTERVAL = "INVALID_INTERVAL"
+    HOOK_NOT_REGISTERED = "HOOK_NOT_REGISTERED"
+    UNKNOWN_HOOK_FUNCTION = "UNKNOWN_HOOK_FUNCTION"
+    TOO_MANY_ALARMS = "TOO_MANY_ALARMS"
+    UNKNOWN_ALARM = "UNKNOWN_ALARM"
+    ALARM_ACTIVE = "ALARM_ACTIVE"
+    RELEASE_IN_PROGRESS = "RELEASE_IN_PROGRESS"
+    RELEASE_ID_CONFLICT = "RELEASE_ID_CONFLICT"
+    RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
+    RELEASE_NOT_ACTIVE = "RELEASE_NOT_ACTIVE"
+
+
+class ReleaseOutcomeCode(StrEnum):
+    """Why an accepted release ended without completing. Stable strings: never rename one."""
+
+    ALARM = "ALARM"
+    PRE_TRAFFIC_HOOK_FAILED = "PRE_TRAFFIC_HOOK_FAILED"
+    POST_TRAFFIC_HOOK_FAILED = "POST_TRAFFIC_HOOK_FAILED"
+    HOOK_TIMED_OUT = "HOOK_TIMED_OUT"
+    MANUAL_ABORT = "MANUAL_ABORT"
+    CONCURRENT_ALIAS_CHANGE = "CONCURRENT_ALIAS_CHANGE"
+    ALIAS_UPDATE_REFUSED = "ALIAS_UPDATE_REFUSED"
+
+
+class ReleaseStatus(StrEnum):
+    PRE_TRAFFIC = "PRE_TRAFFIC"  # accepted; the pre-traffic hook has not passed yet; no traffic moved
+    SHIFTING = "SHIFTING"  # traffic moves per the strategy
+    POST_TRAFFIC = "POST_TRAFFIC"  # all traffic on the target; post-traffic hook pending
+    BAKING = (
+        "BAKING"  # hooks passed; waiting for the strategy's end (BlueGreen bake), rollback still one call
+    )
+    ROLLING_BACK = "ROLLING_BACK"  # restoring the alias to its recorded previous state
+    COMPLETED = "COMPLETED"
+    ROLLED_BACK = "ROLLED_BACK"
+    ABORTED = "ABORTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK, ReleaseStatus.ABORTED)
+
+
+class ControlAction(StrEnum):
+    PROMOTE = "promote"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
+    STATUS = "status"
+
+
+class HookPhase(StrEnum):
+    PRE_TRAFFIC = "PreTraffic"
+    POST_TRAFFIC = "PostTraffic"
+
+
+FUNCTION_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+ALIAS_NAME_PATTERN = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$")
+MAX_ALARMS = 10
+MAX_HOOK_TIMEOUT_SECONDS = 300
+
+
+# --- requests (published by teams) --------------------------------------------------------
+
+
+class CustomStrategy(_Contract):
+    """A strategy spelled as parameters instead of a name (``strategy`` may also be a name,
+    e.g. ``Canary10Percent5Minutes`` or ``Linear20PercentEvery2Minutes``; see
+    :mod:`configpipe.release.strategies`). Range checks live there so that a bad value is
+    reported with its own reason code rather than as a generic field error."""
+
+    type: Literal["canary", "linear", "allAtOnce", "blueGreen"]
+    percentage: float | None = None
+    interval_minutes: int | None = None
+    bake_minutes: int | None = None
+
+
+class ReleaseRequested(_Contract):
+    release_id: str = Field(description="Client idempotency key, like changeId")
+    function: str = Field(description="Name of a function listed in the registry's services[*].functions")
+    alias: str
+    target_version: str = Field(description="A published version number (never $LATEST)")
+    strategy: str | CustomStrategy
+    alarms: list[str] = Field(
+        default_factory=list, description=f"CloudWatch alarm names, at most {MAX_ALARMS}"
+    )
+    pre_traffic_hook: str | None = Field(
+        default=None, description="Registered function invoked before traffic"
+    )
+    post_traffic_hook: str | None = Field(default=None, description="Registered function invoked after 100%")
+    hook_timeout_seconds: int = Field(default=60, ge=1, le=MAX_HOOK_TIMEOUT_SECONDS)
+    author: str = Field(min_length=1, max_length=256)
+    reason: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("target_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, v: Any) -> Any:
+        # A version is a number on the wire as often as a string; both mean the same version.
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("release_id")
+    @classmethod
+    def _release_id(cls, v: str) -> str:
+        if not CHANGE_ID_PATTERN.fullmatch(v):
+            raise ValueError("releaseId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        return v
+
+    @field_validator("function", "pre_traffic_hook", "post_traffic_hook")
+    @classmethod
+    def _function_name(cls, v: str | None) -> str | None:
+        if v is not None and not FUNCTION_NAME_PATTERN.fullmatch(v):
+            raise ValueError("a function is named by 1-64 characters of A-Z a-z 0-9 _ - (a name, not an ARN)")
+        return v
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, v: str) -> str:
+        if not ALIAS_NAME_PATTERN.fullmatch(v):
+            raise ValueError("alias must be 1-128 characters of A-Z a-z 0-9 _ - and not only digits")
+        return v
+
+    @field_validator("alarms")
+    @classmethod
+    def _alarms(cls, v: list[str]) -> list[str]:
+        if any(not name or len(name) > 255 for name in v):
+            raise ValueError("alarm names are 1-255 characters")
+        return list(dict.fromkeys(v))  # de-duplicated, order kept
+
+
+class ReleaseControl(_Contract):
+    release_id: str
+    control_id: str = Field(description="Client idempotency key of this control")
+    action: ControlAction
+    author: str = Field(min_length=1, max_length=256)
+    reason: str = Field(default="", max_length=1024)
+
+    @field_validator("release_id", "control_id")
+    @classmethod
+    def _ids(cls, v: str) -> str:
+        if not CHANGE_ID_PATTERN.fullmatch(v):
+            raise ValueError("ids must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        return v
+
+
+# --- announcements (published by the pipeline) --------------------------------------------
+
+
+class ReleaseReason(_Contract):
+    code: ReleaseReasonCode
+    message: str
+    field: str | None = None
+
+
+class ReleaseRejected(_Contract):
+    """A request or control refused before it had any effect."""
+
+    release_id: str
+    action: str = Field(description="'request' or the control action")
+    control_id: str | None = None
+    function: str | None = None
+    alias: str | None = None
+    target_version: str | None = None
+    source: str
+    reasons: list[ReleaseReason] = Field(min_length=1)
+    rejected_at: datetime
+
+
+Weights = dict[str, float]
+
+
+class _ReleaseEvent(_Contract):
+    """Fields every lifecycle announcement carries, so a consumer needs no lookup."""
+
+    release_id: str
+    seq: int = Field(description="Position in the release's history; consumers dedupe on (releaseId, seq)")
+    function: str
+    alias: str
+    target_version: str
+    previous_version: str
+    strategy: str
+    status: ReleaseStatus
+    percent: float = Field(description="Traffic percentage on the target version after this event")
+    at: datetime
+
+
+class ReleaseStarted(_ReleaseEvent):
+    previous_weights: Weights
+    schedule: list[tuple[int, float]] = Field(description="(minute after first shift, percent) pairs")
+    alarms: list[str]
+    pre_traffic_hook: str | None = None
+    post_traffic_hook: str | None = None
+    author: str
+    reason: str
+    source: str
+
+
+class ReleaseHookCompleted(_ReleaseEvent):
+    phase: HookPhase
+    hook: str
+    passed: bool
+    message: str = ""
+
+
+class ReleaseStepped(_ReleaseEvent):
+    previous_percent: float
+    cause: Literal["schedule", "promoted", "recovered"]
+
+
+class ReleasePaused(_ReleaseEvent):
+    author: str
+    reason: str = ""
+
+
+class ReleaseResumed(_ReleaseEvent):
+    author: str
+    reason: str = ""
+    paused_seconds: float
+
+
+class ReleaseCompleted(_ReleaseEvent):
+    duration_seconds: float
+
+
+class ReleaseRolledBack(_ReleaseEvent):
+    code: ReleaseOutcomeCode
+    message: str
+    restored_version: str
+    restored_weights: Weights
+    alarms_in_alarm: list[str] = Field(default_factory=list)
+
+
+class ReleaseAborted(_ReleaseEvent):
+    code: ReleaseOutcomeCode
+    message: str
+    alias_restored: bool = Field(
+        description="False when the alias was left to whoever changed it concurrently"
+    )
+    restored_version: str | None = None
+    restored_weights: Weights | None = None
+    observed_version: str | None = None
+    observed_weights: Weights | None = None
+    author: str | None = None
+
+
+class ReleaseStatusReported(_ReleaseEvent):
+    paused: bool
+    promoted: bool
+    next_step_at: datetime | None = None
+    control_id: str | None = None
+
+
+#: Detail type → contract, to rebuild an announcement from the history it was stored in.
+ANNOUNCEMENT_CONTRACTS: dict[ReleaseDetailType, type[_ReleaseEvent]] = {
+    ReleaseDetailType.RELEASE_STARTED: ReleaseStarted,
+    ReleaseDetailType.RELEASE_HOOK_COMPLETED: ReleaseHookCompleted,
+    ReleaseDetailType.RELEASE_STEPPED: ReleaseStepped,
+    ReleaseDetailType.RELEASE_PAUSED: ReleasePaused,
+    ReleaseDetailType.RELEASE_RESUMED: ReleaseResumed,
+    ReleaseDetailType.RELEASE_COMPLETED: ReleaseCompleted,
+    ReleaseDetailType.RELEASE_ROLLED_BACK: ReleaseRolledBack,
+    ReleaseDetailType.RELEASE_ABORTED: ReleaseAborted,
+    ReleaseDetailType.RELEASE_STATUS_REPORTED: ReleaseStatusReported,
+}

@@ -1,0 +1,178 @@
+"""The release decision: pure logic, no I/O.
+
+Given the stored release, the alias as just read from Lambda, the watched alarms now in
+ALARM and the time, :func:`decide` returns the ONE next action. The service applies it,
+re-reads, and asks again until the answer is :class:`Wait`. Because the desired weight is a
+pure function of (strategy, first-shift time, paused time, now) and every action is checked
+against what the alias really is, running a reconcile twice at the same moment does nothing
+the second time, and a reconcile after a crash converges on a weight the strategy allows.
+
+Order of precedence (first match wins):
+
+1. terminal release → ``Wait``;
+2. the alias is what we were about to write (``intent``) → ``RecordApplied`` (our write
+   landed, the crash happened before we recorded it);
+3. rolling back and the alias is already the recorded previous state → ``FinishRollback``;
+4. the alias is neither what we last wrote nor the intent → ``TakeOver`` (a concurrent change:
+   the release stops and leaves the alias alone; it never overwrites somebody else's change);
+5. rolling back → ``Restore`` the previous state;
+6. a watched alarm in ALARM → ``BeginRollback`` (also while paused: pause stops progress, not
+   safety);
+7. paused → ``Wait``;
+8. pre-traffic hook not passed → ``RunHook(PreTraffic)``;
+9. shifting: the strategy wants another weight → ``Shift``; at 100 % → ``TrafficComplete``;
+10. post-traffic hook not passed → ``RunHook(PostTraffic)``;
+11. the strategy's end (last shift, or the BlueGreen bake) reached or promoted → ``Complete``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from configpipe.release.contracts import HookPhase, ReleaseOutcomeCode, ReleaseStatus
+from configpipe.release.model import AliasState, AliasTarget, ReleaseState, target_for
+
+
+@dataclass(frozen=True)
+class Wait:
+    reason: str
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecordApplied:
+    target: AliasTarget
+
+
+@dataclass(frozen=True)
+class TakeOver:
+    observed: AliasState | None
+
+
+@dataclass(frozen=True)
+class BeginRollback:
+    code: ReleaseOutcomeCode
+    message: str
+    alarms_in_alarm: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Restore:
+    target: AliasTarget
+
+
+@dataclass(frozen=True)
+class FinishRollback:
+    pass
+
+
+@dataclass(frozen=True)
+class RunHook:
+    phase: HookPhase
+    function: str
+
+
+@dataclass(frozen=True)
+class Shift:
+    target: AliasTarget
+    percent: float
+    cause: str  # "schedule" | "promoted"
+
+
+@dataclass(frozen=True)
+class TrafficComplete:
+    pass
+
+
+@dataclass(frozen=True)
+class Complete:
+    pass
+
+
+Action = (
+    Wait
+    | RecordApplied
+    | TakeOver
+    | BeginRollback
+    | Restore
+    | FinishRollback
+    | RunHook
+    | Shift
+    | TrafficComplete
+    | Complete
+)
+
+
+def desired_percent(state: ReleaseState, now: datetime) -> float:
+    """What the strategy allows right now (100 once promoted)."""
+    if state.promoted:
+        return 100.0
+    return state.strategy.percent_at(state.elapsed_seconds(now))
+
+
+def next_step_at(state: ReleaseState, now: datetime) -> datetime | None:
+    """When the strategy next changes the weight or may complete (None when paused or not started)."""
+    if state.shift_started_at is None or state.paused or state.status.terminal:
+        return None
+    elapsed = state.elapsed_seconds(now)
+    upcoming = state.strategy.next_shift_after(elapsed)
+    end = state.strategy.duration_minutes * 60.0
+    if upcoming is None and end > elapsed:
+        upcoming = end
+    return None if upcoming is None else now + timedelta(seconds=upcoming - elapsed)
+
+
+def decide(
+    state: ReleaseState, observed: AliasState | None, alarms_in_alarm: list[str], now: datetime
+) -> Action:
+    if state.status.terminal:
+        return Wait("release has ended")
+
+    current = observed.target() if observed is not None else None
+    if (
+        state.intent is not None
+        and state.intent.same_routing(current)
+        and not state.applied.same_routing(current)
+    ):
+        return RecordApplied(state.intent)
+    if state.status is ReleaseStatus.ROLLING_BACK and state.previous.same_routing(current):
+        return FinishRollback()
+    if not state.applied.same_routing(current):
+        return TakeOver(observed)
+    if state.status is ReleaseStatus.ROLLING_BACK:
+        return Restore(state.previous)
+
+    if alarms_in_alarm:
+        return BeginRollback(
+            ReleaseOutcomeCode.ALARM,
+            f"alarm(s) in ALARM: {', '.join(sorted(alarms_in_alarm))}",
+            sorted(alarms_in_alarm),
+        )
+    if state.paused:
+        return Wait("paused")
+
+    if state.status is ReleaseStatus.PRE_TRAFFIC:
+        if state.hooks.pre_traffic and not state.pre_hook_passed:
+            return RunHook(HookPhase.PRE_TRAFFIC, state.hooks.pre_traffic)
+        # Without a hook the release is created SHIFTING; this is the hook-passed-but-not-recorded path.
+        return Wait("waiting for the pre-traffic hook result to be recorded")
+
+    if state.status is ReleaseStatus.SHIFTING:
+        percent = desired_percent(state, now)
+        wanted = target_for(percent, state.previous.function_version, state.target_version)
+        if not wanted.same_routing(state.applied):
+            return Shift(wanted, percent, "promoted" if state.promoted else "schedule")
+        if percent >= 100:
+            return TrafficComplete()
+        return Wait("next step not due", next_step_at(state, now))
+
+    if state.status is ReleaseStatus.POST_TRAFFIC:
+        if state.hooks.post_traffic and not state.post_hook_passed:
+            return RunHook(HookPhase.POST_TRAFFIC, state.hooks.post_traffic)
+        return Wait("waiting for the post-traffic hook result to be recorded")
+
+    # BAKING: every shift done and every hook passed; the previous version stays one call away.
+    if state.promoted or state.elapsed_seconds(now) >= state.strategy.duration_minutes * 60:
+        return Complete()
+    return Wait("baking", next_step_at(state, now))

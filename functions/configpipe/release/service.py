@@ -1,0 +1,787 @@
+"""Release orchestration: accept requests, apply controls, reconcile active releases, announce.
+
+The service owns no decision: :func:`configpipe.release.engine.decide` says what to do next;
+this module reads the inputs (stored state, alias, alarms, clock), applies the one action
+(alias write, hook, state save), and asks again. Every state change is one conditional
+transaction with its history entries (:class:`ReleaseStore`); history entries are published
+right after the commit and re-published by :meth:`ReleaseService.announce_pending` if that
+publish was lost.
+
+Alias writes follow write-ahead intent: the state records ``intent`` → ``UpdateAlias`` (guarded
+by the RevisionId just read) → the state records ``applied``. A crash at any point leaves the
+alias at either ``applied`` or ``intent``, and the next reconcile recognises both as its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from pydantic import ValidationError
+
+from configpipe.bus import ConfigBus
+from configpipe.contracts import DetailType
+from configpipe.errors import EventPublishError
+from configpipe.observability import logger, metrics
+from configpipe.registry import Registry
+from configpipe.release import engine
+from configpipe.release.alias import LambdaAliases
+from configpipe.release.contracts import (
+    ANNOUNCEMENT_CONTRACTS,
+    ControlAction,
+    HookPhase,
+    ReleaseAborted,
+    ReleaseCompleted,
+    ReleaseControl,
+    ReleaseDetailType,
+    ReleaseHookCompleted,
+    ReleaseOutcomeCode,
+    ReleasePaused,
+    ReleaseReason,
+    ReleaseReasonCode,
+    ReleaseRejected,
+    ReleaseRequested,
+    ReleaseResumed,
+    ReleaseRolledBack,
+    ReleaseStarted,
+    ReleaseStatus,
+    ReleaseStatusReported,
+    ReleaseStepped,
+    _ReleaseEvent,
+)
+from configpipe.release.errors import (
+    AliasBusyError,
+    AliasNotFoundError,
+    AliasRevisionConflictError,
+    AliasUpdateRefusedError,
+    DuplicateControlError,
+    ReleaseExistsError,
+    StaleReleaseStateError,
+)
+from configpipe.release.health import AlarmHealth
+from configpipe.release.hooks import HookRequest, HookRunner, HookVerdict
+from configpipe.release.model import AliasState, AliasTarget, HistoryEntry, HookSpec, Outcome, ReleaseState
+from configpipe.release.store import ReleaseStore
+from configpipe.release.validation import ReleaseRejectedError, validate_request
+from configpipe.values import canonical_json
+
+Clock = Callable[[], datetime]
+#: Called with a checkpoint name between the steps of an action; tests inject a fault here to
+#: simulate a crash ("intent_recorded", "alias_updated", "hook_ran", "committed").
+Checkpoint = Callable[[str], None]
+
+#: Upper bound of actions per release per reconcile: a full release never needs more than a
+#: handful in one go (hook, shift, record, complete); the bound keeps a flapping alias from
+#: spinning a Lambda until its timeout.
+MAX_ACTIONS_PER_RECONCILE = 12
+MAX_CONTROL_ATTEMPTS = 5
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+@dataclass
+class RequestResult:
+    outcome: Literal["accepted", "duplicate", "rejected"]
+    release_id: str
+    reasons: list[ReleaseReason] = field(default_factory=list)
+    state: ReleaseState | None = None
+
+
+@dataclass
+class ControlResult:
+    outcome: Literal["applied", "duplicate", "rejected", "reported"]
+    reasons: list[ReleaseReason] = field(default_factory=list)
+    state: ReleaseState | None = None
+
+
+@dataclass
+class ReconcileSummary:
+    releases: int = 0
+    failed: list[str] = field(default_factory=list)
+    announced: int = 0
+
+
+def _request_hash(request: ReleaseRequested) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(request.to_detail()).encode("utf-8")).hexdigest()
+
+
+def reasons_from_validation_error(error: ValidationError) -> list[ReleaseReason]:
+    reasons = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or None
+        code = (
+            ReleaseReasonCode.MALFORMED_EVENT
+            if item["type"] in ("extra_forbidden", "missing")
+            else (ReleaseReasonCode.INVALID_FIELD)
+        )
+        reasons.append(ReleaseReason(code=code, message=str(item["msg"]), field=where))
+    return reasons or [ReleaseReason(code=ReleaseReasonCode.MALFORMED_EVENT, message=str(error))]
+
+
+class ReleaseService:
+    def __init__(
+        self,
+        *,
+        store: ReleaseStore,
+        aliases: LambdaAliases,
+        health: AlarmHealth,
+        hooks: HookRunner,
+        bus: ConfigBus,
+        registry: Registry,
+        clock: Clock = utc_now,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> None:
+        self._store = store
+        self._aliases = aliases
+        self._health = health
+        self._hooks = hooks
+        self._bus = bus
+        self._registry = registry
+        self._clock = clock
+        self._checkpoint = checkpoint
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def handle_request(self, detail: Any, source: str, event_id: str = "") -> RequestResult:
+        """Parse and process a ``ReleaseRequested`` detail; malformed input becomes a rejection."""
+        try:
+            request = ReleaseRequested.model_validate(detail)
+        except ValidationError as e:
+            release_id = detail.get("releaseId") if isinstance(detail, dict) else None
+            release_id = release_id if isinstance(release_id, str) and release_id else (event_id or "unknown")
+            return self._reject(
+                release_id, "request", source, reasons_from_validation_error(e), detail=detail
+            )
+        return self.request(request, source)
+
+    def request(self, request: ReleaseRequested, source: str) -> RequestResult:
+        existing = self._store.get(request.release_id)
+        if existing is not None:
+            return self._duplicate(existing, request, source)
+        try:
+            validated = validate_request(request, source, self._registry, self._aliases, self._health)
+        except ReleaseRejectedError as e:
+            return self._reject(request.release_id, "request", source, e.reasons, request=request)
+
+        now = self._clock()
+        alias_state = validated.alias_state
+        previous = alias_state.target()
+        hooks = HookSpec(
+            pre_traffic=request.pre_traffic_hook,
+            post_traffic=request.post_traffic_hook,
+            timeout_seconds=request.hook_timeout_seconds,
+        )
+        state = ReleaseState(
+            release_id=request.release_id,
+            service=validated.service,
+            function=request.function,
+            alias=request.alias,
+            target_version=request.target_version,
+            strategy=validated.strategy,
+            alarms=request.alarms,
+            hooks=hooks,
+            author=request.author,
+            reason=request.reason,
+            source=source,
+            request_hash=_request_hash(request),
+            status=ReleaseStatus.PRE_TRAFFIC if hooks.pre_traffic else ReleaseStatus.SHIFTING,
+            previous=previous,
+            previous_revision_id=alias_state.revision_id,
+            applied=previous,
+            requested_at=now,
+            shift_started_at=None if hooks.pre_traffic else now,
+            updated_at=now,
+            seq=1,
+            history_count=1,
+        )
+        started = self._event(
+            ReleaseStarted,
+            state,
+            1,
+            now,
+            previous_weights=previous.weights,
+            schedule=state.strategy.schedule(),
+            alarms=state.alarms,
+            pre_traffic_hook=hooks.pre_traffic,
+            post_traffic_hook=hooks.post_traffic,
+            author=state.author,
+            reason=state.reason,
+            source=source,
+        )
+        entry = self._entry(state, ReleaseDetailType.RELEASE_STARTED, started)
+        try:
+            self._store.create(state, [entry])
+        except ReleaseExistsError:
+            # A concurrent delivery of the same request won the race.
+            raced = self._store.get(request.release_id)
+            assert raced is not None
+            return self._duplicate(raced, request, source)
+        except AliasBusyError as e:
+            return self._reject(
+                request.release_id,
+                "request",
+                source,
+                [
+                    ReleaseReason(
+                        code=ReleaseReasonCode.RELEASE_IN_PROGRESS,
+                        message=f"release {e.active_release_id} is already active on {e.function}:{e.alias}; "
+                        "wait for it, or promote or abort it",
+                        field="alias",
+                    )
+                ],
+                request=request,
+            )
+        metrics.add_metric(name="ReleaseStarted", unit="Count", value=1)
+        logger.info(
+            "release accepted", extra={"release_id": state.release_id, "strategy": state.strategy.name}
+        )
+        self._announce([entry])
+        return RequestResult("accepted", request.release_id, state=self.reconcile(request.release_id))
+
+    def _duplicate(self, existing: ReleaseState, request: ReleaseRequested, source: str) -> RequestResult:
+        if existing.request_hash != _request_hash(request):
+            return self._reject(
+                request.release_id,
+                "request",
+                source,
+                [
+                    ReleaseReason(
+                        code=ReleaseReasonCode.RELEASE_ID_CONFLICT,
+                        message=f"release {request.release_id} was another request; use a new id",
+                        field="releaseId",
+                    )
+                ],
+                request=request,
+            )
+        # A redelivery resumes the release (idempotent): a crash during the first delivery
+        # converges here as well as on the next tick.
+        return RequestResult("duplicate", request.release_id, state=self.reconcile(request.release_id))
+
+    def _reject(
+        self,
+        release_id: str,
+        action: str,
+        source: str,
+        reasons: list[ReleaseReason],
+        *,
+        request: ReleaseRequested | None = None,
+        detail: Any = None,
+        control_id: str | None = None,
+    ) -> RequestResult:
+        def text(key: str) -> str | None:
+            value = detail.get(key) if isinstance(detail, dict) else None
+            return value if isinstance(value, str) else None
+
+        rejected = ReleaseRejected(
+            release_id=release_id,
+            action=action,
+            control_id=control_id,
+            function=request.function if request else text("function"),
+            alias=request.alias if request else text("alias"),
+            target_version=request.target_version if request else text("targetVersion"),
+            source=source,
+            reasons=reasons,
+            rejected_at=self._clock(),
+        )
+        metrics.add_metric(name="ReleaseRejected", unit="Count", value=1)
+        logger.info(
+            "release %s rejected",
+            action,
+            extra={"release_id": release_id, "reasons": rejected.to_detail()["reasons"]},
+        )
+        self._publish(ReleaseDetailType.RELEASE_REJECTED, rejected, [])
+        return RequestResult("rejected", release_id, reasons=reasons)
+
+    # --- controls ---------------------------------------------------------------------------
+
+    def handle_control(self, detail: Any, source: str, event_id: str = "") -> ControlResult:
+        try:
+            control = ReleaseControl.model_validate(detail)
+        except ValidationError as e:
+            release_id = detail.get("releaseId") if isinstance(detail, dict) else None
+            release_id = release_id if isinstance(release_id, str) and release_id else (event_id or "unknown")
+            action = detail.get("action") if isinstance(detail, dict) else None
+            result = self._reject(
+                release_id, str(action or "control"), source, reasons_from_validation_error(e)
+            )
+            return ControlResult("rejected", reasons=result.reasons)
+        return self.control(control, source)
+
+    def control(self, control: ReleaseControl, source: str) -> ControlResult:
+        for _ in range(MAX_CONTROL_ATTEMPTS):
+            try:
+                return self._control_once(control, source)
+            except StaleReleaseStateError:
+                continue  # a reconcile saved in between: re-read and re-apply
+        raise StaleReleaseStateError(control.release_id, -1)
+
+    def _control_rejected(
+        self, control: ReleaseControl, source: str, code: ReleaseReasonCode, message: str
+    ) -> ControlResult:
+        reasons = [ReleaseReason(code=code, message=message, field="releaseId")]
+        self._reject(control.release_id, control.action.value, source, reasons, control_id=control.control_id)
+        return ControlResult("rejected", reasons=reasons)
+
+    def _control_once(self, control: ReleaseControl, source: str) -> ControlResult:
+        state = self._store.get(control.release_id)
+        if state is None:
+            return self._control_rejected(
+                control, source, ReleaseReasonCode.RELEASE_NOT_FOUND, f"no release {control.release_id}"
+            )
+        entry = self._registry.services.get(state.service)
+        if entry is None or source not in entry.publishers:
+            return self._control_rejected(
+                control,
+                source,
+                ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
+                f"source {source} may not control releases of service {state.service}",
+            )
+        now = self._clock()
+        if control.action is ControlAction.STATUS:
+            report = self._event(
+                ReleaseStatusReported,
+                state,
+                state.history_count,
+                now,
+                paused=state.paused,
+                promoted=state.promoted,
+                next_step_at=engine.next_step_at(state, now),
+                control_id=control.control_id,
+            )
+            self._publish(ReleaseDetailType.RELEASE_STATUS_REPORTED, report, [state.release_id])
+            return ControlResult("reported", state=state)
+        if self._store.has_control(state.release_id, control.control_id):
+            return ControlResult("duplicate", state=state)
+        if state.status.terminal:
+            return self._control_rejected(
+                control,
+                source,
+                ReleaseReasonCode.RELEASE_NOT_ACTIVE,
+                f"release {state.release_id} has already ended ({state.status.value})",
+            )
+
+        new = state.model_copy(update={"updated_at": now})
+        events: list[tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]]] = []
+        if control.action is ControlAction.PAUSE and not state.paused:
+            new = new.model_copy(update={"paused_at": now})
+            events.append(
+                (
+                    ReleaseDetailType.RELEASE_PAUSED,
+                    ReleasePaused,
+                    {"author": control.author, "reason": control.reason},
+                )
+            )
+        elif control.action in (ControlAction.RESUME, ControlAction.PROMOTE) and state.paused_at is not None:
+            paused_for = (now - state.paused_at).total_seconds()
+            new = new.model_copy(
+                update={"paused_at": None, "paused_seconds": state.paused_seconds + paused_for}
+            )
+            events.append(
+                (
+                    ReleaseDetailType.RELEASE_RESUMED,
+                    ReleaseResumed,
+                    {"author": control.author, "reason": control.reason, "paused_seconds": paused_for},
+                )
+            )
+        if control.action is ControlAction.PROMOTE:
+            new = new.model_copy(update={"promoted": True})
+        if control.action is ControlAction.ABORT and state.status is not ReleaseStatus.ROLLING_BACK:
+            outcome = Outcome(
+                code=ReleaseOutcomeCode.MANUAL_ABORT,
+                message=control.reason or f"aborted by {control.author}",
+                aborted=True,
+                author=control.author,
+            )
+            new = new.model_copy(update={"status": ReleaseStatus.ROLLING_BACK, "outcome": outcome})
+        try:
+            self._commit(state, new, events, control=(control.control_id, control.action.value))
+        except DuplicateControlError:
+            return ControlResult("duplicate", state=state)
+        logger.info(
+            "release control applied", extra={"release_id": state.release_id, "action": control.action.value}
+        )
+        return ControlResult("applied", state=self.reconcile(state.release_id))
+
+    # --- reconcile --------------------------------------------------------------------------
+
+    def reconcile_all(self) -> ReconcileSummary:
+        """The durable timer's tick: every active release, then every lost announcement.
+        One failing release does not stop the others; the failures are reported (and raised
+        by the handler after the loop, so the tick's retry/DLQ path sees them)."""
+        summary = ReconcileSummary()
+        for release_id in self._store.active_release_ids():
+            summary.releases += 1
+            try:
+                self.reconcile(release_id)
+            except Exception:
+                logger.exception("reconcile failed", extra={"release_id": release_id})
+                summary.failed.append(release_id)
+        summary.announced = self.announce_pending()
+        return summary
+
+    def reconcile(self, release_id: str) -> ReleaseState | None:
+        state = self._store.get(release_id)
+        for _ in range(MAX_ACTIONS_PER_RECONCILE):
+            if state is None or state.status.terminal:
+                return state
+            now = self._clock()
+            try:
+                observed: AliasState | None = self._aliases.get(state.function, state.alias)
+            except AliasNotFoundError:
+                observed = None
+            alarms = self._health.in_alarm(state.alarms)
+            action = engine.decide(state, observed, alarms, now)
+            if isinstance(action, engine.Wait):
+                return state
+            logger.debug("release action", extra={"release_id": release_id, "action": type(action).__name__})
+            try:
+                self._apply(state, action, observed, now)
+            except StaleReleaseStateError:
+                logger.info(
+                    "release changed concurrently; leaving it to the winner", extra={"release_id": release_id}
+                )
+                return self._store.get(release_id)
+            except AliasRevisionConflictError:
+                logger.warning("alias revision moved during update", extra={"release_id": release_id})
+            state = self._store.get(release_id)
+        return state
+
+    def _apply(
+        self, state: ReleaseState, action: engine.Action, observed: AliasState | None, now: datetime
+    ) -> None:
+        if isinstance(action, engine.RecordApplied):
+            before = state.percent
+            new = state.model_copy(update={"applied": action.target, "intent": None, "updated_at": now})
+            self._commit(
+                state,
+                new,
+                [
+                    (
+                        ReleaseDetailType.RELEASE_STEPPED,
+                        ReleaseStepped,
+                        {"previous_percent": before, "cause": "recovered"},
+                    )
+                ],
+            )
+        elif isinstance(action, engine.TakeOver):
+            self._take_over(state, action.observed, now)
+        elif isinstance(action, engine.BeginRollback):
+            outcome = Outcome(
+                code=action.code, message=action.message, alarms_in_alarm=action.alarms_in_alarm
+            )
+            self._commit(
+                state,
+                state.model_copy(
+                    update={"status": ReleaseStatus.ROLLING_BACK, "outcome": outcome, "updated_at": now}
+                ),
+                [],
+            )
+        elif isinstance(action, engine.Restore):
+            self._write_alias(state, action.target, observed, now)
+        elif isinstance(action, engine.FinishRollback):
+            self._finish_rollback(state, now)
+        elif isinstance(action, engine.RunHook):
+            self._run_hook(state, action, now)
+        elif isinstance(action, engine.Shift):
+            before = state.percent
+            after = self._write_alias(state, action.target, observed, now)
+            if after is None:
+                return
+            new = after.model_copy(update={"applied": action.target, "intent": None, "updated_at": now})
+            self._commit(
+                after,
+                new,
+                [
+                    (
+                        ReleaseDetailType.RELEASE_STEPPED,
+                        ReleaseStepped,
+                        {"previous_percent": before, "cause": action.cause},
+                    )
+                ],
+            )
+            metrics.add_metric(name="ReleaseStepped", unit="Count", value=1)
+        elif isinstance(action, engine.TrafficComplete):
+            status = ReleaseStatus.POST_TRAFFIC if state.hooks.post_traffic else ReleaseStatus.BAKING
+            self._commit(
+                state,
+                state.model_copy(update={"status": status, "traffic_completed_at": now, "updated_at": now}),
+                [],
+            )
+        elif isinstance(action, engine.Complete):
+            started = state.shift_started_at or state.requested_at
+            new = state.model_copy(
+                update={"status": ReleaseStatus.COMPLETED, "ended_at": now, "updated_at": now}
+            )
+            self._commit(
+                state,
+                new,
+                [
+                    (
+                        ReleaseDetailType.RELEASE_COMPLETED,
+                        ReleaseCompleted,
+                        {"duration_seconds": (now - started).total_seconds()},
+                    )
+                ],
+                release_lock=True,
+            )
+            metrics.add_metric(name="ReleaseCompleted", unit="Count", value=1)
+
+    def _write_alias(
+        self, state: ReleaseState, target: AliasTarget, observed: AliasState | None, now: datetime
+    ) -> ReleaseState | None:
+        """Write-ahead intent, then the guarded UpdateAlias. Returns the state with the intent
+        recorded, or None when Lambda refused the routing (the release then rolls back)."""
+        assert observed is not None  # decide() only asks for a write when the alias is ours
+        recorded = self._commit(state, state.model_copy(update={"intent": target, "updated_at": now}), [])
+        self._checkpoint("intent_recorded")
+        try:
+            self._aliases.update(state.function, state.alias, target, observed.revision_id)
+        except AliasUpdateRefusedError as e:
+            if state.status is ReleaseStatus.ROLLING_BACK:
+                raise  # cannot restore: leave it to retries/the DLQ alarm rather than hide it
+            logger.error(
+                "Lambda refused the alias update", extra={"release_id": state.release_id, "error": str(e)}
+            )
+            outcome = Outcome(code=ReleaseOutcomeCode.ALIAS_UPDATE_REFUSED, message=str(e))
+            self._commit(
+                recorded,
+                recorded.model_copy(
+                    update={"status": ReleaseStatus.ROLLING_BACK, "outcome": outcome, "intent": None}
+                ),
+                [],
+            )
+            return None
+        self._checkpoint("alias_updated")
+        return recorded
+
+    def _take_over(self, state: ReleaseState, observed: AliasState | None, now: datetime) -> None:
+        outcome = Outcome(
+            code=ReleaseOutcomeCode.CONCURRENT_ALIAS_CHANGE,
+            message="the alias was changed outside this release; it stopped and left the alias as found",
+            aborted=True,
+        )
+        new = state.model_copy(
+            update={
+                "status": ReleaseStatus.ABORTED,
+                "outcome": outcome,
+                "intent": None,
+                "ended_at": now,
+                "updated_at": now,
+            }
+        )
+        metrics.add_metric(name="ReleaseConcurrentChange", unit="Count", value=1)
+        logger.warning(
+            "concurrent alias change",
+            extra={
+                "release_id": state.release_id,
+                "expected": state.applied.model_dump(),
+                "observed": observed.model_dump() if observed else None,
+            },
+        )
+        self._commit(
+            state,
+            new,
+            [
+                (
+                    ReleaseDetailType.RELEASE_ABORTED,
+                    ReleaseAborted,
+                    {
+                        "code": outcome.code,
+                        "message": outcome.message,
+                        "alias_restored": False,
+                        "observed_version": observed.function_version if observed else None,
+                        "observed_weights": observed.weights if observed else None,
+                    },
+                )
+            ],
+            release_lock=True,
+        )
+
+    def _finish_rollback(self, state: ReleaseState, now: datetime) -> None:
+        outcome = state.outcome or Outcome(
+            code=ReleaseOutcomeCode.MANUAL_ABORT, message="rolled back", aborted=True
+        )
+        status = ReleaseStatus.ABORTED if outcome.aborted else ReleaseStatus.ROLLED_BACK
+        new = state.model_copy(
+            update={
+                "status": status,
+                "applied": state.previous,
+                "intent": None,
+                "ended_at": now,
+                "updated_at": now,
+            }
+        )
+        restored = {
+            "restored_version": state.previous.function_version,
+            "restored_weights": state.previous.weights,
+        }
+        if outcome.aborted:
+            event: tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]] = (
+                ReleaseDetailType.RELEASE_ABORTED,
+                ReleaseAborted,
+                {
+                    "code": outcome.code,
+                    "message": outcome.message,
+                    "alias_restored": True,
+                    "author": outcome.author,
+                    **restored,
+                },
+            )
+        else:
+            event = (
+                ReleaseDetailType.RELEASE_ROLLED_BACK,
+                ReleaseRolledBack,
+                {
+                    "code": outcome.code,
+                    "message": outcome.message,
+                    "alarms_in_alarm": outcome.alarms_in_alarm,
+                    **restored,
+                },
+            )
+        self._commit(state, new, [event], release_lock=True)
+        metrics.add_metric(
+            name="ReleaseRolledBack" if not outcome.aborted else "ReleaseAborted", unit="Count", value=1
+        )
+
+    def _run_hook(self, state: ReleaseState, action: engine.RunHook, now: datetime) -> None:
+        request = HookRequest(
+            release_id=state.release_id,
+            phase=action.phase,
+            function=state.function,
+            alias=state.alias,
+            target_version=state.target_version,
+            previous_version=state.previous.function_version,
+            percent=state.percent,
+        )
+        result = self._hooks.run(action.function, request, state.hooks.timeout_seconds)
+        self._checkpoint("hook_ran")
+        done = self._clock()
+        pre = action.phase is HookPhase.PRE_TRAFFIC
+        if result.passed:
+            update: dict[str, Any] = (
+                {"status": ReleaseStatus.SHIFTING, "pre_hook_passed": True, "shift_started_at": done}
+                if pre
+                else {"status": ReleaseStatus.BAKING, "post_hook_passed": True}
+            )
+        else:
+            if result.verdict is HookVerdict.TIMED_OUT:
+                code = ReleaseOutcomeCode.HOOK_TIMED_OUT
+            else:
+                code = (
+                    ReleaseOutcomeCode.PRE_TRAFFIC_HOOK_FAILED
+                    if pre
+                    else ReleaseOutcomeCode.POST_TRAFFIC_HOOK_FAILED
+                )
+            message = f"{action.phase.value} hook {action.function}: {result.verdict.value} {result.message}"
+            message = message.strip()
+            update = {"status": ReleaseStatus.ROLLING_BACK, "outcome": Outcome(code=code, message=message)}
+        new = state.model_copy(update={**update, "updated_at": done})
+        self._commit(
+            state,
+            new,
+            [
+                (
+                    ReleaseDetailType.RELEASE_HOOK_COMPLETED,
+                    ReleaseHookCompleted,
+                    {
+                        "phase": action.phase,
+                        "hook": action.function,
+                        "passed": result.passed,
+                        "message": result.message[:500],
+                    },
+                )
+            ],
+        )
+
+    # --- persistence + announcements --------------------------------------------------------
+
+    def _commit(
+        self,
+        old: ReleaseState,
+        new: ReleaseState,
+        events: list[tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]]],
+        *,
+        release_lock: bool = False,
+        control: tuple[str, str] | None = None,
+    ) -> ReleaseState:
+        entries = []
+        count = old.history_count
+        for detail_type, contract, extra in events:
+            count += 1
+            entries.append(
+                self._entry(new, detail_type, self._event(contract, new, count, new.updated_at, **extra))
+            )
+        saved = new.model_copy(update={"seq": old.seq + 1, "history_count": count})
+        self._store.save(saved, old.seq, entries, release_lock=release_lock, control=control)
+        self._checkpoint("committed")
+        self._announce(entries)
+        return saved
+
+    @staticmethod
+    def _event(
+        contract: type[_ReleaseEvent], state: ReleaseState, seq: int, at: datetime, **extra: Any
+    ) -> _ReleaseEvent:
+        return contract(
+            release_id=state.release_id,
+            seq=seq,
+            function=state.function,
+            alias=state.alias,
+            target_version=state.target_version,
+            previous_version=state.previous.function_version,
+            strategy=state.strategy.name,
+            status=state.status,
+            percent=state.applied.percent_on(state.target_version),
+            at=at,
+            **extra,
+        )
+
+    @staticmethod
+    def _entry(state: ReleaseState, detail_type: ReleaseDetailType, event: _ReleaseEvent) -> HistoryEntry:
+        return HistoryEntry(
+            release_id=state.release_id,
+            seq=event.seq,
+            at=event.at,
+            detail_type=detail_type,
+            detail=event.to_detail(),
+        )
+
+    def _publish(self, detail_type: ReleaseDetailType, event: Any, resources: list[str]) -> None:
+        # ConfigBus types its detail-type parameter with the config enum; release detail types
+        # are the same kind of string enum (see the report: bus.py could accept any StrEnum).
+        self._bus.publish([self._bus.entry(cast(DetailType, detail_type), event, resources)])
+
+    def _announce(self, entries: list[HistoryEntry]) -> int:
+        """Publish history entries, then mark them announced. A failed publish is left for
+        :meth:`announce_pending` (the next tick) instead of failing the transition."""
+        announced = 0
+        for entry in entries:
+            contract = ANNOUNCEMENT_CONTRACTS[entry.detail_type]
+            try:
+                self._publish(entry.detail_type, contract.model_validate(entry.detail), [entry.release_id])
+            except EventPublishError:
+                logger.exception(
+                    "announcement not published; the next reconcile retries",
+                    extra={"release_id": entry.release_id},
+                )
+                return announced
+            self._store.mark_announced(entry.release_id, entry.seq, self._clock())
+            announced += 1
+        return announced
+
+    def announce_pending(self) -> int:
+        return self._announce(self._store.unannounced())
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def status(self, release_id: str) -> tuple[ReleaseState | None, list[HistoryEntry]]:
+        state = self._store.get(release_id)
+        return state, (self._store.history(release_id) if state else [])

@@ -1,0 +1,232 @@
+"""Checks a release request must pass before it is accepted (and before any traffic moves).
+
+Static rules first (registry, authorisation, strategy, versions, hooks), then the ones that
+need AWS (function, alias, versions and their configuration, alarms). Every failure is a
+:class:`~configpipe.release.contracts.ReleaseReason` with a stable code; nothing is written
+for a rejected request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from configpipe.registry import Registry
+from configpipe.release.alias import LambdaAliases
+from configpipe.release.contracts import MAX_ALARMS, ReleaseReason, ReleaseReasonCode, ReleaseRequested
+from configpipe.release.errors import AliasNotFoundError, FunctionNotFoundError, VersionNotFoundError
+from configpipe.release.health import AlarmHealth
+from configpipe.release.model import AliasState
+from configpipe.release.strategies import Strategy, StrategyError, parse_strategy
+
+LATEST = "$LATEST"
+
+
+class ReleaseRejectedError(Exception):
+    def __init__(self, reasons: list[ReleaseReason]) -> None:
+        super().__init__("; ".join(f"{r.code}: {r.message}" for r in reasons))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True)
+class ValidatedRelease:
+    service: str
+    strategy: Strategy
+    alias_state: AliasState
+
+
+def owner_of(registry: Registry, function: str) -> str | None:
+    """The registered service whose ``functions`` list the function (None if none does)."""
+    for name, entry in sorted(registry.services.items()):
+        if function in entry.functions:
+            return name
+    return None
+
+
+def _reason(code: ReleaseReasonCode, message: str, field: str | None = None) -> ReleaseReason:
+    return ReleaseReason(code=code, message=message, field=field)
+
+
+def _static_reasons(
+    request: ReleaseRequested, source: str, registry: Registry
+) -> tuple[list[ReleaseReason], str | None, Strategy | None]:
+    reasons: list[ReleaseReason] = []
+    service = owner_of(registry, request.function)
+    if service is None:
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.FUNCTION_NOT_REGISTERED,
+                f"{request.function} is not in any registered service's functions",
+                "function",
+            )
+        )
+    elif source not in registry.services[service].publishers:
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
+                f"source {source} may not release functions of service {service}",
+                "source",
+            )
+        )
+    strategy = None
+    try:
+        strategy = parse_strategy(request.strategy)
+    except StrategyError as e:
+        reasons.append(_reason(e.code, e.message, "strategy"))
+    if request.target_version == LATEST:
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.TARGET_IS_LATEST,
+                "$LATEST is mutable; release a published version",
+                "targetVersion",
+            )
+        )
+    elif not request.target_version.isdigit() or int(request.target_version) < 1:
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.INVALID_VERSION,
+                f"targetVersion must be a published version number, got {request.target_version!r}",
+                "targetVersion",
+            )
+        )
+    for field, hook in (
+        ("preTrafficHook", request.pre_traffic_hook),
+        ("postTrafficHook", request.post_traffic_hook),
+    ):
+        if hook is not None and (service is None or hook not in registry.services[service].functions):
+            reasons.append(
+                _reason(
+                    ReleaseReasonCode.HOOK_NOT_REGISTERED,
+                    f"hook {hook} must be a function registered for the released function's service",
+                    field,
+                )
+            )
+    if len(request.alarms) > MAX_ALARMS:
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.TOO_MANY_ALARMS,
+                f"at most {MAX_ALARMS} alarms, got {len(request.alarms)}",
+                "alarms",
+            )
+        )
+    return reasons, service, strategy
+
+
+def validate_request(
+    request: ReleaseRequested,
+    source: str,
+    registry: Registry,
+    aliases: LambdaAliases,
+    health: AlarmHealth,
+) -> ValidatedRelease:
+    """:raises ReleaseRejectedError: with every reason found (static ones all at once)."""
+    reasons, service, strategy = _static_reasons(request, source, registry)
+    if reasons:
+        raise ReleaseRejectedError(reasons)
+    assert service is not None
+    assert strategy is not None
+
+    if not aliases.exists(request.function):
+        raise ReleaseRejectedError(
+            [
+                _reason(
+                    ReleaseReasonCode.UNKNOWN_FUNCTION,
+                    f"function {request.function} does not exist",
+                    "function",
+                )
+            ]
+        )
+    try:
+        alias_state = aliases.get(request.function, request.alias)
+    except AliasNotFoundError:
+        raise ReleaseRejectedError(
+            [
+                _reason(
+                    ReleaseReasonCode.UNKNOWN_ALIAS,
+                    f"alias {request.function}:{request.alias} does not exist",
+                    "alias",
+                )
+            ]
+        ) from None
+    if alias_state.function_version == request.target_version:
+        raise ReleaseRejectedError(
+            [
+                _reason(
+                    ReleaseReasonCode.TARGET_IS_CURRENT,
+                    f"{request.function}:{request.alias} already serves version {request.target_version}",
+                    "targetVersion",
+                )
+            ]
+        )
+    if strategy.weighted and alias_state.function_version == LATEST:
+        raise ReleaseRejectedError(
+            [
+                _reason(
+                    ReleaseReasonCode.ALIAS_ON_LATEST,
+                    f"{request.function}:{request.alias} points at $LATEST, which Lambda cannot weight; "
+                    "use AllAtOnce or BlueGreen, or point the alias at a published version first",
+                    "alias",
+                )
+            ]
+        )
+    try:
+        target_config = aliases.version_config(request.function, request.target_version)
+    except (VersionNotFoundError, FunctionNotFoundError):
+        raise ReleaseRejectedError(
+            [
+                _reason(
+                    ReleaseReasonCode.UNKNOWN_VERSION,
+                    f"version {request.target_version} of {request.function} does not exist",
+                    "targetVersion",
+                )
+            ]
+        ) from None
+    if strategy.weighted:
+        current_config = aliases.version_config(request.function, alias_state.function_version)
+        conflicts = current_config.routing_conflicts(target_config)
+        if conflicts:
+            raise ReleaseRejectedError(
+                [
+                    _reason(
+                        ReleaseReasonCode.INCOMPATIBLE_VERSION_CONFIG,
+                        f"versions {alias_state.function_version} and {request.target_version} differ in "
+                        f"{', '.join(conflicts)}; Lambda refuses a weighted alias across them "
+                        "(use AllAtOnce or BlueGreen)",
+                        "targetVersion",
+                    )
+                ]
+            )
+
+    hook_reasons = [
+        _reason(ReleaseReasonCode.UNKNOWN_HOOK_FUNCTION, f"hook function {hook} does not exist", field)
+        for field, hook in (
+            ("preTrafficHook", request.pre_traffic_hook),
+            ("postTrafficHook", request.post_traffic_hook),
+        )
+        if hook is not None and not aliases.exists(hook)
+    ]
+    if hook_reasons:
+        raise ReleaseRejectedError(hook_reasons)
+
+    if request.alarms:
+        states = health.states(request.alarms)
+        missing = [name for name in request.alarms if name not in states]
+        if missing:
+            raise ReleaseRejectedError(
+                [
+                    _reason(
+                        ReleaseReasonCode.UNKNOWN_ALARM, f"alarm(s) not found: {', '.join(missing)}", "alarms"
+                    )
+                ]
+            )
+        firing = [name for name in request.alarms if states[name] == "ALARM"]
+        if firing:
+            raise ReleaseRejectedError(
+                [
+                    _reason(
+                        ReleaseReasonCode.ALARM_ACTIVE,
+                        f"alarm(s) already in ALARM before any traffic moved: {', '.join(firing)}",
+                        "alarms",
+                    )
+                ]
+            )
+    return ValidatedRelease(service=service, strategy=strategy, alias_state=alias_state)
