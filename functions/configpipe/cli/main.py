@@ -1,0 +1,577 @@
+"""The ``configpipe`` command: put / get / delete / list / history / diff / rollback / watch.
+
+Commands are thin: parse options, call the module that owns the work (``publishing`` for
+writes, the change log for reads, ``watching`` for watch), render. Every command runs
+inside :func:`guarded`, which turns known failures into an exit code and a message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from configpipe.changelog import VersionRecord
+from configpipe.cli.context import (
+    DEFAULT_BUS,
+    DEFAULT_REGISTRY_PARAMETER,
+    DEFAULT_SECRETS_KEY,
+    DEFAULT_TABLE,
+    CliContext,
+    OutputFormat,
+)
+from configpipe.cli.errors import CliError, ExitCode, invalid, translate
+from configpipe.cli.output import (
+    Output,
+    operation_text,
+    pretty_json,
+    reason_text,
+    value_of,
+    value_text,
+    version_view,
+)
+from configpipe.cli.publishing import WriteRequest, WriteResult, submit
+from configpipe.cli.watching import WatchFilter, run_watch
+from configpipe.contracts import Operation
+from configpipe.naming import secret_name
+
+app = typer.Typer(
+    name="configpipe",
+    help="Change, read, audit and follow runtime configuration published through configpipe.",
+    no_args_is_help=True,
+    # Locals can hold secret values: never print them, even for a bug's traceback.
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(command: F) -> F:
+    """Run a command; map known failures to their exit code and a message, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        cli: CliContext = kwargs["ctx"].obj
+        if kwargs.get("output") is not None:
+            cli.output = kwargs["output"]
+        out = Output(cli.json)
+        try:
+            code = command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as error:
+            known = translate(error, resources=cli.resource_names())
+            if known is None:
+                raise
+            out.error(known)
+            raise typer.Exit(int(known.exit_code)) from None
+        if code:
+            raise typer.Exit(int(code))
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- shared option types -------------------------------------------------------------------
+
+ServiceArg = Annotated[
+    str, typer.Argument(metavar="SERVICE", help="Service name, or 'global'.", show_default=False)
+]
+EnvArg = Annotated[
+    str, typer.Argument(metavar="ENV", help="Environment, e.g. production.", show_default=False)
+]
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Configuration key.", show_default=False)]
+OutputOpt = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--output", "-o", help="table (default) or json; overrides the global --output.", show_default=False
+    ),
+]
+ReasonOpt = Annotated[
+    str, typer.Option("--reason", "-r", help="Why (required; kept in the change log).", show_default=False)
+]
+ExpectedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--expected-version",
+        min=0,
+        help="Compare-and-set: apply only if the key is at this version (0 = must not exist).",
+        show_default=False,
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Validate and show the diff against the current value; publish nothing."),
+]
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the pipeline's verdict.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait for the verdict.")]
+ChangeIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--change-id",
+        help="Idempotency key (default: a new UUID). Re-run with the same id to retry safely.",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    profile: Annotated[str | None, typer.Option(help="AWS profile.", show_default=False)] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region.", show_default=False)] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="AWS endpoint (e.g. the local emulator, http://localhost:5000).")
+    ] = None,
+    bus: Annotated[str, typer.Option(envvar="CONFIGPIPE_BUS", help="Config bus name.")] = DEFAULT_BUS,
+    table: Annotated[str, typer.Option(envvar="CONFIGPIPE_TABLE", help="Change log table.")] = DEFAULT_TABLE,
+    source: Annotated[
+        str | None,
+        typer.Option(envvar="CONFIGPIPE_SOURCE", help="Your team's event source, configpipe.team.<team>."),
+    ] = None,
+    secrets_key: Annotated[
+        str, typer.Option(envvar="CONFIGPIPE_SECRETS_KEY", help="KMS key id/alias for sensitive values.")
+    ] = DEFAULT_SECRETS_KEY,
+    registry_parameter: Annotated[
+        str, typer.Option(envvar="CONFIGPIPE_REGISTRY_PARAMETER", help="SSM parameter holding the registry.")
+    ] = DEFAULT_REGISTRY_PARAMETER,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", envvar="CONFIGPIPE_OUTPUT")
+    ] = OutputFormat.TABLE,
+    author: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CONFIGPIPE_AUTHOR", help="Who makes the change (default: your AWS identity ARN)."
+        ),
+    ] = None,
+) -> None:
+    """Change, read, audit and follow runtime configuration published through configpipe."""
+    ctx.obj = CliContext(
+        profile=profile,
+        region=region,
+        endpoint_url=endpoint_url,
+        bus_name=bus,
+        table_name=table,
+        source=source,
+        secrets_key_id=secrets_key,
+        registry_parameter=registry_parameter,
+        output=output,
+        author_override=author,
+    )
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def put(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    key: KeyArg,
+    reason: ReasonOpt,
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[VALUE]",
+            help="The value: JSON if it parses (42, true, {...}), else text.",
+            show_default=False,
+        ),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="Read the value from a JSON or YAML file ('-' for stdin).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="VALUE must be valid JSON.")] = False,
+    sensitive: Annotated[
+        bool, typer.Option("--sensitive", help="A secret: encrypted with KMS before it is sent.")
+    ] = False,
+    expected_version: ExpectedOpt = None,
+    dry_run: DryRunOpt = False,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = 30.0,
+    change_id: ChangeIdOpt = None,
+    output: OutputOpt = None,
+) -> ExitCode:
+    """Set KEY of SERVICE in ENV to VALUE (or the content of --file)."""
+    from configpipe.cli.inputs import resolve_put_value
+
+    request = WriteRequest(
+        service=service,
+        environment=environment,
+        key=key,
+        operation=Operation.PUT,
+        reason=reason,
+        value=resolve_put_value(value, file, as_json),
+        expected_version=expected_version,
+        sensitive_flag=sensitive,
+        change_id=change_id,
+    )
+    return _write(ctx, request, dry_run, wait, timeout)
+
+
+@app.command()
+@guarded
+def delete(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    key: KeyArg,
+    reason: ReasonOpt,
+    expected_version: ExpectedOpt = None,
+    dry_run: DryRunOpt = False,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = 30.0,
+    change_id: ChangeIdOpt = None,
+    output: OutputOpt = None,
+) -> ExitCode:
+    """Delete KEY (a new version that marks it deleted; history keeps every value)."""
+    request = WriteRequest(
+        service=service,
+        environment=environment,
+        key=key,
+        operation=Operation.DELETE,
+        reason=reason,
+        expected_version=expected_version,
+        change_id=change_id,
+    )
+    return _write(ctx, request, dry_run, wait, timeout)
+
+
+@app.command()
+@guarded
+def rollback(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    key: KeyArg,
+    to: Annotated[int, typer.Option("--to", help="The version to restore (a new version copies it).")],
+    reason: ReasonOpt,
+    expected_version: ExpectedOpt = None,
+    dry_run: DryRunOpt = False,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = 30.0,
+    change_id: ChangeIdOpt = None,
+    output: OutputOpt = None,
+) -> ExitCode:
+    """Restore KEY to the value it had at version --to."""
+    request = WriteRequest(
+        service=service,
+        environment=environment,
+        key=key,
+        operation=Operation.ROLLBACK,
+        reason=reason,
+        to_version=to,
+        expected_version=expected_version,
+        change_id=change_id,
+    )
+    return _write(ctx, request, dry_run, wait, timeout)
+
+
+def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool, timeout: float) -> ExitCode:
+    cli: CliContext = ctx.obj
+    result = submit(cli, request, dry_run=dry_run, wait=wait, timeout=timeout)
+    Output(cli.json).result(result.to_dict(), lambda console: _render_write(console, result))
+    return result.exit_code
+
+
+def _render_write(console: Console, result: WriteResult) -> None:
+    label = f"{result.change['service']}/{result.change['environment']}/{result.change['key']}"
+    if result.status == "published":
+        console.print(Text(f"published change {result.change_id} for {label} (not waiting for the verdict)"))
+    elif result.status == "accepted":
+        console.print(
+            Text("✓ accepted: ", style="green")
+            + Text(f"{label} is now version {result.version} (change {result.change_id})")
+        )
+    elif result.status == "rejected":
+        console.print(Text("✗ rejected: ", style="bold red") + Text(f"change {result.change_id} for {label}"))
+        for reason in result.reasons:
+            console.print(Text("  - ") + reason_text(reason))
+    else:
+        dry = result.dry_run or {}
+        if result.status == "would-accept":
+            console.print(
+                Text("dry run: ", style="cyan")
+                + Text(f"{label} would become version {dry.get('nextVersion')}; nothing was published")
+            )
+        else:
+            console.print(
+                Text("dry run: ", style="cyan") + Text(f"the pipeline would reject this change to {label}")
+            )
+            for reason in result.reasons:
+                console.print(Text("  - ") + reason_text(reason))
+        if not dry.get("registryChecked"):
+            console.print(
+                Text("note: the registry was not readable; only the contract was checked", style="yellow")
+            )
+        if dry.get("secret"):
+            console.print(Text("(a secret is involved: no diff is shown)", style="magenta"))
+        elif dry.get("diff"):
+            _print_diff(console, str(dry["diff"]))
+        else:
+            console.print(Text("(no change to the value)", style="dim"))
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def get(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    key: KeyArg,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="A past version instead of the current one.")
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Show the current value of KEY (secrets masked, never printed)."""
+    cli: CliContext = ctx.obj
+    log = cli.change_log()
+    record = (
+        log.version(service, environment, key, version)
+        if version is not None
+        else log.current_record(service, environment, key)
+    )
+    label = f"{service}/{environment}/{key}"
+    if record is None:
+        if version is not None:
+            raise invalid(
+                f"{label} has no version {version}",
+                code="UNKNOWN_VERSION",
+                hint=f"`configpipe history {service} {environment} {key}` lists its versions.",
+            )
+        raise invalid(
+            f"{label} does not exist",
+            code="KEY_NOT_FOUND",
+            hint=f"`configpipe list {service} {environment}` lists the keys that exist.",
+        )
+    if record.deleted and version is None:
+        raise CliError(
+            f"{label} was deleted in version {record.version}",
+            ExitCode.INVALID,
+            "KEY_NOT_FOUND",
+            hint=f"`configpipe rollback {service} {environment} {key} --to <version>` restores a value.",
+            details={"version": record.version},
+        )
+    view = version_view(record)
+    if record.sensitive:
+        view["secretName"] = secret_name(service, environment, key)
+    Output(cli.json).result(view, lambda console: _render_record(console, record))
+
+
+def _render_record(console: Console, record: VersionRecord) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("key", Text(f"{record.service}/{record.environment}/{record.key}"))
+    grid.add_row("version", Text(str(record.version)))
+    grid.add_row("value", value_text(record))
+    if record.sensitive:
+        grid.add_row(
+            "stored in",
+            Text(f"Secrets Manager: {secret_name(record.service, record.environment, record.key)}"),
+        )
+    grid.add_row("hash", Text(record.value_hash))
+    grid.add_row("operation", Text(operation_text(record)))
+    grid.add_row("author", Text(record.author))
+    grid.add_row("when", Text(record.applied_at))
+    grid.add_row("why", Text(record.reason))
+    grid.add_row("change", Text(record.change_id))
+    console.print(grid)
+
+
+@app.command("list")
+@guarded
+def list_keys(ctx: typer.Context, service: ServiceArg, environment: EnvArg, output: OutputOpt = None) -> None:
+    """List the keys of SERVICE in ENV with their current versions."""
+    cli: CliContext = ctx.obj
+    keys = sorted(cli.change_log().keys(service, environment))
+    payload = {
+        "service": service,
+        "environment": environment,
+        "keys": [{"key": k, "version": v} for k, v in keys],
+    }
+
+    def render(console: Console) -> None:
+        if not keys:
+            console.print(Text(f"no keys for {service}/{environment}"))
+            return
+        table = Table(title=f"{service}/{environment}", title_justify="left")
+        table.add_column("key", overflow="fold")
+        table.add_column("version", justify="right")
+        for k, v in keys:
+            table.add_row(Text(k), Text(str(v)))
+        console.print(table)
+
+    Output(cli.json).result(payload, render)
+
+
+@app.command()
+@guarded
+def history(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    key: KeyArg,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the newest N versions.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Every version of KEY, newest first: who, when, why, hash (secrets masked)."""
+    cli: CliContext = ctx.obj
+    records = list(cli.change_log().history(service, environment, key, newest_first=True, limit=limit))
+    if not records:
+        raise invalid(
+            f"{service}/{environment}/{key} has no history",
+            code="KEY_NOT_FOUND",
+            hint=f"`configpipe list {service} {environment}` lists the keys that exist.",
+        )
+    payload = {
+        "service": service,
+        "environment": environment,
+        "key": key,
+        "versions": [version_view(r) for r in records],
+    }
+
+    def render(console: Console) -> None:
+        table = Table(title=f"{service}/{environment}/{key}", title_justify="left")
+        for column in ("version", "operation", "who", "when", "why", "hash"):
+            table.add_column(column, overflow="fold")
+        for r in records:
+            hash_text = Text(r.value_hash[:20] + "…" if len(r.value_hash) > 21 else r.value_hash)
+            if r.sensitive:
+                hash_text = Text("secret ", style="magenta") + hash_text
+            table.add_row(
+                Text(str(r.version)),
+                Text(operation_text(r) + (" (deleted)" if r.deleted and r.operation != "delete" else "")),
+                Text(r.author),
+                Text(r.applied_at),
+                Text(r.reason),
+                hash_text,
+            )
+        console.print(table)
+
+    Output(cli.json).result(payload, render)
+
+
+@app.command()
+@guarded
+def diff(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    key: KeyArg,
+    a: Annotated[int, typer.Argument(metavar="A", help="From version.", min=1, show_default=False)],
+    b: Annotated[int, typer.Argument(metavar="B", help="To version.", min=1, show_default=False)],
+    output: OutputOpt = None,
+) -> None:
+    """Unified diff of the JSON of versions A and B of KEY (refused for secrets)."""
+    cli: CliContext = ctx.obj
+    log = cli.change_log()
+    label = f"{service}/{environment}/{key}"
+    texts = []
+    for version in (a, b):
+        record = log.version(service, environment, key, version)
+        if record is None:
+            raise invalid(
+                f"{label} has no version {version}",
+                code="UNKNOWN_VERSION",
+                hint=f"`configpipe history {service} {environment} {key}` lists its versions.",
+            )
+        if record.sensitive:
+            raise invalid(
+                f"{label} is a secret: diff would reveal it, so it is refused",
+                code="SECRET_NOT_SHOWN",
+                hint="Compare the hashes in `configpipe history` to see whether two versions differ.",
+            )
+        texts.append("" if record.deleted else pretty_json(value_of(record)) + "\n")
+    text = "".join(
+        difflib.unified_diff(
+            texts[0].splitlines(keepends=True),
+            texts[1].splitlines(keepends=True),
+            fromfile=f"{label} v{a}",
+            tofile=f"{label} v{b}",
+        )
+    )
+    payload = {
+        "service": service,
+        "environment": environment,
+        "key": key,
+        "from": a,
+        "to": b,
+        "identical": not text,
+        "diff": text,
+    }
+
+    def render(console: Console) -> None:
+        if text:
+            _print_diff(console, text)
+        else:
+            console.print(Text(f"v{a} and v{b} of {label} are identical"))
+
+    Output(cli.json).result(payload, render)
+
+
+def _print_diff(console: Console, text: str) -> None:
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    for line in text.splitlines():
+        style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+        console.print(Text(line, style=style), soft_wrap=True)
+
+
+# --- watch ---------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def watch(
+    ctx: typer.Context,
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", help="Only this service (and the global keys it gets).")
+    ] = None,
+    environment: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
+    key: Annotated[str | None, typer.Option("--key", "-k", help="Only this key.")] = None,
+    since_version: Annotated[
+        int | None,
+        typer.Option(
+            "--since-version",
+            min=0,
+            help="First replay, from the change log, every version newer than N of each key in scope "
+            "(needs --service).",
+        ),
+    ] = None,
+    max_events: Annotated[
+        int | None, typer.Option("--max-events", min=1, help="Stop after N live events.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, help="Stop after this many seconds of following.")
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Follow updates and deliveries; show per service which version it has applied."""
+    cli: CliContext = ctx.obj
+    run_watch(
+        cli,
+        Output(cli.json),
+        WatchFilter(service=service, environment=environment, key=key),
+        since_version=since_version,
+        max_events=max_events,
+        timeout=timeout,
+    )

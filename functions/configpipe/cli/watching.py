@@ -1,0 +1,459 @@
+"""``configpipe watch``: follow updates and deliveries, per service, with resume by version.
+
+Resume works like etcd's watch-from-revision, adapted to per-key versions:
+
+1. subscribe first: a temporary SQS queue and a rule on the config bus that forwards the
+   pipeline's ``ConfigurationUpdated`` / ``ConfigurationDelivered`` /
+   ``ConfigurationDeliveryFailed`` events to it;
+2. then catch up from the change log: every version newer than ``--since-version`` of
+   every key in scope (the change log is the source of truth; the bus keeps nothing);
+3. then follow the queue, skipping what the catch-up already showed.
+
+Subscribing before reading means nothing published during the catch-up is missed. The
+queue and rule are deleted on exit, including Ctrl-C; if that fails the commands to
+delete them are printed.
+
+Deliveries are not recorded in the change log, so after a disconnect a service's applied
+version is known again only from its next ``ConfigurationDelivered`` event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+from rich.table import Table
+from rich.text import Text
+
+from configpipe.changelog import VersionRecord
+from configpipe.cli.context import CliContext
+from configpipe.cli.errors import invalid
+from configpipe.cli.output import Output, operation_text
+from configpipe.contracts import (
+    GLOBAL_SERVICE,
+    PIPELINE_SOURCE,
+    ConfigurationDelivered,
+    ConfigurationDeliveryFailed,
+    ConfigurationUpdated,
+    DetailType,
+)
+from configpipe.registry import DEFAULT_ENVIRONMENTS, Registry
+
+WATCH_PREFIX = "configpipe-watch-"
+_FOLLOWED = (
+    DetailType.CONFIGURATION_UPDATED,
+    DetailType.CONFIGURATION_DELIVERED,
+    DetailType.CONFIGURATION_DELIVERY_FAILED,
+)
+_LONG_POLL_SECONDS = 20
+
+Scope = tuple[str, str, str]  # service, environment, key
+
+
+@dataclass(frozen=True)
+class WatchFilter:
+    service: str | None = None
+    environment: str | None = None
+    key: str | None = None
+
+    def wants_scope(self, service: str, environment: str, key: str) -> bool:
+        if self.service and service not in {self.service, GLOBAL_SERVICE}:
+            return False
+        if self.environment and environment != self.environment:
+            return False
+        return not (self.key and key != self.key)
+
+    def wants_target(self, target: str) -> bool:
+        return not self.service or target == self.service
+
+
+@dataclass
+class Convergence:
+    """Per key: the newest version announced; per (service, key): the newest delivered."""
+
+    registry: Registry | None
+    only_service: str | None = None
+    latest: dict[Scope, int] = field(default_factory=dict)
+    applied: dict[tuple[str, Scope], int] = field(default_factory=dict)
+    failed: dict[tuple[str, Scope], tuple[int, str]] = field(default_factory=dict)
+
+    def announce(self, scope: Scope, version: int) -> None:
+        self.latest[scope] = max(version, self.latest.get(scope, 0))
+
+    def delivered(self, target: str, scope: Scope, version: int) -> None:
+        self.announce(scope, version)  # events are unordered: a delivery proves the version exists
+        self.applied[(target, scope)] = max(version, self.applied.get((target, scope), 0))
+
+    def delivery_failed(self, target: str, scope: Scope, version: int, error: str) -> None:
+        self.announce(scope, version)
+        self.failed[(target, scope)] = (version, error)
+
+    def targets(self, scope: Scope) -> list[str]:
+        expected: set[str] = set()
+        if self.registry is not None and self.registry.is_known(scope[0]):
+            expected.update(self.registry.affected_services(*scope))
+        expected.update(t for (t, s) in [*self.applied, *self.failed] if s == scope)
+        if self.only_service:
+            expected &= {self.only_service}
+        return sorted(expected)
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for scope in sorted(self.latest):
+            latest = self.latest[scope]
+            for target in self.targets(scope):
+                applied = self.applied.get((target, scope))
+                failure = self.failed.get((target, scope))
+                if applied is not None and applied >= latest:
+                    state = "converged"
+                elif failure is not None and failure[0] >= latest:
+                    state = "failed"
+                else:
+                    state = "pending"
+                row: dict[str, Any] = {
+                    "targetService": target,
+                    "service": scope[0],
+                    "environment": scope[1],
+                    "key": scope[2],
+                    "latestVersion": latest,
+                    "appliedVersion": applied,
+                    "state": state,
+                }
+                if state == "failed" and failure is not None:
+                    row["error"] = failure[1]
+                rows.append(row)
+        return rows
+
+
+class Subscription:
+    """A temporary queue + rule on the config bus, deleted by :meth:`close`."""
+
+    def __init__(self, ctx: CliContext, flt: WatchFilter) -> None:
+        self._ctx = ctx
+        self._filter = flt
+        self.name = f"{WATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+        self.queue_url: str | None = None
+        self._rule_created = False
+        self._target_added = False
+
+    def open(self) -> None:
+        sqs, events = self._ctx.client("sqs"), self._ctx.client("events")
+        self.queue_url = sqs.create_queue(
+            QueueName=self.name,
+            Attributes={"MessageRetentionPeriod": "3600", "SqsManagedSseEnabled": "true"},
+            tags={"configpipe:purpose": "watch"},
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        rule_arn = events.put_rule(
+            Name=self.name,
+            EventBusName=self._ctx.bus_name,
+            EventPattern=json.dumps(self._pattern()),
+            State="ENABLED",
+            Description="temporary: configpipe watch (deleted when the watch ends)",
+        )["RuleArn"]
+        self._rule_created = True
+        sqs.set_queue_attributes(
+            QueueUrl=self.queue_url,
+            Attributes={
+                "Policy": json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Resource": queue_arn,
+                                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                            }
+                        ],
+                    }
+                )
+            },
+        )
+        events.put_targets(
+            Rule=self.name, EventBusName=self._ctx.bus_name, Targets=[{"Id": "watch", "Arn": queue_arn}]
+        )
+        self._target_added = True
+
+    def _pattern(self) -> dict[str, Any]:
+        pattern: dict[str, Any] = {"source": [PIPELINE_SOURCE], "detail-type": [d.value for d in _FOLLOWED]}
+        detail: dict[str, list[str]] = {}
+        if self._filter.environment:
+            detail["environment"] = [self._filter.environment]
+        if self._filter.key:
+            detail["key"] = [self._filter.key]
+        if detail:
+            pattern["detail"] = detail
+        return pattern
+
+    def receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+        sqs = self._ctx.client("sqs")
+        messages = sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+        ).get("Messages", [])
+        if messages:
+            sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        events = []
+        for message in messages:
+            try:
+                events.append(json.loads(message["Body"]))
+            except ValueError:
+                continue
+        return events
+
+    def close(self) -> list[str]:
+        """Delete what :meth:`open` created; returns the manual clean-up commands for whatever
+        could not be deleted."""
+        leftovers: list[str] = []
+        bus = self._ctx.bus_name
+        if self._target_added:
+            try:
+                self._ctx.client("events").remove_targets(Rule=self.name, EventBusName=bus, Ids=["watch"])
+            except (BotoCoreError, ClientError):
+                leftovers.append(
+                    f"aws events remove-targets --rule {self.name} --event-bus-name {bus} --ids watch"
+                )
+        if self._rule_created:
+            try:
+                self._ctx.client("events").delete_rule(Name=self.name, EventBusName=bus)
+            except (BotoCoreError, ClientError):
+                leftovers.append(f"aws events delete-rule --name {self.name} --event-bus-name {bus}")
+        if self.queue_url:
+            try:
+                self._ctx.client("sqs").delete_queue(QueueUrl=self.queue_url)
+            except (BotoCoreError, ClientError):
+                leftovers.append(f"aws sqs delete-queue --queue-url {self.queue_url}")
+        return leftovers
+
+
+class Watch:
+    def __init__(self, ctx: CliContext, out: Output, flt: WatchFilter) -> None:
+        self._ctx = ctx
+        self._out = out
+        self._filter = flt
+        self._registry = ctx.registry()
+        self.state = Convergence(self._registry, only_service=flt.service)
+        self._seen: set[tuple[Any, ...]] = set()
+
+    # --- catch-up from the change log ---------------------------------------------------
+
+    def catch_up(self, since_version: int) -> int:
+        shown = 0
+        for record in self._missed(since_version):
+            scope = (record.service, record.environment, record.key)
+            self._seen.add((DetailType.CONFIGURATION_UPDATED.value, *scope, record.version, None))
+            self.state.announce(scope, record.version)
+            self._out.event(
+                {
+                    "type": "caughtUp",
+                    "service": record.service,
+                    "environment": record.environment,
+                    "key": record.key,
+                    "version": record.version,
+                    "operation": record.operation,
+                    "rolledBackTo": record.rolled_back_to,
+                    "deleted": record.deleted,
+                    "sensitive": record.sensitive,
+                    "valueHash": record.value_hash,
+                    "author": record.author,
+                    "reason": record.reason,
+                    "appliedAt": record.applied_at,
+                    "changeId": record.change_id,
+                },
+                Text("↻ ", style="dim")
+                + Text(f"v{record.version} ", style="bold")
+                + Text(f"{'/'.join(scope)}  {operation_text(record)} by {record.author}: {record.reason}"),
+            )
+            shown += 1
+        return shown
+
+    def _missed(self, since_version: int) -> Iterator[VersionRecord]:
+        flt = self._filter
+        assert flt.service is not None  # checked by the command
+        environments = (
+            [flt.environment]
+            if flt.environment
+            else list(self._registry.environments if self._registry else DEFAULT_ENVIRONMENTS)
+        )
+        services = [flt.service] if flt.service == GLOBAL_SERVICE else [flt.service, GLOBAL_SERVICE]
+        log = self._ctx.change_log()
+        for service in services:
+            for environment in environments:
+                keys = (
+                    [flt.key]
+                    if flt.key
+                    else [k for k, _ in log.keys(service, environment, include_deleted=True)]
+                )
+                for key in sorted(keys):
+                    newer = []
+                    for record in log.history(service, environment, key, newest_first=True):
+                        if record.version <= since_version:
+                            break
+                        newer.append(record)
+                    yield from reversed(newer)
+
+    # --- live events --------------------------------------------------------------------
+
+    def handle(self, event: dict[str, Any]) -> bool:
+        """Show one bus event if it matches the filter and is new; True if it was shown."""
+        if event.get("source") != PIPELINE_SOURCE:
+            return False
+        detail_type, detail = event.get("detail-type"), event.get("detail", {})
+        try:
+            if detail_type == DetailType.CONFIGURATION_UPDATED:
+                return self._updated(ConfigurationUpdated.model_validate(detail))
+            if detail_type == DetailType.CONFIGURATION_DELIVERED:
+                return self._delivered(ConfigurationDelivered.model_validate(detail))
+            if detail_type == DetailType.CONFIGURATION_DELIVERY_FAILED:
+                return self._failed(ConfigurationDeliveryFailed.model_validate(detail))
+        except ValidationError:
+            self._out.warn(f"ignored a malformed {detail_type} event (id {event.get('id')})")
+        return False
+
+    def _fresh(self, *identity: Any) -> bool:
+        if identity in self._seen:
+            return False
+        self._seen.add(identity)
+        return True
+
+    def _updated(self, e: ConfigurationUpdated) -> bool:
+        scope = (e.service, e.environment, e.key)
+        if not self._filter.wants_scope(*scope) or not self._fresh(
+            DetailType.CONFIGURATION_UPDATED.value, *scope, e.version, None
+        ):
+            return False
+        self.state.announce(scope, e.version)
+        payload = e.to_detail()
+        payload.pop("value", None)  # the stream shows versions, not values
+        what = f"rollback→v{e.rolled_back_to}" if e.rolled_back_to else e.operation.value
+        self._out.event(
+            {"type": "updated", **payload},
+            Text("● ", style="blue")
+            + Text(f"v{e.version} ", style="bold")
+            + Text(f"{'/'.join(scope)}  {what} by {e.author}: {e.reason}"),
+        )
+        return True
+
+    def _delivered(self, e: ConfigurationDelivered) -> bool:
+        scope = (e.service, e.environment, e.key)
+        if not self._filter.wants_scope(*scope) or not self._filter.wants_target(e.target_service):
+            return False
+        if not self._fresh(DetailType.CONFIGURATION_DELIVERED.value, *scope, e.version, e.target_service):
+            return False
+        self.state.delivered(e.target_service, scope, e.version)
+        self._out.event(
+            {"type": "delivered", **e.to_detail()},
+            Text("✓ ", style="green")
+            + Text(f"v{e.version} ", style="bold")
+            + Text(f"{'/'.join(scope)} → {e.target_service} ({e.function_name})"),
+        )
+        return True
+
+    def _failed(self, e: ConfigurationDeliveryFailed) -> bool:
+        scope = (e.service, e.environment, e.key)
+        if not self._filter.wants_scope(*scope) or not self._filter.wants_target(e.target_service):
+            return False
+        if not self._fresh(
+            DetailType.CONFIGURATION_DELIVERY_FAILED.value, *scope, e.version, e.target_service
+        ):
+            return False
+        error = f"{e.error_code}: {e.error_message}"
+        self.state.delivery_failed(e.target_service, scope, e.version, error)
+        self._out.event(
+            {"type": "deliveryFailed", **e.to_detail()},
+            Text("✗ ", style="red")
+            + Text(f"v{e.version} ", style="bold")
+            + Text(f"{'/'.join(scope)} → {e.target_service} failed: {error}"),
+        )
+        return True
+
+    def follow(self, subscription: Subscription, max_events: int | None, timeout: float | None) -> int:
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        shown = 0
+        while max_events is None or shown < max_events:
+            wait = _LONG_POLL_SECONDS
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait = max(1, min(_LONG_POLL_SECONDS, int(remaining)))
+            for event in subscription.receive(wait):
+                if self.handle(event):
+                    shown += 1
+                    if max_events is not None and shown >= max_events:
+                        break
+        return shown
+
+    # --- summary ------------------------------------------------------------------------
+
+    def summary(self) -> None:
+        rows = self.state.rows()
+        converged = all(r["state"] == "converged" for r in rows)
+        if self._out.as_json:
+            self._out.event({"type": "summary", "converged": converged, "services": rows}, Text(""))
+            return
+        if not rows:
+            self._out.note("no updates seen for the watched scope")
+            return
+        table = Table(title="convergence", title_justify="left")
+        for column in ("service", "key", "latest", "applied", "state"):
+            table.add_column(column, overflow="fold")
+        style = {"converged": "green", "pending": "yellow", "failed": "red"}
+        for row in rows:
+            state = Text(row["state"], style=style[row["state"]])
+            if row.get("error"):
+                state += Text(f" ({row['error']})")
+            table.add_row(
+                Text(row["targetService"]),
+                Text(f"{row['service']}/{row['environment']}/{row['key']}"),
+                Text(f"v{row['latestVersion']}"),
+                Text(f"v{row['appliedVersion']}" if row["appliedVersion"] is not None else "—"),
+                state,
+            )
+        self._out.out.print(table)
+
+
+def run_watch(
+    ctx: CliContext,
+    out: Output,
+    flt: WatchFilter,
+    since_version: int | None,
+    max_events: int | None,
+    timeout: float | None,
+) -> None:
+    if since_version is not None and not flt.service:
+        raise invalid(
+            "--since-version needs --service: catch-up reads that service's keys from the change log",
+            code="USAGE",
+            hint="e.g. configpipe watch --service checkout --env production --since-version 12",
+        )
+    watch = Watch(ctx, out, flt)
+    subscription = Subscription(ctx, flt)
+    try:
+        subscription.open()  # before the catch-up, so nothing falls in between
+        if since_version is not None:
+            watch.catch_up(since_version)
+        out.note(f"following the bus {ctx.bus_name} (Ctrl-C to stop)")
+        with contextlib.suppress(KeyboardInterrupt):
+            watch.follow(subscription, max_events, timeout)
+    finally:
+        leftovers = subscription.close()
+        if leftovers:
+            out.warn(
+                "could not delete the watch's temporary resources; delete them with:\n  "
+                + "\n  ".join(leftovers)
+            )
+    watch.summary()
