@@ -24,10 +24,10 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import pytest
+from moto import mock_aws
 
-from tests.support.aws import Pipeline, provision  # noqa: E402
+from tests.support.aws import Pipeline, provision
 
 
 @pytest.fixture
@@ -41,3 +41,20 @@ def aws():
 def pipeline(aws) -> Pipeline:
     """The pipeline's resources provisioned in moto, with the demo registry."""
     return provision()
+
+
+@pytest.fixture
+def logs():
+    """Everything the Powertools logger writes during the test, as one string (the JSON
+    lines a CloudWatch log group would receive)."""
+    import io
+
+    from configpipe.observability import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    try:
+        yield buffer
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]

@@ -24,7 +24,9 @@ class ConfigBus:
         self._source = source
         self._client = client or boto3.client("events")
 
-    def entry(self, detail_type: DetailType, detail: _Contract, resources: Sequence[str] = ()) -> dict[str, Any]:
+    def entry(
+        self, detail_type: DetailType, detail: _Contract, resources: Sequence[str] = ()
+    ) -> dict[str, Any]:
         return {
             "EventBusName": self._bus_name,
             "Source": self._source,

@@ -171,9 +171,9 @@ class ChangeLog:
         return self.version(service, environment, key, pointer.version) if pointer else None
 
     def change(self, change_id: str) -> ChangeRecord | None:
-        item = self._table.get_item(Key={"pk": change_pk(change_id), "sk": CHANGE_SK}, ConsistentRead=True).get(
-            "Item"
-        )
+        item = self._table.get_item(
+            Key={"pk": change_pk(change_id), "sk": CHANGE_SK}, ConsistentRead=True
+        ).get("Item")
         if item is None:
             return None
         version = item.get("version")
@@ -190,7 +190,8 @@ class ChangeLog:
     ) -> Iterator[VersionRecord]:
         """Every version of a key, paginated lazily."""
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(key_pk(service, environment, key)) & Key("sk").begins_with("V#"),
+            "KeyConditionExpression": Key("pk").eq(key_pk(service, environment, key))
+            & Key("sk").begins_with("V#"),
             "ScanIndexForward": not newest_first,
         }
         if limit:
@@ -239,59 +240,57 @@ class ChangeLog:
         else:
             pointer_condition = {
                 "ConditionExpression": "version = :expected",
-                "ExpressionAttributeValues": {":expected": _ddb(record.previous_version)},
+                "ExpressionAttributeValues": {":expected": record.previous_version},
             }
         items = [
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _serialise(
-                        {
-                            "pk": change_pk(record.change_id),
-                            "sk": CHANGE_SK,
-                            "kind": "change",
-                            "status": "accepted",
-                            "payloadHash": payload_hash,
-                            "version": record.version,
-                            "service": record.service,
-                            "environment": record.environment,
-                            "key": record.key,
-                            "operation": record.operation,
-                            "source": record.source,
-                            "receivedAt": received_at,
-                        }
-                    ),
+                    "Item": {
+                        "pk": change_pk(record.change_id),
+                        "sk": CHANGE_SK,
+                        "kind": "change",
+                        "status": "accepted",
+                        "payloadHash": payload_hash,
+                        "version": record.version,
+                        "service": record.service,
+                        "environment": record.environment,
+                        "key": record.key,
+                        "operation": record.operation,
+                        "source": record.source,
+                        "receivedAt": received_at,
+                    },
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _serialise(record.to_item()),
+                    "Item": record.to_item(),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _serialise(
-                        {
-                            "pk": pk,
-                            "sk": CURRENT_SK,
-                            "kind": "current",
-                            "version": record.version,
-                            "deleted": record.deleted,
-                            "changeId": record.change_id,
-                            "updatedAt": record.applied_at,
-                            "gsi1pk": scope_pk(record.service, record.environment),
-                            "gsi1sk": record.key,
-                        }
-                    ),
+                    "Item": {
+                        "pk": pk,
+                        "sk": CURRENT_SK,
+                        "kind": "current",
+                        "version": record.version,
+                        "deleted": record.deleted,
+                        "changeId": record.change_id,
+                        "updatedAt": record.applied_at,
+                        "gsi1pk": scope_pk(record.service, record.environment),
+                        "gsi1sk": record.key,
+                    },
                     **pointer_condition,
                 }
             },
         ]
         try:
+            # The resource's client serialises plain Python values itself (boto3's
+            # transformation injector), so items are written here as plain dicts.
             self._table.meta.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as error:
             if error.response["Error"]["Code"] != "TransactionCanceledException":
@@ -301,7 +300,9 @@ class ChangeLog:
                 raise DuplicateChangeError(record.change_id) from error
             if "ConditionalCheckFailed" in reasons:
                 current = self.current(record.service, record.environment, record.key)
-                raise VersionConflictError(record.previous_version, current.version if current else 0) from error
+                raise VersionConflictError(
+                    record.previous_version, current.version if current else 0
+                ) from error
             raise  # TransactionConflict etc.: let the caller's retry path decide
 
     def record_rejection(
@@ -332,20 +333,3 @@ class ChangeLog:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise DuplicateChangeError(change_id) from error
             raise
-
-
-_serializer: Any = None
-
-
-def _serialise(item: dict[str, Any]) -> dict[str, Any]:
-    """Plain Python → DynamoDB wire format, for the low-level transaction API."""
-    global _serializer
-    if _serializer is None:
-        from boto3.dynamodb.types import TypeSerializer
-
-        _serializer = TypeSerializer()
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _ddb(value: Any) -> dict[str, Any]:
-    return _serialise({"v": value})["v"]

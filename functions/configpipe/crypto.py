@@ -65,7 +65,9 @@ class SecretsKey:
         if not self._hash_key_id:
             raise ConfigpipeError("no HMAC key configured for hashing secrets")
         mac = self._client.generate_mac(
-            KeyId=self._hash_key_id, MacAlgorithm="HMAC_SHA_256", Message=canonical_json(value).encode("utf-8")
+            KeyId=self._hash_key_id,
+            MacAlgorithm="HMAC_SHA_256",
+            Message=canonical_json(value).encode("utf-8"),
         )["Mac"]
         return "hmac-sha256:" + mac.hex()
 

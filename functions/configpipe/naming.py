@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 PARAMETER_ROOT = "/config"
-SECRET_ROOT = "configpipe"
+SECRET_ROOT = "configpipe"  # noqa: S105 - a name prefix, not a secret
 
 
 def parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:

@@ -69,8 +69,10 @@ class Registry(_RegistryModel):
         """Services whose handler must hear about a change of ``service/environment/key``:
         the owning service, or every service for a ``global`` key, narrowed by each
         service's environments and key-prefix subscriptions. Sorted, for stable fan-out."""
-        candidates = self.services if service == GLOBAL_SERVICE else (
-            {service: self.services[service]} if service in self.services else {}
+        candidates = (
+            self.services
+            if service == GLOBAL_SERVICE
+            else ({service: self.services[service]} if service in self.services else {})
         )
         affected = []
         for name, entry in candidates.items():

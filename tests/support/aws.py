@@ -4,7 +4,11 @@ would see it) and what the change log's stream would hand the materialiser."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,5 +172,49 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
         EventBusName=pipeline.bus_name,
         EventPattern=json.dumps({"source": [PIPELINE_SOURCE, {"prefix": "configpipe.team."}]}),
     )
-    events.put_targets(Rule="capture-all", EventBusName=pipeline.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    events.put_targets(
+        Rule="capture-all", EventBusName=pipeline.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}]
+    )
     return pipeline
+
+
+_DYNAMODB_CALLS = (
+    "put_item",
+    "get_item",
+    "query",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "scan",
+)
+
+
+@contextlib.contextmanager
+def serialised_dynamodb() -> Iterator[None]:
+    """Make moto's DynamoDB as atomic as the real one.
+
+    DynamoDB checks a transaction's conditions and applies its writes atomically; moto
+    does so only while one thread calls it. Tests that race writers from several
+    threads wrap the emulator's backend calls in one lock, so what they observe is our
+    code's behaviour under DynamoDB's documented semantics, not the emulator's races.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    originals = {name: getattr(DynamoDBBackend, name) for name in _DYNAMODB_CALLS}
+
+    def locked(original: Any) -> Any:
+        @functools.wraps(original)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return call
+
+    for name, original in originals.items():
+        setattr(DynamoDBBackend, name, locked(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, original)

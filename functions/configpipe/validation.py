@@ -1,0 +1,194 @@
+"""Validation of a ``ConfigurationChange``: structure, registry rules, value rules.
+
+Pure functions over plain data; no AWS call. Every problem becomes a
+:class:`configpipe.contracts.Reason` with a stable code and a message that never quotes
+the submitted value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from configpipe.contracts import (
+    GLOBAL_SERVICE,
+    MAX_VALUE_BYTES,
+    MAX_VALUE_DEPTH,
+    ConfigurationChange,
+    Operation,
+    Reason,
+    ReasonCode,
+)
+from configpipe.registry import Registry
+from configpipe.values import canonical_json, nesting_depth
+
+_FIELD_CODES = {
+    "changeId": ReasonCode.INVALID_CHANGE_ID,
+    "service": ReasonCode.INVALID_SERVICE,
+    "environment": ReasonCode.INVALID_ENVIRONMENT,
+    "key": ReasonCode.INVALID_KEY,
+    "operation": ReasonCode.INVALID_OPERATION,
+}
+
+
+def parse_change(detail: Any) -> tuple[ConfigurationChange | None, list[Reason]]:
+    """The typed change, or the reasons it is not one."""
+    if not isinstance(detail, dict):
+        return None, [Reason(code=ReasonCode.MALFORMED_EVENT, message="event detail must be a JSON object")]
+    try:
+        return ConfigurationChange.model_validate(detail), []
+    except ValidationError as error:
+        return None, [_reason_from(e) for e in error.errors(include_input=False, include_url=False)]
+
+
+def _reason_from(error: Any) -> Reason:
+    field = ".".join(str(part) for part in error["loc"]) or None
+    top = str(error["loc"][0]) if error["loc"] else ""
+    kind = error["type"]
+    if kind == "missing":
+        code = ReasonCode.MISSING_FIELD
+    elif kind == "extra_forbidden":
+        code = ReasonCode.UNKNOWN_FIELD
+    elif top in _FIELD_CODES and kind in {"value_error", "enum", "string_type"}:
+        code = _FIELD_CODES[top]
+    else:
+        code = ReasonCode.INVALID_TYPE
+    # pydantic's ``msg`` describes the rule, not the input, so it is safe to publish.
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return Reason(code=code, message=message, field=field)
+
+
+def check_rules(change: ConfigurationChange, source: str, registry: Registry) -> list[Reason]:
+    """Rules that need the registry or span several fields."""
+    reasons: list[Reason] = []
+    if change.environment not in registry.environments:
+        reasons.append(
+            Reason(
+                code=ReasonCode.ENVIRONMENT_NOT_ALLOWED,
+                message=f"environment must be one of {', '.join(registry.environments)}",
+                field="environment",
+            )
+        )
+    if not registry.is_known(change.service):
+        reasons.append(
+            Reason(code=ReasonCode.UNKNOWN_SERVICE, message="service is not registered", field="service")
+        )
+    else:
+        if source not in registry.publishers_of(change.service):
+            reasons.append(
+                Reason(
+                    code=ReasonCode.SOURCE_NOT_AUTHORIZED,
+                    message=f"source {source!r} may not change service {change.service!r}",
+                    field="source",
+                )
+            )
+        entry = registry.services.get(change.service)
+        if (
+            change.service != GLOBAL_SERVICE
+            and entry is not None
+            and entry.environments
+            and change.environment not in entry.environments
+        ):
+            reasons.append(
+                Reason(
+                    code=ReasonCode.ENVIRONMENT_NOT_ALLOWED,
+                    message=f"service {change.service!r} does not run in {change.environment!r}",
+                    field="environment",
+                )
+            )
+    reasons.extend(_check_operation_fields(change))
+    return reasons
+
+
+def _check_operation_fields(change: ConfigurationChange) -> list[Reason]:
+    given = change.model_fields_set
+    has_value = "value" in given
+    has_encrypted = change.encrypted_value is not None
+    reasons: list[Reason] = []
+
+    def unexpected(field: str) -> None:
+        reasons.append(
+            Reason(
+                code=ReasonCode.UNEXPECTED_FIELD,
+                message=f"{field} is not allowed with operation {change.operation.value}",
+                field=field,
+            )
+        )
+
+    if change.operation is Operation.PUT:
+        if has_value and has_encrypted:
+            unexpected("encryptedValue")
+        elif not has_value and not has_encrypted:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.MISSING_VALUE, message="put needs value or encryptedValue", field="value"
+                )
+            )
+        if change.to_version is not None:
+            unexpected("toVersion")
+    else:
+        if has_value:
+            unexpected("value")
+        if has_encrypted:
+            unexpected("encryptedValue")
+        if change.operation is Operation.ROLLBACK and change.to_version is None:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.MISSING_TO_VERSION, message="rollback needs toVersion", field="toVersion"
+                )
+            )
+        if change.operation is Operation.DELETE and change.to_version is not None:
+            unexpected("toVersion")
+    return reasons
+
+
+def check_value(value: Any, schema: dict[str, Any] | None) -> list[Reason]:
+    """Size, depth and the key's JSON Schema. Depth first: a hostile, deeply nested value
+    must not reach the serialiser or the schema validator."""
+    depth = nesting_depth(value)
+    if depth > MAX_VALUE_DEPTH:
+        return [
+            Reason(
+                code=ReasonCode.VALUE_TOO_DEEP,
+                message=f"value nests {depth} levels; at most {MAX_VALUE_DEPTH} are allowed",
+                field="value",
+            )
+        ]
+    try:
+        size = len(canonical_json(value).encode("utf-8"))
+    except (TypeError, ValueError):
+        return [Reason(code=ReasonCode.INVALID_TYPE, message="value is not JSON", field="value")]
+    if size > MAX_VALUE_BYTES:
+        return [
+            Reason(
+                code=ReasonCode.VALUE_TOO_LARGE,
+                message=f"value is {size} bytes serialised; at most {MAX_VALUE_BYTES} are allowed",
+                field="value",
+            )
+        ]
+    if schema is not None:
+        problem = _schema_problem(json.dumps(schema, sort_keys=True), value)
+        if problem:
+            return [Reason(code=ReasonCode.SCHEMA_VIOLATION, message=problem, field="value")]
+    return []
+
+
+def _schema_problem(schema_json: str, value: Any) -> str | None:
+    from fastjsonschema import JsonSchemaException
+
+    try:
+        _compiled(schema_json)(value)
+    except JsonSchemaException as error:
+        # fastjsonschema names the rule ("data must be <= 1000"), not the value.
+        return f"value does not match the key's JSON Schema: {error.message}"  # type: ignore[attr-defined]
+    return None
+
+
+@lru_cache(maxsize=256)
+def _compiled(schema_json: str) -> Any:
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(schema_json))

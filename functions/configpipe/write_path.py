@@ -1,0 +1,296 @@
+"""Accepting or rejecting one ``ConfigurationChange``: the validator's logic.
+
+The outcome is exactly one write to the change log: the new version (with its pointer and
+change record, in one transaction) or a rejection record. Everything after that is driven
+by the change log's stream (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from configpipe.changelog import ChangeLog, CurrentPointer, VersionRecord, utc_now
+from configpipe.contracts import (
+    CHANGE_ID_PATTERN,
+    ChangeOutcome,
+    ConfigurationChange,
+    Operation,
+    Reason,
+    ReasonCode,
+)
+from configpipe.crypto import SecretsKey, UndecryptableValueError
+from configpipe.errors import DuplicateChangeError, VersionConflictError
+from configpipe.naming import scope_id
+from configpipe.registry import Registry
+from configpipe.validation import check_rules, check_value, parse_change
+from configpipe.values import canonical_json, is_sensitive, value_hash
+
+#: Writers without ``expectedVersion`` that lose a race re-read and try again this often.
+#: Past it the invocation fails and Lambda's own retry takes over.
+MAX_APPEND_ATTEMPTS = 8
+_IDENTITY_FIELDS = ("service", "environment", "key", "operation")
+
+
+class _ChangeEvent(BaseModel):
+    """The EventBridge envelope as far as the validator needs it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str
+    source: str
+    detail: Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: ChangeOutcome
+    change_id: str
+    version: int | None = None
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code.value for r in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "changeId": self.change_id,
+            "version": self.version,
+            "reasons": [r.to_detail() for r in self.reasons],
+        }
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What a valid change will write: the value (or a copy of an older version's)."""
+
+    value_hash: str
+    sensitive: bool
+    deleted: bool = False
+    value_json: str | None = None
+    secret_ciphertext: bytes | None = None
+    rolled_back_to: int | None = None
+
+
+class _Rejection(Exception):
+    def __init__(self, *reasons: Reason) -> None:
+        self.reasons = list(reasons)
+
+
+class WritePath:
+    def __init__(
+        self,
+        change_log: ChangeLog,
+        registry: Callable[[], Registry],
+        secrets: SecretsKey,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._log = change_log
+        self._registry = registry
+        self._secrets = secrets
+        self._clock = clock
+
+    def handle(self, event: Any) -> Outcome:
+        """Accept, reject, or recognise as a duplicate one EventBridge event."""
+        now = self._clock().isoformat()
+        try:
+            envelope = _ChangeEvent.model_validate(event)
+        except ValidationError:
+            return self._reject_unidentified(event, now)
+
+        change, reasons = parse_change(envelope.detail)
+        if change is None:
+            return self._reject(
+                _fallback_change_id(envelope), envelope.source, reasons, change_identity(envelope.detail), now
+            )
+        try:
+            resolved = self._resolve_value(change, envelope.source)
+            return self._append(change, envelope.source, resolved, now)
+        except _Rejection as rejection:
+            return self._reject(
+                change.change_id, envelope.source, rejection.reasons, change_identity(envelope.detail), now
+            )
+
+    # --- acceptance -------------------------------------------------------------------
+
+    def _resolve_value(self, change: ConfigurationChange, source: str) -> _Resolved | None:
+        """Validate everything that does not depend on the key's current state; for a put,
+        return what will be stored. Raises _Rejection."""
+        registry = self._registry()
+        reasons = check_rules(change, source, registry)
+        if reasons:
+            raise _Rejection(*reasons)
+        if change.operation is not Operation.PUT:
+            return None
+
+        scope = scope_id(change.service, change.environment, change.key)
+        ciphertext: bytes | None = None
+        if change.encrypted_value is not None:
+            try:
+                ciphertext, plaintext = self._secrets.decrypt_b64(scope, change.encrypted_value)
+                value = json.loads(plaintext)
+            except (UndecryptableValueError, ValueError):
+                raise _Rejection(
+                    Reason(
+                        code=ReasonCode.INVALID_ENCRYPTED_VALUE,
+                        message="encryptedValue must be base64 KMS ciphertext of JSON under the pipeline's "
+                        "secrets key with encryption context configpipe:scope=" + scope,
+                        field="encryptedValue",
+                    )
+                ) from None
+        else:
+            value = change.value
+
+        problems = check_value(value, registry.schema_for(change.service, change.key))
+        if problems:
+            raise _Rejection(*problems)
+
+        if change.encrypted_value is not None or is_sensitive(change.key, change.sensitive):
+            return _Resolved(
+                value_hash=self._secrets.hmac(value),
+                sensitive=True,
+                secret_ciphertext=ciphertext or self._secrets.encrypt(scope, value),
+            )
+        return _Resolved(value_hash=value_hash(value), sensitive=False, value_json=canonical_json(value))
+
+    def _append(
+        self, change: ConfigurationChange, source: str, resolved: _Resolved | None, now: str
+    ) -> Outcome:
+        for _ in range(MAX_APPEND_ATTEMPTS):
+            pointer = self._log.current(change.service, change.environment, change.key)
+            current = pointer.version if pointer else 0
+            if change.expected_version is not None and change.expected_version != current:
+                raise _Rejection(_conflict(change.expected_version, current))
+            content = resolved or self._state_for(change, pointer)
+            record = VersionRecord(
+                service=change.service,
+                environment=change.environment,
+                key=change.key,
+                version=current + 1,
+                previous_version=pointer.version if pointer else None,
+                operation=change.operation.value,
+                change_id=change.change_id,
+                author=change.author,
+                reason=change.reason,
+                source=source,
+                applied_at=now,
+                value_hash=content.value_hash,
+                sensitive=content.sensitive,
+                deleted=content.deleted,
+                value_json=content.value_json,
+                secret_ciphertext=content.secret_ciphertext,
+                rolled_back_to=content.rolled_back_to,
+            )
+            try:
+                self._log.append(
+                    record, payload_hash=_payload_hash(change, content.value_hash), received_at=now
+                )
+            except DuplicateChangeError:
+                return Outcome(status="duplicate", change_id=change.change_id)
+            except VersionConflictError as conflict:
+                if change.expected_version is not None:
+                    raise _Rejection(_conflict(change.expected_version, conflict.actual)) from None
+                continue  # another writer got this version first; take the next one
+            return Outcome(status="accepted", change_id=change.change_id, version=record.version)
+        raise RuntimeError(
+            f"could not allocate a version for {change.change_id} after {MAX_APPEND_ATTEMPTS} tries"
+        )
+
+    def _state_for(self, change: ConfigurationChange, pointer: CurrentPointer | None) -> _Resolved:
+        """Delete: a tombstone. Rollback: a copy of the target version's content."""
+        if change.operation is Operation.DELETE:
+            if pointer is None or pointer.deleted:
+                raise _Rejection(Reason(code=ReasonCode.KEY_NOT_FOUND, message="key has no value to delete"))
+            return _Resolved(value_hash=value_hash(None), sensitive=False, deleted=True)
+        assert change.to_version is not None  # checked by validation
+        target = (
+            self._log.version(change.service, change.environment, change.key, change.to_version)
+            if pointer and change.to_version <= pointer.version
+            else None
+        )
+        if target is None:
+            raise _Rejection(
+                Reason(
+                    code=ReasonCode.UNKNOWN_VERSION,
+                    message=f"version {change.to_version} does not exist for this key",
+                    field="toVersion",
+                )
+            )
+        return _Resolved(
+            value_hash=target.value_hash,
+            sensitive=target.sensitive,
+            deleted=target.deleted,
+            value_json=target.value_json,
+            secret_ciphertext=target.secret_ciphertext,
+            rolled_back_to=target.version,
+        )
+
+    # --- rejection --------------------------------------------------------------------
+
+    def _reject(
+        self, change_id: str, source: str, reasons: list[Reason], identity: dict[str, str], now: str
+    ) -> Outcome:
+        try:
+            self._log.record_rejection(
+                change_id=change_id,
+                payload_hash=_rejection_hash(reasons, identity, source),
+                source=source,
+                reasons=[r.to_detail() for r in reasons],
+                identity=identity,
+                received_at=now,
+            )
+        except DuplicateChangeError:
+            return Outcome(status="duplicate", change_id=change_id)
+        return Outcome(status="rejected", change_id=change_id, reasons=reasons)
+
+    def _reject_unidentified(self, event: Any, now: str) -> Outcome:
+        """Not even an EventBridge envelope (a direct invoke with junk): record it under a
+        content-derived id so a redelivery of the same junk is still a duplicate."""
+        source = event.get("source") if isinstance(event, dict) else None
+        reason = Reason(
+            code=ReasonCode.MALFORMED_EVENT, message="not an EventBridge event with id, source and detail"
+        )
+        digest = hashlib.sha256(repr(event).encode("utf-8", "replace")).hexdigest()[:32]
+        return self._reject(f"malformed:{digest}", str(source or "unknown")[:256], [reason], {}, now)
+
+
+def _conflict(expected: int, actual: int) -> Reason:
+    return Reason(
+        code=ReasonCode.VERSION_CONFLICT,
+        message=f"expectedVersion {expected} but the key is at version {actual}",
+        field="expectedVersion",
+    )
+
+
+def _fallback_change_id(envelope: _ChangeEvent) -> str:
+    detail = envelope.detail
+    candidate = detail.get("changeId") if isinstance(detail, dict) else None
+    if isinstance(candidate, str) and CHANGE_ID_PATTERN.fullmatch(candidate):
+        return candidate
+    return f"event:{envelope.id}"[:128]
+
+
+def change_identity(detail: Any) -> dict[str, str]:
+    """The change's identity, as far as it is readable; never the value."""
+    if not isinstance(detail, dict):
+        return {}
+    return {f: detail[f][:256] for f in _IDENTITY_FIELDS if isinstance(detail.get(f), str)}
+
+
+def _payload_hash(change: ConfigurationChange, content_hash: str) -> str:
+    """What the change asked for, minus the value itself (only its hash), so reuse of a
+    changeId for different content can be told apart without storing a secret."""
+    fields = change.model_dump(mode="json", by_alias=True, exclude={"value", "encrypted_value"})
+    return value_hash({**fields, "valueHash": content_hash})
+
+
+def _rejection_hash(reasons: list[Reason], identity: dict[str, str], source: str) -> str:
+    return value_hash({"identity": identity, "source": source, "codes": [r.code.value for r in reasons]})
