@@ -1,0 +1,68 @@
+"""Release function entry point: ``ReleaseRequested`` / ``ReleaseControl`` from the bus and the
+scheduled reconcile tick. Thin: parse the envelope → :class:`ReleaseService` → result.
+
+Errors other than bad input propagate, so EventBridge's/Lambda's retries and the DLQs apply;
+bad input becomes a ``ReleaseRejected`` announcement and a normal return."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from configpipe.bus import ConfigBus
+from configpipe.observability import logger, metrics, tracer
+from configpipe.release.alias import LambdaAliases
+from configpipe.release.contracts import ReleaseDetailType
+from configpipe.release.health import AlarmHealth
+from configpipe.release.hooks import LambdaHookRunner
+from configpipe.release.service import ReleaseService
+from configpipe.release.settings import ReleaseSettings
+from configpipe.release.store import ReleaseStore
+
+SCHEDULED_DETAIL_TYPE = "Scheduled Event"
+
+
+class ReconcileFailedError(Exception):
+    """Some releases could not be reconciled; raised after all were tried, for the DLQ alarm."""
+
+
+@cache
+def release_service() -> ReleaseService:
+    settings = ReleaseSettings.from_environ()
+    return ReleaseService(
+        store=ReleaseStore(settings.release_table),
+        aliases=LambdaAliases(),
+        health=AlarmHealth(),
+        hooks=LambdaHookRunner(),
+        bus=ConfigBus(settings.event_bus_name),
+        registry=settings.registry(),
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    service = release_service()
+    envelope = parse(event=event, model=EventBridgeModel)
+    detail: dict[str, Any] = envelope.detail if isinstance(envelope.detail, dict) else {}
+    if envelope.detail_type == SCHEDULED_DETAIL_TYPE and envelope.source == "aws.events":
+        summary = service.reconcile_all()
+        logger.info("reconciled", extra={"releases": summary.releases, "announced": summary.announced})
+        if summary.failed:
+            raise ReconcileFailedError(f"reconcile failed for {', '.join(summary.failed)}")
+        return {"reconciled": summary.releases, "announced": summary.announced}
+    if envelope.detail_type == ReleaseDetailType.RELEASE_REQUESTED:
+        logger.append_keys(release_id=detail.get("releaseId"))
+        result = service.handle_request(detail, envelope.source, envelope.id)
+        return {"outcome": result.outcome, "releaseId": result.release_id}
+    if envelope.detail_type == ReleaseDetailType.RELEASE_CONTROL:
+        logger.append_keys(release_id=detail.get("releaseId"))
+        control = service.handle_control(detail, envelope.source, envelope.id)
+        return {"outcome": control.outcome}
+    logger.warning("ignored event", extra={"detail_type": envelope.detail_type, "source": envelope.source})
+    return {"outcome": "ignored"}
