@@ -1,0 +1,134 @@
+"""Every function is traced, logs JSON to its own retained log group, uses Powertools, and
+fails into a dead-letter queue; the materialiser reads the stream safely."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from tests.infrastructure.conftest import rendered, resources, the_function
+
+pytestmark = pytest.mark.infrastructure
+
+EXPECTED_ENVIRONMENT = {
+    "configpipe.handlers.validator.handler": {
+        "CHANGE_LOG_TABLE",
+        "REGISTRY_PARAMETER",
+        "SECRETS_KEY_ID",
+        "HASH_KEY_ID",
+    },
+    "configpipe.handlers.materialiser.handler": {
+        "CHANGE_LOG_TABLE",
+        "EVENT_BUS_NAME",
+        "SECRETS_KEY_ID",
+        "INLINE_VALUE_MAX_BYTES",
+    },
+    "configpipe.handlers.propagator.handler": {"EVENT_BUS_NAME", "REGISTRY_PARAMETER"},
+}
+POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+
+
+def test_every_function_is_traced_logs_json_and_uses_the_powertools_layer(
+    template_json: dict[str, Any],
+) -> None:
+    functions = resources(template_json, "AWS::Lambda::Function")
+    assert len(functions) == 6
+    log_groups = resources(template_json, "AWS::Logs::LogGroup")
+    for fn in functions.values():
+        props = fn["Properties"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["Runtime"] == "python3.12"
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+        assert log_groups[log_group]["Properties"]["RetentionInDays"] == 30
+        layers = [rendered(layer) for layer in props["Layers"]]
+        assert layers == [
+            "arn:<AWS::Partition>:lambda:<AWS::Region>:017000801446:layer:"
+            "AWSLambdaPowertoolsPythonV3-python312-x86_64:27"
+        ]
+        variables = props["Environment"]["Variables"]
+        assert set(variables) >= POWERTOOLS
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "configpipe"
+
+
+@pytest.mark.parametrize(("handler", "expected"), sorted(EXPECTED_ENVIRONMENT.items()))
+def test_pipeline_functions_get_the_documented_environment(
+    template_json: dict[str, Any], handler: str, expected: set[str]
+) -> None:
+    _, fn = the_function(template_json, handler)
+    assert set(fn["Properties"]["Environment"]["Variables"]) == expected | POWERTOOLS
+
+
+def test_materialiser_inline_limit_comes_from_context(template_json: dict[str, Any]) -> None:
+    _, fn = the_function(template_json, "configpipe.handlers.materialiser.handler")
+    assert fn["Properties"]["Environment"]["Variables"]["INLINE_VALUE_MAX_BYTES"] == "1024"
+
+
+def test_demo_services_get_a_named_update_handler(template: Template) -> None:
+    for service in ("checkout", "payments", "search"):
+        template.has_resource_properties(
+            "AWS::Lambda::Function",
+            {
+                "FunctionName": f"{service}-config-update-handler",
+                "Handler": "sample_service.app.handler",
+                "Environment": {
+                    "Variables": Match.object_like(
+                        {
+                            "SERVICE_NAME": service,
+                            "APPLIED_TABLE": {"Ref": Match.string_like_regexp("DemoApplied")},
+                        }
+                    )
+                },
+            },
+        )
+
+
+def test_stream_mapping_retries_bisects_dead_letters_and_filters(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [Match.string_like_regexp("^ChangeLogTable"), "StreamArn"]},
+            "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 10,
+            "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": 10,
+            "MaximumRecordAgeInSeconds": 86400,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "DestinationConfig": {
+                "OnFailure": {"Destination": {"Fn::GetAtt": [Match.string_like_regexp("StreamDlq"), "Arn"]}}
+            },
+        },
+    )
+
+
+def test_stream_filters_pass_only_new_versions_and_rejections(template_json: dict[str, Any]) -> None:
+    (mapping,) = resources(template_json, "AWS::Lambda::EventSourceMapping").values()
+    patterns = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
+    assert patterns == [
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["version"]}}}},
+        {
+            "eventName": ["INSERT"],
+            "dynamodb": {"NewImage": {"kind": {"S": ["change"]}, "status": {"S": ["rejected"]}}},
+        },
+    ]
+
+
+def test_async_invoked_functions_retry_twice_then_dead_letter(template_json: dict[str, Any]) -> None:
+    configs = resources(template_json, "AWS::Lambda::EventInvokeConfig")
+    queues = resources(template_json, "AWS::SQS::Queue")
+    configured = set()
+    for config in configs.values():
+        props = config["Properties"]
+        assert props["MaximumRetryAttempts"] == 2
+        assert props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] in queues
+        configured.add(props["FunctionName"]["Ref"])
+    functions = resources(template_json, "AWS::Lambda::Function")
+    async_invoked = {
+        logical_id
+        for logical_id, fn in functions.items()
+        if fn["Properties"]["Handler"] != "configpipe.handlers.materialiser.handler"
+    }
+    assert configured == async_invoked
