@@ -1,0 +1,55 @@
+# configpipe — the two commands a newcomer needs are `make demo` and `make test`.
+# Every target installs what it needs first (venv, pinned pip packages, the pinned CDK CLI).
+
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: setup demo up test test-unit test-e2e lint synth nag bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: the whole pipeline on this machine (moto server on 127.0.0.1), scripted scenario
+demo: setup
+	$(PY) scripts/demo.py
+
+## up: keep the local pipeline running for any client (AWS CLI, boto3, configpipe CLI)
+up: setup
+	$(PY) -m configpipe.local up
+
+## test: lint, type-check and the full test suite (unit, integration, infrastructure, e2e)
+test: setup lint
+	$(VENV)/bin/pytest
+
+test-unit: setup
+	$(VENV)/bin/pytest tests/unit tests/integration
+
+test-e2e: setup
+	$(VENV)/bin/pytest tests/e2e
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## synth: synthesise the CloudFormation template with the pinned CDK CLI (hermetic: no AWS calls)
+synth: setup
+	npx cdk synth --quiet
+	@echo "Template: cdk.out/ConfigpipeStack.template.json"
+
+bench: setup
+	$(PY) scripts/bench_client.py
+	$(PY) scripts/bench_write_path.py
+	$(PY) scripts/bench_cold_start.py
+
+clean:
+	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache
