@@ -127,7 +127,7 @@ class FanOut:
         ]
         context = {
             "changeId": update.change_id,
-            "service": update.service,
+            "configService": update.service,
             "environment": update.environment,
             "key": update.key,
             "version": update.version,
@@ -163,7 +163,7 @@ class FanOut:
         common = {
             "change_id": update.change_id,
             "target_service": delivery.target_service,
-            "service": update.service,
+            "configService": update.service,
             "environment": update.environment,
             "key": update.key,
             "version": update.version,

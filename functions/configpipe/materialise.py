@@ -224,7 +224,7 @@ class Materialiser:
             "rejection announced",
             extra={
                 "changeId": change_id,
-                "service": rejected.service,
+                "configService": rejected.service,
                 "environment": rejected.environment,
                 "key": rejected.key,
                 "reasonCodes": [r.code.value for r in rejected.reasons],
@@ -249,7 +249,7 @@ def _opt_str(value: Any) -> str | None:
 def _log_context(record: VersionRecord) -> dict[str, Any]:
     return {
         "changeId": record.change_id,
-        "service": record.service,
+        "configService": record.service,
         "environment": record.environment,
         "key": record.key,
         "version": record.version,

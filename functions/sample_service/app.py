@@ -68,7 +68,7 @@ class AppliedVersions:
                 raise
             log.info(
                 "a version at least as new is already applied",
-                extra={"service": self._service, "key": update.key, "version": update.version},
+                extra={"configService": self._service, "key": update.key, "version": update.version},
             )
             return False
         return True

@@ -222,7 +222,7 @@ class ConfigClient:
                 log.warning(
                     "secret store unreachable; serving the last good value",
                     extra={
-                        "service": self.service,
+                        "configService": self.service,
                         "environment": self.environment,
                         "key": key,
                         "code": error.code,
@@ -275,7 +275,11 @@ class ConfigClient:
                     ) from error
                 log.warning(
                     "config store unreachable; serving the last good values",
-                    extra={"service": self.service, "environment": self.environment, "code": error.code},
+                    extra={
+                        "configService": self.service,
+                        "environment": self.environment,
+                        "code": error.code,
+                    },
                 )
                 return
             for origin, values in fetched.items():

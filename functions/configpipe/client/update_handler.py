@@ -59,7 +59,7 @@ def config_update_handler(
         identity = {
             "targetService": service,
             "changeId": update.change_id,
-            "service": update.service,
+            "configService": update.service,
             "environment": update.environment,
             "key": update.key,
             "version": update.version,
