@@ -163,7 +163,7 @@ class FanOut:
         common = {
             "change_id": update.change_id,
             "target_service": delivery.target_service,
-            "configService": update.service,
+            "service": update.service,
             "environment": update.environment,
             "key": update.key,
             "version": update.version,
