@@ -1,0 +1,160 @@
+"""CLI tests: Typer's runner against moto, with the real validator logic standing in for the
+validator Lambda (which in-process moto cannot run).
+
+``validator`` drains what reached the bus and hands every ``ConfigurationChange`` to
+:class:`configpipe.write_path.WritePath`, exactly what the Lambda does with the event
+EventBridge delivers. It runs in a thread so that ``--wait`` sees the verdict arrive while
+it polls, as it would against AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner, Result
+
+from configpipe.changelog import ChangeLog
+from configpipe.cli.main import app
+from configpipe.crypto import SecretsKey
+from configpipe.write_path import Outcome, WritePath
+from tests.support.aws import REGION, Pipeline
+
+CHECKOUT = "configpipe.team.checkout"
+
+
+@dataclass
+class Validator:
+    pipeline: Pipeline
+    events: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self._write_path = WritePath(
+            change_log=change_log(self.pipeline),
+            registry=lambda: self.pipeline.registry,
+            secrets=SecretsKey(
+                self.pipeline.secrets_key_id,
+                self.pipeline.hash_key_id,
+                client=boto3.client("kms", region_name=REGION),
+            ),
+        )
+
+    def pump(self) -> None:
+        """Process everything on the bus so far (safe to call from the test thread)."""
+        with self._lock:
+            for event in self.pipeline.bus_events():
+                self.events.append(event)
+                if event["detail-type"] == "ConfigurationChange":
+                    self.outcomes.append(self._write_path.handle(event))
+
+    def handle(self, detail: dict[str, Any], source: str = CHECKOUT) -> Outcome:
+        """Feed one change straight to the write path (to seed history)."""
+        envelope = {"id": f"seed-{detail['changeId']}", "source": source, "detail": detail}
+        return self._write_path.handle(envelope)
+
+    def changes(self) -> list[dict[str, Any]]:
+        self.pump()
+        return [e for e in self.events if e["detail-type"] == "ConfigurationChange"]
+
+    def start(self) -> None:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.pump()
+                except BaseException as error:  # surfaced in the fixture's teardown
+                    self.errors.append(error)
+                    return
+                self._stop.wait(0.05)
+
+        self._thread = threading.Thread(target=run, name="validator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def change_log(pipeline: Pipeline) -> ChangeLog:
+    table = boto3.resource("dynamodb", region_name=REGION).Table(pipeline.table_name)
+    return ChangeLog(pipeline.table_name, table=table)
+
+
+@pytest.fixture
+def validator(pipeline: Pipeline) -> Iterator[Validator]:
+    """The validator logic, running on what reaches the bus."""
+    running = Validator(pipeline)
+    running.start()
+    yield running
+    running.stop()
+    if running.errors:
+        raise running.errors[0]
+
+
+@pytest.fixture
+def idle_validator(pipeline: Pipeline) -> Validator:
+    """The validator logic, run only when the test calls ``pump`` (or ``changes``)."""
+    return Validator(pipeline)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def cli(runner: CliRunner, pipeline: Pipeline):  # type: ignore[no-untyped-def]
+    """Run ``configpipe`` as team checkout against the moto pipeline."""
+
+    def invoke(*args: str, source: str | None = CHECKOUT, input: str | None = None, **env: str) -> Result:
+        base = ["--secrets-key", pipeline.secrets_key_id]
+        if source is not None:
+            base += ["--source", source]
+        return runner.invoke(app, [*base, *args], input=input, env={"COLUMNS": "220", **env})
+
+    return invoke
+
+
+def seed(validator: Validator, key: str, *values: Any, service: str = "checkout", env: str = "production",
+         author: str = "alice", sensitive: bool = False) -> None:
+    """Append one version per value through the real write path."""
+    for i, value in enumerate(values):
+        detail: dict[str, Any] = {
+            "changeId": f"seed-{uuid.uuid4().hex}",
+            "service": service,
+            "environment": env,
+            "key": key,
+            "operation": "put",
+            "value": value,
+            "author": author,
+            "reason": f"seed {i + 1}",
+        }
+        if sensitive:
+            detail["sensitive"] = True
+        source = "configpipe.team.platform" if service == "global" else f"configpipe.team.{service}"
+        outcome = validator.handle(detail, source=source)
+        assert outcome.status == "accepted", outcome
+
+
+def parse_json(result: Result) -> Any:
+    """stdout of --output json must be exactly one JSON document."""
+    return json.loads(result.stdout)
+
+
+def assert_clean_exit(result: Result, code: int) -> None:
+    """The expected exit code, and no traceback however it failed."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    if code != 0:
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
