@@ -126,8 +126,15 @@ def cli(runner: CliRunner, pipeline: Pipeline):  # type: ignore[no-untyped-def]
     return invoke
 
 
-def seed(validator: Validator, key: str, *values: Any, service: str = "checkout", env: str = "production",
-         author: str = "alice", sensitive: bool = False) -> None:
+def seed(
+    validator: Validator,
+    key: str,
+    *values: Any,
+    service: str = "checkout",
+    env: str = "production",
+    author: str = "alice",
+    sensitive: bool = False,
+) -> None:
     """Append one version per value through the real write path."""
     for i, value in enumerate(values):
         detail: dict[str, Any] = {

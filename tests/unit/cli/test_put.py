@@ -32,7 +32,9 @@ def test_put_publishes_a_change_and_reports_the_accepted_version(cli, validator:
     (event,) = validator.changes()
     assert event["source"] == CHECKOUT
     detail = event["detail"]
-    assert detail["operation"] == "put" and detail["value"] == 50 and detail["reason"] == "raise the cart limit"
+    assert (
+        detail["operation"] == "put" and detail["value"] == 50 and detail["reason"] == "raise the cart limit"
+    )
     assert detail["author"] == "arn:aws:sts::123456789012:user/moto"  # the caller identity, by default
 
 
@@ -101,7 +103,9 @@ def test_value_from_a_json_file_and_from_stdin(cli, idle_validator: Validator, t
     path.write_text('{"ratio": 0.25}')
 
     assert_clean_exit(cli("put", "checkout", "production", "ab", "-f", str(path), "-r", "r", "--no-wait"), 0)
-    assert_clean_exit(cli("put", "checkout", "production", "ab2", "-f", "-", "-r", "r", "--no-wait", input="[1]"), 0)
+    assert_clean_exit(
+        cli("put", "checkout", "production", "ab2", "-f", "-", "-r", "r", "--no-wait", input="[1]"), 0
+    )
 
     values = [e["detail"]["value"] for e in idle_validator.changes()]
     assert sorted(values, key=str) == sorted([{"ratio": 0.25}, [1]], key=str)
@@ -117,7 +121,9 @@ def test_value_from_a_json_file_and_from_stdin(cli, idle_validator: Validator, t
         ("latin1.yaml", None, "not UTF-8"),
     ],
 )
-def test_invalid_files_are_refused_with_a_clear_message(cli, idle_validator, tmp_path: Path, name, content, message):
+def test_invalid_files_are_refused_with_a_clear_message(
+    cli, idle_validator, tmp_path: Path, name, content, message
+):
     path = tmp_path / name
     if content is None:
         path.write_bytes(b"value: caf\xe9\n")
@@ -166,7 +172,9 @@ def test_value_and_file_together_or_neither_are_usage_errors(cli, tmp_path: Path
         ("search", "production", "k", "ENVIRONMENT_NOT_ALLOWED"),  # search runs in dev/staging only
     ],
 )
-def test_invalid_changes_are_refused_locally_and_nothing_is_sent(cli, idle_validator, service, env, key, code):
+def test_invalid_changes_are_refused_locally_and_nothing_is_sent(
+    cli, idle_validator, service, env, key, code
+):
     source = "configpipe.team.search" if service == "search" else CHECKOUT
     result = cli("put", service, env, key, "1", "--reason", "r", "--output", "json", source=source)
 
@@ -221,7 +229,9 @@ def test_missing_reason_is_a_usage_error(cli, idle_validator: Validator):
     assert idle_validator.changes() == []
 
 
-@pytest.mark.parametrize(("source", "message"), [(None, "no event source"), ("team.checkout", "--source must")])
+@pytest.mark.parametrize(
+    ("source", "message"), [(None, "no event source"), ("team.checkout", "--source must")]
+)
 def test_writes_need_a_team_source(cli, idle_validator: Validator, source, message, monkeypatch):
     monkeypatch.delenv("CONFIGPIPE_SOURCE", raising=False)
     result = cli("put", "checkout", "production", "k", "1", "-r", "r", source=source)
@@ -235,7 +245,9 @@ def test_source_can_come_from_the_environment(runner, pipeline, idle_validator: 
     from configpipe.cli.main import app
 
     result = runner.invoke(
-        app, ["put", "checkout", "production", "k", "1", "-r", "r", "--no-wait"], env={"CONFIGPIPE_SOURCE": CHECKOUT}
+        app,
+        ["put", "checkout", "production", "k", "1", "-r", "r", "--no-wait"],
+        env={"CONFIGPIPE_SOURCE": CHECKOUT},
     )
 
     assert_clean_exit(result, 0)
@@ -260,7 +272,9 @@ def test_expected_version_conflict_is_reported_as_rejected(cli, validator: Valid
 def test_expected_version_match_is_accepted(cli, validator: Validator):
     seed(validator, "max_items", 10)
 
-    result = cli("put", "checkout", "production", "max_items", "30", "-r", "r", "--expected-version", "1", "-o", "json")
+    result = cli(
+        "put", "checkout", "production", "max_items", "30", "-r", "r", "--expected-version", "1", "-o", "json"
+    )
 
     assert_clean_exit(result, 0)
     assert parse_json(result)["version"] == 2
@@ -269,7 +283,9 @@ def test_expected_version_match_is_accepted(cli, validator: Validator):
 def test_rejection_json_carries_the_reasons(cli, validator: Validator):
     seed(validator, "max_items", 10)
 
-    result = cli("put", "checkout", "production", "max_items", "1", "-r", "r", "--expected-version", "0", "-o", "json")
+    result = cli(
+        "put", "checkout", "production", "max_items", "1", "-r", "r", "--expected-version", "0", "-o", "json"
+    )
 
     assert_clean_exit(result, 3)
     body = parse_json(result)
@@ -299,7 +315,9 @@ def test_given_change_id_makes_a_retry_idempotent(cli, validator: Validator, pip
 
 def test_waiting_times_out_with_exit_4_when_no_verdict_arrives(cli, idle_validator: Validator):
     # Given no validator is processing the bus
-    result = cli("put", "checkout", "production", "k", "1", "-r", "r", "--timeout", "0.3", "--change-id", "c-42")
+    result = cli(
+        "put", "checkout", "production", "k", "1", "-r", "r", "--timeout", "0.3", "--change-id", "c-42"
+    )
 
     assert_clean_exit(result, 4)
     assert "c-42" in result.stderr
@@ -310,7 +328,9 @@ def test_waiting_times_out_with_exit_4_when_no_verdict_arrives(cli, idle_validat
 def test_dry_run_shows_the_diff_and_publishes_nothing(cli, idle_validator: Validator):
     seed(idle_validator, "limits", {"cart": 50, "burst": 5})
 
-    result = cli("put", "checkout", "production", "limits", '{"cart": 80, "burst": 5}', "-r", "r", "--dry-run")
+    result = cli(
+        "put", "checkout", "production", "limits", '{"cart": 80, "burst": 5}', "-r", "r", "--dry-run"
+    )
 
     assert_clean_exit(result, 0)
     assert "would become version 2" in result.stdout
@@ -322,8 +342,20 @@ def test_dry_run_shows_the_diff_and_publishes_nothing(cli, idle_validator: Valid
 def test_dry_run_json_predicts_a_version_conflict_with_exit_3(cli, idle_validator: Validator):
     seed(idle_validator, "limits", 1, 2)
 
-    result = cli("put", "checkout", "production", "limits", "3", "-r", "r", "--dry-run", "--expected-version", "1",
-                 "-o", "json")
+    result = cli(
+        "put",
+        "checkout",
+        "production",
+        "limits",
+        "3",
+        "-r",
+        "r",
+        "--dry-run",
+        "--expected-version",
+        "1",
+        "-o",
+        "json",
+    )
 
     assert_clean_exit(result, 3)
     body = parse_json(result)
@@ -334,7 +366,9 @@ def test_dry_run_json_predicts_a_version_conflict_with_exit_3(cli, idle_validato
     assert idle_validator.changes() == []
 
 
-def test_dry_run_without_a_readable_registry_checks_the_contract_only(cli, idle_validator: Validator, pipeline):
+def test_dry_run_without_a_readable_registry_checks_the_contract_only(
+    cli, idle_validator: Validator, pipeline
+):
     import boto3
 
     boto3.client("ssm", region_name="us-east-1").delete_parameter(Name=pipeline.registry_parameter)
