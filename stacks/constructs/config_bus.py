@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -20,16 +20,28 @@ class ConfigBus(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+        # One policy document on the bus itself (not one AWS::Events::EventBusPolicy per
+        # statement): the allow and the deny below are deployed atomically, and the
+        # document stays open for statements added later (it is resolved at synth).
+        self.policy = iam.PolicyDocument()
+        cfn_bus = self.bus.node.default_child
+        if not isinstance(cfn_bus, events.CfnEventBus):  # pragma: no cover - CDK invariant
+            raise TypeError("EventBus without a CfnEventBus")
+        cfn_bus.policy = self.policy
+        # Built from the name, not the bus's Arn attribute: a resource cannot refer to itself.
+        self._own_arn = Stack.of(self).format_arn(
+            service="events", resource="event-bus", resource_name=bus_name
+        )
 
         accounts = list(publisher_accounts) or [Aws.ACCOUNT_ID]
         # PutEvents carries many entries; ForAllValues makes every entry's source match, so
         # one team event cannot smuggle a pipeline or foreign-prefixed entry alongside it.
-        self.bus.add_to_resource_policy(
+        self.policy.add_statements(
             iam.PolicyStatement(
                 sid="TeamsPublishChanges",
                 principals=[iam.AccountPrincipal(account) for account in accounts],
                 actions=["events:PutEvents"],
-                resources=[self.bus.event_bus_arn],
+                resources=[self._own_arn],
                 conditions={"ForAllValues:StringLike": {"events:source": [f"{TEAM_SOURCE_PREFIX}*"]}},
             )
         )
@@ -47,13 +59,13 @@ class ConfigBus(Construct):
         """Deny PutEvents with the pipeline's own source to every principal except its
         announcers, so no one (not even an over-privileged role in this account) can forge
         a ConfigurationUpdated that handlers would apply."""
-        self.bus.add_to_resource_policy(
+        self.policy.add_statements(
             iam.PolicyStatement(
                 sid="OnlyThePipelineAnnounces",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["events:PutEvents"],
-                resources=[self.bus.event_bus_arn],
+                resources=[self._own_arn],
                 conditions={
                     "ForAnyValue:StringEquals": {"events:source": [PIPELINE_SOURCE]},
                     "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in announcers]},

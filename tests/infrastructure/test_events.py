@@ -61,28 +61,28 @@ def test_every_rule_target_retries_for_a_day_then_dead_letters(template_json: di
     assert len(set(dlqs)) == len(dlqs), "each rule target has its own dead-letter queue"
 
 
-def test_teams_may_publish_only_team_sources(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::Events::EventBusPolicy",
-        {
-            "Statement": {
-                "Effect": "Allow",
-                "Action": "events:PutEvents",
-                "Principal": {"AWS": Match.any_value()},
-                "Condition": {"ForAllValues:StringLike": {"events:source": ["configpipe.team.*"]}},
-            }
-        },
+def _bus_policy(template_json: dict[str, Any]) -> list[dict[str, Any]]:
+    (bus,) = resources(template_json, "AWS::Events::EventBus").values()
+    statements: list[dict[str, Any]] = bus["Properties"]["Policy"]["Statement"]
+    return statements
+
+
+def test_teams_may_publish_only_team_sources(template_json: dict[str, Any]) -> None:
+    allows = [s for s in _bus_policy(template_json) if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    assert allows[0]["Action"] == "events:PutEvents"
+    assert rendered(allows[0]["Principal"]["AWS"]) == "arn:<AWS::Partition>:iam::<AWS::AccountId>:root"
+    assert rendered(allows[0]["Resource"]) == (
+        "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/configpipe-config-bus"
     )
+    assert allows[0]["Condition"] == {"ForAllValues:StringLike": {"events:source": ["configpipe.team.*"]}}
+    assert resources(template_json, "AWS::Events::EventBusPolicy") == {}
 
 
 def test_only_materialiser_and_propagator_may_publish_the_pipeline_source(
     template_json: dict[str, Any], ids: dict[str, str]
 ) -> None:
-    denies = [
-        p["Properties"]["Statement"]
-        for p in resources(template_json, "AWS::Events::EventBusPolicy").values()
-        if p["Properties"]["Statement"]["Effect"] == "Deny"
-    ]
+    denies = [s for s in _bus_policy(template_json) if s["Effect"] == "Deny"]
     assert len(denies) == 1
     deny = denies[0]
     assert deny["Principal"] == {"AWS": "*"}
@@ -97,3 +97,21 @@ def test_archive_keeps_only_pipeline_events_for_thirty_days(template: Template) 
         {"EventPattern": {"source": ["configpipe.pipeline"]}, "RetentionDays": 30},
     )
     template.resource_count_is("AWS::Events::Archive", 1)
+
+
+def test_configured_publisher_accounts_replace_the_deploying_account() -> None:
+    # Given a bus built on its own with two publishing accounts (no full synth needed)
+    import aws_cdk as cdk
+
+    from stacks.constructs.config_bus import ConfigBus
+
+    stack = cdk.Stack(cdk.App(), "BusOnly")
+    ConfigBus(stack, "ConfigBus", bus_name="b", publisher_accounts=["111111111111", "222222222222"])
+    # Then only those accounts are allowed, still only for team sources
+    (allow,) = [s for s in _bus_policy(Template.from_stack(stack).to_json()) if s["Effect"] == "Allow"]
+    principals = sorted(rendered(p) for p in allow["Principal"]["AWS"])
+    assert principals == [
+        "arn:<AWS::Partition>:iam::111111111111:root",
+        "arn:<AWS::Partition>:iam::222222222222:root",
+    ]
+    assert allow["Condition"] == {"ForAllValues:StringLike": {"events:source": ["configpipe.team.*"]}}

@@ -93,3 +93,9 @@ def test_cdk_cli_synthesises_the_app(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     template = json.loads((tmp_path / "cdk.out" / "ConfigPipe.template.json").read_text())
     assert any(r["Type"] == "AWS::Events::EventBus" for r in template["Resources"].values())
+    # The Lambda asset carries the pipeline and sample service code, never the CLI or caches.
+    (asset,) = (tmp_path / "cdk.out").glob("asset.*")
+    assert (asset / "configpipe" / "handlers").is_dir()
+    assert (asset / "sample_service").is_dir()
+    assert not (asset / "configpipe" / "cli").exists()
+    assert not list(asset.rglob("__pycache__"))
