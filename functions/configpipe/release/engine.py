@@ -10,9 +10,9 @@ the second time, and a reconcile after a crash converges on a weight the strateg
 Order of precedence (first match wins):
 
 1. terminal release → ``Wait``;
-2. the alias is what we were about to write (``intent``) → ``RecordApplied`` (our write
+2. rolling back and the alias is already the recorded previous state → ``FinishRollback``;
+3. the alias is what we were about to write (``intent``) → ``RecordApplied`` (our write
    landed, the crash happened before we recorded it);
-3. rolling back and the alias is already the recorded previous state → ``FinishRollback``;
 4. the alias is neither what we last wrote nor the intent → ``TakeOver`` (a concurrent change:
    the release stops and leaves the alias alone; it never overwrites somebody else's change);
 5. rolling back → ``Restore`` the previous state;
@@ -130,14 +130,14 @@ def decide(
         return Wait("release has ended")
 
     current = observed.target() if observed is not None else None
+    if state.status is ReleaseStatus.ROLLING_BACK and state.previous.same_routing(current):
+        return FinishRollback()
     if (
         state.intent is not None
         and state.intent.same_routing(current)
         and not state.applied.same_routing(current)
     ):
         return RecordApplied(state.intent)
-    if state.status is ReleaseStatus.ROLLING_BACK and state.previous.same_routing(current):
-        return FinishRollback()
     if not state.applied.same_routing(current):
         return TakeOver(observed)
     if state.status is ReleaseStatus.ROLLING_BACK:

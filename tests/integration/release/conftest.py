@@ -112,10 +112,13 @@ class Env:
 
     def service(self) -> ReleaseService:
         def checkpoint(name: str) -> None:
+            # faults[name] = n: the n-th time `name` is reached from now on, the function "dies"
             self.checkpoints.append(name)
-            if self.faults.get(name, 0) > 0:
+            if name in self.faults:
                 self.faults[name] -= 1
-                raise RuntimeError(f"injected crash at {name}")
+                if self.faults[name] <= 0:
+                    del self.faults[name]
+                    raise RuntimeError(f"injected crash at {name}")
 
         return ReleaseService(
             store=ReleaseStore(TABLE, self.ddb),
