@@ -100,3 +100,19 @@ def test_registry_parameter_round_trips_through_the_registry_model(template_json
     assert stored.affected_services("global", "production", "feature.x") == ["checkout", "payments"]
     assert stored.affected_services("global", "production", "other.x") == ["checkout"]
     assert json.loads(parameters[0]["Value"])["global"]["publishers"] == ["configpipe.team.platform"]
+
+
+def test_change_log_is_deleted_with_the_stack_when_data_is_not_retained() -> None:
+    # Given a change log built on its own with retainData false (no full synth needed)
+    import aws_cdk as cdk
+    from aws_cdk import aws_kms as kms
+
+    from stacks.constructs.change_log import ChangeLog
+
+    stack = cdk.Stack(cdk.App(), "ChangeLogOnly")
+    ChangeLog(stack, "ChangeLog", key=kms.Key(stack, "Key", enable_key_rotation=True), retain_data=False)
+    (table,) = resources(Template.from_stack(stack).to_json(), "AWS::DynamoDB::Table").values()
+    assert table["DeletionPolicy"] == "Delete"
+    assert table["Properties"]["DeletionProtectionEnabled"] is False
+    # PITR and the stream do not depend on retention.
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
