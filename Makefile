@@ -7,7 +7,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: setup demo up test test-unit test-e2e lint synth nag bench clean
+.PHONY: setup demo up test test-unit test-e2e lint synth bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	python3 -m venv $(VENV)
@@ -44,7 +44,7 @@ lint: setup
 ## synth: synthesise the CloudFormation template with the pinned CDK CLI (hermetic: no AWS calls)
 synth: setup
 	npx cdk synth --quiet
-	@echo "Template: cdk.out/ConfigpipeStack.template.json"
+	@echo "Template: cdk.out/ConfigPipe.template.json"
 
 bench: setup
 	$(PY) scripts/bench_client.py
