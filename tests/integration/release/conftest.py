@@ -39,7 +39,10 @@ REGISTRY = Registry.model_validate(
     {
         "services": {
             "checkout": {"publishers": [TEAM], "functions": [FUNCTION, HOOK]},
-            "payments": {"publishers": ["configpipe.team.payments"], "functions": ["payments-api", "ghost-fn"]},
+            "payments": {
+                "publishers": ["configpipe.team.payments"],
+                "functions": ["payments-api", "ghost-fn"],
+            },
         }
     }
 )
@@ -56,7 +59,10 @@ def create_release_table(client: Any, name: str = TABLE) -> None:
     def gsi(index: str, pk: str, sk: str) -> dict[str, Any]:
         return {
             "IndexName": index,
-            "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}],
+            "KeySchema": [
+                {"AttributeName": pk, "KeyType": "HASH"},
+                {"AttributeName": sk, "KeyType": "RANGE"},
+            ],
             "Projection": {"ProjectionType": "ALL"},
         }
 
@@ -64,7 +70,8 @@ def create_release_table(client: Any, name: str = TABLE) -> None:
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
-            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+            {"AttributeName": a, "AttributeType": "S"}
+            for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
         ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         GlobalSecondaryIndexes=[gsi("queue", "gsi1pk", "gsi1sk"), gsi("byAlias", "gsi2pk", "gsi2sk")],
@@ -133,7 +140,9 @@ class Env:
 
     def alias(self) -> AliasTarget:
         response = self.lam.get_alias(FunctionName=FUNCTION, Name=ALIAS)
-        return AliasTarget.of(response["FunctionVersion"], (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights"))
+        return AliasTarget.of(
+            response["FunctionVersion"], (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+        )
 
     def set_alias(self, version: str, weights: dict[str, float] | None = None) -> None:
         self.lam.update_alias(
@@ -159,7 +168,9 @@ class Env:
     def events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
         """Every pipeline event published so far (drains the capture queue into a cache)."""
         while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 break
             for message in messages:
@@ -187,7 +198,11 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         role_b = iam.create_role(RoleName="checkout-b", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         lam = boto3.client("lambda", region_name=REGION)
         lam.create_function(
-            FunctionName=FUNCTION, Runtime="python3.12", Role=role_a, Handler="app.handler", Code={"ZipFile": _zip()}
+            FunctionName=FUNCTION,
+            Runtime="python3.12",
+            Role=role_a,
+            Handler="app.handler",
+            Code={"ZipFile": _zip()},
         )
         lam.publish_version(FunctionName=FUNCTION)  # 1
         lam.update_function_configuration(FunctionName=FUNCTION, Description="v2")
@@ -198,7 +213,11 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         lam.publish_version(FunctionName=FUNCTION)  # 4
         lam.create_alias(FunctionName=FUNCTION, Name=ALIAS, FunctionVersion="1")
         lam.create_function(
-            FunctionName=HOOK, Runtime="python3.12", Role=role_a, Handler="app.handler", Code={"ZipFile": _zip()}
+            FunctionName=HOOK,
+            Runtime="python3.12",
+            Role=role_a,
+            Handler="app.handler",
+            Code={"ZipFile": _zip()},
         )
         ddb = boto3.client("dynamodb", region_name=REGION)
         create_release_table(ddb)
@@ -206,8 +225,12 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         events.create_event_bus(Name=BUS)
         sqs = boto3.client("sqs", region_name=REGION)
         queue_url = sqs.create_queue(QueueName="captured")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["configpipe.pipeline"]}))
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(
+            Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["configpipe.pipeline"]})
+        )
         events.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
         env = Env(
             lam=lam,

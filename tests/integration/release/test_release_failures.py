@@ -140,7 +140,9 @@ def test_pause_freezes_the_timeline_and_resume_continues_it(env: Env) -> None:
     env.clock.at(8)
     service.reconcile_all()
     assert env.alias().percent_on("2") == 40  # minute 3 of active time
-    assert [e["detail-type"] for e in env.events() if e["detail-type"] in ("ReleasePaused", "ReleaseResumed")] == [
+    assert [
+        e["detail-type"] for e in env.events() if e["detail-type"] in ("ReleasePaused", "ReleaseResumed")
+    ] == [
         "ReleasePaused",
         "ReleaseResumed",
     ]
@@ -255,7 +257,9 @@ def test_a_crash_between_any_two_steps_converges_on_the_next_reconcile(
     assert state.status == "COMPLETED"
     # Every history entry was announced exactly once and in order, even one written just before a crash
     assert sorted(e["detail"]["seq"] for e in env.events()) == [h.seq for h in history]
-    assert [h.detail["percent"] for h in history if h.detail_type == "ReleaseStepped"] == sorted(allowed - {0.0})
+    assert [h.detail["percent"] for h in history if h.detail_type == "ReleaseStepped"] == sorted(
+        allowed - {0.0}
+    )
 
 
 def test_a_crash_after_a_hook_ran_re_runs_the_hook_then_continues(env: Env) -> None:

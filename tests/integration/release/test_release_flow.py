@@ -55,7 +55,18 @@ def test_linear_release_adds_10_percent_every_minute(env: Env) -> None:
     state, _ = service.status("rel-1")
     assert state is not None
     assert state.status == "COMPLETED"
-    assert [e["detail"]["percent"] for e in env.events("ReleaseStepped")] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert [e["detail"]["percent"] for e in env.events("ReleaseStepped")] == [
+        10,
+        20,
+        30,
+        40,
+        50,
+        60,
+        70,
+        80,
+        90,
+        100,
+    ]
 
 
 def test_all_at_once_release_completes_in_one_go(env: Env) -> None:
@@ -64,7 +75,11 @@ def test_all_at_once_release_completes_in_one_go(env: Env) -> None:
     assert result.state is not None
     assert result.state.status == "COMPLETED"
     assert env.alias() == AliasTarget.of("2")
-    assert [e["detail-type"] for e in env.events()] == ["ReleaseStarted", "ReleaseStepped", "ReleaseCompleted"]
+    assert [e["detail-type"] for e in env.events()] == [
+        "ReleaseStarted",
+        "ReleaseStepped",
+        "ReleaseCompleted",
+    ]
 
 
 def test_blue_green_switches_everything_then_bakes_before_completing(env: Env) -> None:
@@ -129,7 +144,9 @@ def test_a_reconcile_run_twice_at_the_same_moment_changes_nothing_more(env: Env)
         ({"type": "linear", "percentage": 30, "intervalMinutes": 2}, 6, AliasTarget.of("2")),
     ],
 )
-def test_a_late_first_tick_jumps_straight_to_the_weight_due(env: Env, strategy: object, minute: int, expected: AliasTarget) -> None:
+def test_a_late_first_tick_jumps_straight_to_the_weight_due(
+    env: Env, strategy: object, minute: int, expected: AliasTarget
+) -> None:
     # Given a release whose first reconcile after the start happens late (e.g. ticks were lost)
     service = env.service()
     service.handle_request(request(strategy=strategy), TEAM)
@@ -140,4 +157,6 @@ def test_a_late_first_tick_jumps_straight_to_the_weight_due(env: Env, strategy: 
 
     # Then the alias has the weight the strategy prescribes for that moment, no more, no less
     assert env.alias() == expected
-    assert env.lam.get_alias(FunctionName=FUNCTION, Name=ALIAS)["FunctionVersion"] == expected.function_version
+    assert (
+        env.lam.get_alias(FunctionName=FUNCTION, Name=ALIAS)["FunctionVersion"] == expected.function_version
+    )
