@@ -24,7 +24,7 @@ from configpipe.changelog import ChangeLog
 from configpipe.cli.main import app
 from configpipe.crypto import SecretsKey
 from configpipe.write_path import Outcome, WritePath
-from tests.support.aws import REGION, Pipeline
+from tests.support.aws import REGION, Pipeline, serialised_dynamodb
 
 CHECKOUT = "configpipe.team.checkout"
 
@@ -93,11 +93,13 @@ def change_log(pipeline: Pipeline) -> ChangeLog:
 
 @pytest.fixture
 def validator(pipeline: Pipeline) -> Iterator[Validator]:
-    """The validator logic, running on what reaches the bus."""
+    """The validator logic, running on what reaches the bus. DynamoDB calls are serialised
+    so moto applies a transaction atomically, as DynamoDB does, while the CLI polls."""
     running = Validator(pipeline)
-    running.start()
-    yield running
-    running.stop()
+    with serialised_dynamodb():
+        running.start()
+        yield running
+        running.stop()
     if running.errors:
         raise running.errors[0]
 

@@ -1,0 +1,109 @@
+"""AWS problems end in exit 5 with a message that says what to do next, never a traceback.
+
+These tests run without moto where the failure happens before any request (credentials,
+profiles) or against a closed local port (endpoint down), so nothing can reach AWS."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.cli.conftest import CHECKOUT, assert_clean_exit, parse_json
+
+CLOSED_PORT = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+
+
+def invoke(runner, *args):
+    from configpipe.cli.main import app
+
+    return runner.invoke(
+        app, ["--endpoint-url", CLOSED_PORT, "--source", CHECKOUT, *args], env={"AWS_MAX_ATTEMPTS": "1"}
+    )
+
+
+@pytest.mark.usefixtures("no_credentials")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["get", "checkout", "production", "k"],
+        ["put", "checkout", "production", "k", "1", "-r", "r"],
+        ["history", "checkout", "production", "k"],
+    ],
+)
+def test_no_credentials_is_exit_5_with_what_to_do(runner, args):
+    result = invoke(runner, *args)
+
+    assert_clean_exit(result, 5)
+    assert "no usable AWS credentials" in result.stderr
+    assert "--profile" in result.stderr
+
+
+@pytest.mark.usefixtures("no_credentials")
+def test_no_credentials_json_error_parses(runner):
+    result = invoke(runner, "list", "checkout", "production", "-o", "json")
+
+    assert_clean_exit(result, 5)
+    body = parse_json(result)
+    assert body["error"]["code"] == "NO_CREDENTIALS"
+    assert body["exitCode"] == 5
+
+
+@pytest.mark.usefixtures("no_credentials")
+def test_bad_input_is_reported_before_credentials_are_needed(runner):
+    result = invoke(runner, "put", "checkout", "production", "bad key", "1", "-r", "r")
+
+    assert_clean_exit(result, 2)
+
+
+def test_endpoint_down_is_exit_5_with_what_to_do(runner):
+    result = invoke(runner, "get", "checkout", "production", "k")
+
+    assert_clean_exit(result, 5)
+    assert "could not reach AWS" in result.stderr
+    assert "--endpoint-url" in result.stderr
+
+
+def test_unknown_profile_is_exit_5(runner):
+    from configpipe.cli.main import app
+
+    result = runner.invoke(app, ["--profile", "no-such-profile", "get", "checkout", "production", "k"])
+
+    assert_clean_exit(result, 5)
+    assert "no-such-profile" in result.stderr
+    assert "aws configure" in result.stderr
+
+
+def test_missing_table_says_which_option_to_check(cli):
+    result = cli("--table", "NoSuchTable", "get", "checkout", "production", "k")
+
+    assert_clean_exit(result, 5)
+    assert "NoSuchTable" in result.stderr and "--table" in result.stderr
+
+
+def test_missing_bus_says_which_option_to_check(cli):
+    result = cli("--bus", "no-such-bus", "put", "checkout", "production", "k", "1", "-r", "r")
+
+    assert_clean_exit(result, 5)
+    assert "no-such-bus" in result.stderr and "--bus" in result.stderr
+
+
+def test_invalid_output_format_is_a_usage_error(cli):
+    result = cli("get", "checkout", "production", "k", "-o", "yaml")
+
+    assert_clean_exit(result, 2)
