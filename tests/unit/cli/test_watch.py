@@ -1,0 +1,252 @@
+"""``configpipe watch``: catch-up from the change log, live events through a temporary
+queue + rule, convergence per service, and clean-up of what it created."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from configpipe.bus import ConfigBus
+from configpipe.cli.main import app
+from configpipe.cli.watching import WATCH_PREFIX
+from configpipe.contracts import (
+    ConfigurationDelivered,
+    ConfigurationDeliveryFailed,
+    ConfigurationUpdated,
+    DetailType,
+    Operation,
+)
+from tests.support.aws import REGION
+from tests.unit.cli.conftest import Validator, assert_clean_exit, seed
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def lines(result: Any) -> list[dict[str, Any]]:
+    """--output json for watch: one JSON object per line."""
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def watch_resources() -> tuple[list[str], list[str]]:
+    rules = boto3.client("events", region_name=REGION).list_rules(
+        NamePrefix=WATCH_PREFIX, EventBusName="configpipe-config-bus"
+    )["Rules"]
+    queues = (
+        boto3.client("sqs", region_name=REGION).list_queues(QueueNamePrefix=WATCH_PREFIX).get("QueueUrls", [])
+    )
+    return [r["Name"] for r in rules], queues
+
+
+def updated(key: str, version: int, service: str = "checkout") -> tuple[DetailType, ConfigurationUpdated]:
+    return DetailType.CONFIGURATION_UPDATED, ConfigurationUpdated(
+        change_id=f"c-{key}-{version}",
+        service=service,
+        environment="production",
+        key=key,
+        operation=Operation.PUT,
+        version=version,
+        previous_version=version - 1 or None,
+        value_hash="sha256:00",
+        author="alice",
+        reason="because",
+        applied_at=NOW,
+    )
+
+
+def delivered(key: str, version: int, target: str, service: str = "checkout") -> tuple[DetailType, Any]:
+    return DetailType.CONFIGURATION_DELIVERED, ConfigurationDelivered(
+        change_id=f"c-{key}-{version}",
+        target_service=target,
+        service=service,
+        environment="production",
+        key=key,
+        version=version,
+        function_name=f"{target}-config-update-handler",
+        delivered_at=NOW,
+    )
+
+
+def failed(key: str, version: int, target: str, service: str = "checkout") -> tuple[DetailType, Any]:
+    return DetailType.CONFIGURATION_DELIVERY_FAILED, ConfigurationDeliveryFailed(
+        change_id=f"c-{key}-{version}",
+        target_service=target,
+        service=service,
+        environment="production",
+        key=key,
+        version=version,
+        function_name=f"{target}-config-update-handler",
+        error_code="ResourceNotFoundException",
+        error_message="function not found",
+        failed_at=NOW,
+    )
+
+
+def announce(*events: tuple[DetailType, Any]) -> None:
+    """What the materialiser and propagator publish (source configpipe.pipeline)."""
+    bus = ConfigBus("configpipe-config-bus", client=boto3.client("events", region_name=REGION))
+    bus.publish([bus.entry(detail_type, detail) for detail_type, detail in events])
+
+
+def run_in_background(runner, args: list[str]) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        box["result"] = runner.invoke(app, args, env={"COLUMNS": "220"})
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the watch subscribes before it shows anything
+        rules, _ = watch_resources()
+        if (
+            rules
+            and boto3.client("events", region_name=REGION).list_targets_by_rule(
+                Rule=rules[0], EventBusName="configpipe-config-bus"
+            )["Targets"]
+        ):
+            return thread, box
+        time.sleep(0.05)
+    raise AssertionError("watch never subscribed")
+
+
+def test_catch_up_replays_versions_newer_than_since_and_cleans_up(cli, idle_validator: Validator):
+    # Given versions 1..3 of a checkout key, a global key, and another service's key
+    seed(idle_validator, "max_items", 10, 20, 30)
+    seed(idle_validator, "feature.x", True, False, service="global")
+    seed(idle_validator, "payments.limit", 1, 2, service="payments")
+
+    # When a watcher resumes from version 1
+    result = cli(
+        "watch",
+        "--service",
+        "checkout",
+        "--env",
+        "production",
+        "--since-version",
+        "1",
+        "--timeout",
+        "1",
+        "-o",
+        "json",
+    )
+
+    # Then it shows exactly what it missed, in version order per key
+    assert_clean_exit(result, 0)
+    events = lines(result)
+    caught = [(e["service"], e["key"], e["version"]) for e in events if e["type"] == "caughtUp"]
+    assert caught == [("checkout", "max_items", 2), ("checkout", "max_items", 3), ("global", "feature.x", 2)]
+    # and a convergence summary with the latest versions (nothing delivered yet)
+    summary = events[-1]
+    assert summary["type"] == "summary" and summary["converged"] is False
+    rows = {(r["targetService"], r["key"]): r for r in summary["services"]}
+    assert rows[("checkout", "max_items")]["latestVersion"] == 3
+    assert rows[("checkout", "max_items")]["state"] == "pending"
+    # and its temporary queue and rule are gone
+    assert watch_resources() == ([], [])
+
+
+def test_live_events_show_per_service_convergence(runner, pipeline):
+    # Given a watcher following production
+    thread, box = run_in_background(
+        runner, ["watch", "--env", "production", "--max-events", "5", "--timeout", "20", "-o", "json"]
+    )
+
+    # When checkout's key moves to v4 and payments' key to v2, delivered to checkout only
+    announce(
+        updated("max_items", 4),
+        delivered("max_items", 4, "checkout"),
+        updated("payments.limit", 2, service="payments"),
+        failed("payments.limit", 2, "payments", service="payments"),
+        delivered("payments.limit", 1, "payments", service="payments"),
+    )
+    thread.join(timeout=30)
+
+    # Then every event is shown and each service's state is right
+    result = box["result"]
+    assert_clean_exit(result, 0)
+    events = lines(result)
+    assert sorted(e["type"] for e in events[:-1]) == [
+        "delivered",
+        "delivered",
+        "deliveryFailed",
+        "updated",
+        "updated",
+    ]
+    rows = {r["targetService"]: r for r in events[-1]["services"]}
+    assert rows["checkout"]["state"] == "converged" and rows["checkout"]["appliedVersion"] == 4
+    assert rows["payments"]["state"] == "failed" and rows["payments"]["appliedVersion"] == 1
+    assert "ResourceNotFoundException" in rows["payments"]["error"]
+    assert watch_resources() == ([], [])
+
+
+def test_service_filter_and_human_output(runner, pipeline):
+    thread, box = run_in_background(
+        runner, ["watch", "--service", "checkout", "--max-events", "2", "--timeout", "20"]
+    )
+
+    announce(
+        updated("payments.limit", 9, service="payments"),  # not checkout's: ignored
+        updated("max_items", 5),
+        delivered("max_items", 5, "checkout"),
+    )
+    thread.join(timeout=30)
+
+    result = box["result"]
+    assert_clean_exit(result, 0)
+    assert "v5 checkout/production/max_items" in result.stdout
+    assert "→ checkout" in result.stdout
+    assert "payments.limit" not in result.stdout
+    assert "converged" in result.stdout
+
+
+def test_caught_up_versions_are_not_shown_twice(runner, pipeline, idle_validator: Validator):
+    # Given v1..v2 in the change log
+    seed(idle_validator, "max_items", 10, 20)
+    thread, box = run_in_background(
+        runner,
+        [
+            "watch",
+            "--service",
+            "checkout",
+            "--env",
+            "production",
+            "--since-version",
+            "0",
+            "--max-events",
+            "1",
+            "--timeout",
+            "20",
+            "-o",
+            "json",
+        ],
+    )
+
+    # When the announcement of v2 arrives live after the catch-up showed it, then v3
+    announce(updated("max_items", 2), updated("max_items", 3))
+    thread.join(timeout=30)
+
+    result = box["result"]
+    assert_clean_exit(result, 0)
+    shown = [(e["type"], e["version"]) for e in lines(result) if e["type"] != "summary"]
+    assert shown == [("caughtUp", 1), ("caughtUp", 2), ("updated", 3)]
+
+
+def test_since_version_needs_a_service(cli):
+    result = cli("watch", "--since-version", "3", "--timeout", "0")
+
+    assert_clean_exit(result, 2)
+    assert "--service" in result.stderr
+    assert watch_resources() == ([], [])
+
+
+@pytest.mark.parametrize("option", ["--max-events", "--timeout"])
+def test_bounds_must_be_sensible(cli, option):
+    result = cli("watch", option, "-1")
+
+    assert_clean_exit(result, 2)
