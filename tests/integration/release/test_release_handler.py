@@ -1,0 +1,65 @@
+"""The Lambda entry point on moto: EventBridge envelopes in, alias and announcements out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from configpipe.handlers import release as release_handler
+from configpipe.release.model import AliasTarget
+from configpipe.release.settings import release_registry_document
+from tests.integration.release.conftest import BUS, REGISTRY, TABLE, TEAM, Env, control, request
+
+
+@dataclass
+class Context:
+    function_name: str = "release"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:release"
+    aws_request_id: str = "req-1"
+
+
+def envelope(detail_type: str, detail: dict[str, Any], source: str = TEAM) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "evt-1",
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-03-02T09:00:00Z",
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+@pytest.fixture
+def invoke(env: Env, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("RELEASE_TABLE", TABLE)
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    monkeypatch.setenv("RELEASE_REGISTRY", release_registry_document(REGISTRY))
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    release_handler.release_service.cache_clear()
+    yield lambda event: release_handler.handler(event, Context())  # type: ignore[arg-type]
+    release_handler.release_service.cache_clear()
+
+
+def test_request_control_and_tick_through_the_handler(env: Env, invoke: Any) -> None:
+    assert invoke(envelope("ReleaseRequested", request(strategy="AllAtOnce")))["outcome"] == "accepted"
+    assert env.alias() == AliasTarget.of("2")
+
+    assert invoke(envelope("ReleaseControl", control("status")))["outcome"] == "reported"
+    tick = envelope("Scheduled Event", {}, source="aws.events")
+    assert invoke(tick) == {"reconciled": 0, "announced": 0}
+
+
+def test_malformed_request_is_rejected_not_crashed(env: Env, invoke: Any) -> None:
+    result = invoke(envelope("ReleaseRequested", {"releaseId": "x", "strategy": 42}))
+    assert result["outcome"] == "rejected"
+    assert env.events("ReleaseRejected")[0]["detail"]["reasons"][0]["code"] in (
+        "MALFORMED_EVENT",
+        "INVALID_FIELD",
+    )
+    assert env.table_items() == []
