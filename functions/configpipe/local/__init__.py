@@ -1,0 +1,18 @@
+"""The local pipeline: the synthesised CDK stack running on this machine.
+
+An AWS emulator (the moto server) serves every AWS API over HTTP on 127.0.0.1; the stack's
+resources are provisioned in it from the synthesised CloudFormation template; the stack's
+Lambda functions run as the code that ships to Lambda, each in its own local execution
+environment, fed by the same event sources as in AWS (EventBridge rules, the change log's
+DynamoDB stream, asynchronous ``Invoke``) with Lambda's retry and on-failure semantics.
+
+This package is a developer tool: it is excluded from the Lambda asset.
+
+- :mod:`.template`  reads the synthesised template and resolves its intrinsics
+- :mod:`.provision` creates the template's resources in the emulator
+- :mod:`.server`    the emulator endpoint (moto + the local Lambda ``Invoke`` API)
+- :mod:`.sandbox`   execution environments: one worker process per function instance
+- :mod:`.sources`   event sources: async invocation queues, stream and schedule pollers
+- :mod:`.runner`    :class:`LocalPipeline`, which ties them together
+- ``python -m configpipe.local up`` keeps it running for any client
+"""

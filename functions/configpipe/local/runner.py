@@ -1,0 +1,288 @@
+""":class:`LocalPipeline`: the emulator, the stack provisioned in it, and its functions running.
+
+Use it as a context manager (the demo, tests) or through ``python -m configpipe.local up``.
+``stop()`` ends every poller, every execution environment and the server, in that order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from configpipe.local.provision import ACCOUNT, REGION, LocalStack, aws_client, provision
+from configpipe.local.sandbox import FunctionRuntime
+from configpipe.local.server import EmulatorServer, LambdaInvokeApi
+from configpipe.local.sources import AsyncInvocations, Destinations, ScheduledRule, StreamPoller
+from configpipe.local.template import Template, repo_root, synthesise
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+DEFAULT_PORT = 5000
+
+#: What every client of the emulator needs (fake credentials: nothing can reach a real account).
+CLIENT_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    # botocore sends ARN-addressed DynamoDB (Streams) calls to account-id endpoints, which
+    # bypass AWS_ENDPOINT_URL's host in some versions; the regional endpoint is equivalent.
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+
+
+@dataclass
+class Options:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    template: Path | None = None
+    resynth: bool = False
+    state_dir: Path | None = None
+    #: base of Lambda's async retry delays (AWS: 60 s, then 120 s); locally seconds, doubled per retry
+    retry_delay: float = 1.0
+    #: maximum concurrent execution environments per function
+    max_concurrency: int = 4
+    schedule_speedup: float = 1.0
+    extra_environment: dict[str, str] = field(default_factory=dict)
+
+
+class LocalPipeline:
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.repo = repo_root()
+        self.state_dir = self.options.state_dir or self.repo / ".local"
+        self.log_dir = self.state_dir / "logs"
+        self.server = EmulatorServer(self.options.host, self.options.port)
+        self.stack: LocalStack | None = None
+        self.template: Template | None = None
+        self.runtimes: dict[str, FunctionRuntime] = {}
+        self._pollers: list[Any] = []
+        self._local = threading.local()
+        self.started_in: float = 0.0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> LocalPipeline:
+        began = time.monotonic()
+        template_path = self.options.template or synthesise(self.repo, force=self.options.resynth)
+        self.template = Template.load(template_path)
+        self.server.start()
+        try:
+            self._wire()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        return self
+
+    def _wire(self) -> None:
+        assert self.template is not None
+        self.stack = stack = provision(self.template, self.url)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.log_dir.glob("*.log"):
+            old.unlink()
+        base = self.function_base_environment()
+        for name, spec in stack.functions.items():
+            self.runtimes[name] = FunctionRuntime(
+                spec=spec,
+                base_environment=base,
+                task_root=self.repo / "functions",
+                log_file=self.log_dir / f"{name}.log",
+                max_concurrency=self.options.max_concurrency,
+            )
+        destinations = Destinations(self.client, self.enqueue)
+        self.server.app.invoke_api = LambdaInvokeApi(stack, self.runtimes, self.enqueue)
+        for name, queue_url in stack.async_queues.items():
+            self._pollers.append(
+                AsyncInvocations(
+                    self.runtimes[name],
+                    queue_url,
+                    self.client,
+                    destinations,
+                    retry_delay=self.options.retry_delay,
+                )
+            )
+        for mapping in stack.mappings:
+            if mapping.enabled and not mapping.is_queue:
+                self._pollers.append(
+                    StreamPoller(mapping, self.runtimes[mapping.function], self.client, destinations)
+                )
+            elif mapping.is_queue:
+                stack.skipped.append(
+                    (mapping.logical_id, "AWS::Lambda::EventSourceMapping", "SQS sources not emulated")
+                )
+        for schedule in stack.schedules:
+            self._pollers.append(
+                ScheduledRule(
+                    schedule,
+                    self.enqueue,
+                    region=REGION,
+                    account=ACCOUNT,
+                    speedup=self.options.schedule_speedup,
+                )
+            )
+        for poller in self._pollers:
+            poller.start()
+        self._write_state()
+
+    def stop(self) -> None:
+        for poller in self._pollers:
+            poller.stop()
+        for poller in self._pollers:
+            poller.join()
+        self._pollers.clear()
+        for runtime in self.runtimes.values():
+            runtime.close()
+        self.server.stop()
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- what clients need --------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on the emulator (one per thread and service: pollers run in parallel)."""
+        cache: dict[str, Any] = self._local.__dict__.setdefault("clients", {})
+        if service not in cache:
+            cache[service] = aws_client(service, self.url)
+        return cache[service]
+
+    def enqueue(self, function: str, payload: bytes) -> None:
+        """Lambda ``Invoke(InvocationType=Event)``: onto the function's async queue."""
+        assert self.stack is not None
+        self.client("sqs").send_message(
+            QueueUrl=self.stack.async_queues[function], MessageBody=payload.decode()
+        )
+
+    def client_environment(self) -> dict[str, str]:
+        return {**CLIENT_ENVIRONMENT, "AWS_ENDPOINT_URL": self.url}
+
+    def function_base_environment(self) -> dict[str, str]:
+        """Environment every function starts with, before its own template variables."""
+        keep = {
+            k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "SYSTEMROOT", "TMPDIR")
+        }
+        return {
+            **keep,
+            **self.client_environment(),
+            "AWS_SESSION_TOKEN": "testing",
+            "PYTHONPATH": str(self.repo / "functions"),
+            "PYTHONUNBUFFERED": "1",
+            # X-Ray is not emulated; the Tracer would otherwise look for a daemon.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **self.options.extra_environment,
+        }
+
+    def outputs(self) -> dict[str, Any]:
+        assert self.stack is not None
+        return dict(self.stack.outputs)
+
+    def cli_environment(self) -> dict[str, str]:
+        """``configpipe`` CLI settings for this stack (its physical names)."""
+        outputs = self.outputs()
+        return {
+            "CONFIGPIPE_BUS": str(outputs.get("EventBusName", "configpipe-config-bus")),
+            "CONFIGPIPE_TABLE": str(outputs.get("ChangeLogTableName", "")),
+            "CONFIGPIPE_SECRETS_KEY": str(outputs.get("SecretsKeyArn", "")),
+            "CONFIGPIPE_REGISTRY_PARAMETER": str(
+                outputs.get("RegistryParameterName", "/configpipe/registry")
+            ),
+        }
+
+    def _write_state(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "outputs.json").write_text(json.dumps(self.outputs(), indent=2) + "\n")
+        lines = [
+            f"export {k}={shlex.quote(v)}"
+            for k, v in {**self.client_environment(), **self.cli_environment()}.items()
+        ]
+        (self.state_dir / "env").write_text("\n".join(lines) + "\n")
+
+    def describe(self) -> str:
+        """What ``up`` prints: the endpoint, the functions, and how to publish with each client."""
+        assert self.stack is not None
+        stack, url = self.stack, self.url
+        bus = self.cli_environment()["CONFIGPIPE_BUS"]
+        aws = Path(sys.executable).with_name("aws")
+        aws_cmd = str(aws) if aws.exists() else "aws"
+        detail = json.dumps(
+            {
+                "changeId": "hello-1",
+                "service": "checkout",
+                "environment": "development",
+                "key": "max_items",
+                "operation": "put",
+                "value": 25,
+                "author": "you",
+                "reason": "trying configpipe locally",
+            }
+        )
+        entries = json.dumps(
+            [
+                {
+                    "EventBusName": bus,
+                    "Source": "configpipe.team.checkout",
+                    "DetailType": "ConfigurationChange",
+                    "Detail": detail,
+                }
+            ]
+        )
+        functions = "\n".join(
+            f"    {name:<45} {spec.handler}" for name, spec in sorted(stack.functions.items())
+        )
+        mappings = "\n".join(
+            f"    {m.function}: stream batch {m.batch_size}, retries {m.max_retry_attempts}, "
+            f"bisect {m.bisect_on_error}, {len(m.filters)} filter(s)"
+            for m in stack.mappings
+        )
+        skipped = sorted({t for _, t, _ in stack.skipped})
+        targets = sum(len(v) for v in stack.rule_functions.values())
+        return f"""
+configpipe local pipeline is up on {url}  (started in {self.started_in:.1f}s)
+  template: {self.template.path if self.template else "?"}
+  functions (handler from the template, code from ./functions):
+{functions}
+  event sources: {targets} rule target(s), {len(stack.mappings)} stream mapping(s)
+{mappings}
+  function logs:   {self.log_dir}/<function>.log
+  stack outputs:   {self.state_dir / "outputs.json"}
+  not emulated:    {", ".join(skipped) or "nothing"}
+
+Use it from another terminal:
+  source {self.state_dir / "env"}        # AWS_ENDPOINT_URL, fake credentials, CONFIGPIPE_* names
+
+  # AWS CLI
+  {aws_cmd} --endpoint-url {url} events put-events --entries {shlex.quote(entries)}
+  {aws_cmd} --endpoint-url {url} ssm get-parameter --name /config/checkout/development/max_items
+  {aws_cmd} --endpoint-url {url} dynamodb scan --table-name {stack.outputs.get("AppliedTableName", "?")}
+
+  # boto3
+  import boto3, json
+  events = boto3.client("events", endpoint_url="{url}", region_name="{REGION}",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+  events.put_events(Entries={entries})
+
+  # configpipe CLI (after `source {self.state_dir / "env"}`)
+  configpipe --endpoint-url {url} --source configpipe.team.checkout \\
+      put checkout development max_items 30 --json -r "more"
+  configpipe --endpoint-url {url} history checkout development max_items
+
+Ctrl-C stops everything.
+"""
