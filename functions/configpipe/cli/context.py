@@ -41,23 +41,65 @@ class CliContext:
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
-    bus_name: str = DEFAULT_BUS
-    table_name: str = DEFAULT_TABLE
+    #: Explicit names (option or environment); None means: the stack's output, else the default.
+    bus_option: str | None = None
+    table_option: str | None = None
+    secrets_key_option: str | None = None
+    registry_parameter_option: str | None = None
+    stack: str | None = None
     source: str | None = None
-    secrets_key_id: str = DEFAULT_SECRETS_KEY
-    registry_parameter: str = DEFAULT_REGISTRY_PARAMETER
     output: OutputFormat = OutputFormat.TABLE
     author_override: str | None = None
     _session: Any = field(default=None, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _change_log: ChangeLog | None = field(default=None, repr=False)
+    _stack_outputs: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def json(self) -> bool:
         return self.output is OutputFormat.JSON
 
+    # --- resource names: explicit > stack output > default ----------------------------------
+
+    @property
+    def bus_name(self) -> str:
+        return self.bus_option or self._stack_output("EventBusName") or DEFAULT_BUS
+
+    @property
+    def table_name(self) -> str:
+        return self.table_option or self._stack_output("ChangeLogTableName") or DEFAULT_TABLE
+
+    @property
+    def secrets_key_id(self) -> str:
+        return self.secrets_key_option or self._stack_output("SecretsKeyArn") or DEFAULT_SECRETS_KEY
+
+    @property
+    def registry_parameter(self) -> str:
+        return (
+            self.registry_parameter_option
+            or self._stack_output("RegistryParameterName")
+            or DEFAULT_REGISTRY_PARAMETER
+        )
+
+    def _stack_output(self, name: str) -> str | None:
+        """One DescribeStacks call, only when --stack is given and a name is not explicit."""
+        if not self.stack:
+            return None
+        if self._stack_outputs is None:
+            stacks = self.client("cloudformation").describe_stacks(StackName=self.stack)["Stacks"]
+            outputs = stacks[0].get("Outputs", []) if stacks else []
+            self._stack_outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+        return self._stack_outputs.get(name)
+
     def resource_names(self) -> dict[str, str]:
-        return {"table": self.table_name, "bus": self.bus_name, "secrets_key": self.secrets_key_id}
+        """Names for error messages, without any AWS call (they are used while reporting one)."""
+        known = self._stack_outputs or {}
+        return {
+            "table": self.table_option or known.get("ChangeLogTableName") or DEFAULT_TABLE,
+            "bus": self.bus_option or known.get("EventBusName") or DEFAULT_BUS,
+            "secrets_key": self.secrets_key_option or known.get("SecretsKeyArn") or DEFAULT_SECRETS_KEY,
+            "stack": self.stack or "",
+        }
 
     # --- AWS --------------------------------------------------------------------------
 

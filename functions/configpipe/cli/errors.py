@@ -190,6 +190,14 @@ def _client_error(error: ClientError, names: dict[str, str]) -> CliError:
             "THROTTLED",
             "Wait a few seconds and retry; writes are safe to retry with the same --change-id.",
         )
+    if operation == "DescribeStacks" and code == "ValidationError":
+        return CliError(
+            f"stack {names.get('stack', '')!r} not found: {message}",
+            ExitCode.AWS,
+            "STACK_NOT_FOUND",
+            "Check --stack (CONFIGPIPE_STACK), --region and --profile; `aws cloudformation list-stacks` "
+            "shows the stacks in this account and region.",
+        )
     if code in {"ResourceNotFoundException", "NotFoundException"}:
         where = {
             "GetItem": f"change log table {names.get('table', '')!r} (--table / CONFIGPIPE_TABLE)",

@@ -131,18 +131,49 @@ def main(
     endpoint_url: Annotated[
         str | None, typer.Option(help="AWS endpoint (e.g. the local emulator, http://localhost:5000).")
     ] = None,
-    bus: Annotated[str, typer.Option(envvar="CONFIGPIPE_BUS", help="Config bus name.")] = DEFAULT_BUS,
-    table: Annotated[str, typer.Option(envvar="CONFIGPIPE_TABLE", help="Change log table.")] = DEFAULT_TABLE,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CONFIGPIPE_BUS", help=f"Config bus [default: {DEFAULT_BUS}].", show_default=False
+        ),
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CONFIGPIPE_TABLE",
+            help=f"Change log table [default: {DEFAULT_TABLE}].",
+            show_default=False,
+        ),
+    ] = None,
     source: Annotated[
         str | None,
         typer.Option(envvar="CONFIGPIPE_SOURCE", help="Your team's event source, configpipe.team.<team>."),
     ] = None,
     secrets_key: Annotated[
-        str, typer.Option(envvar="CONFIGPIPE_SECRETS_KEY", help="KMS key id/alias for sensitive values.")
-    ] = DEFAULT_SECRETS_KEY,
+        str | None,
+        typer.Option(
+            envvar="CONFIGPIPE_SECRETS_KEY",
+            help=f"KMS key id/ARN/alias for sensitive values [default: {DEFAULT_SECRETS_KEY}].",
+            show_default=False,
+        ),
+    ] = None,
     registry_parameter: Annotated[
-        str, typer.Option(envvar="CONFIGPIPE_REGISTRY_PARAMETER", help="SSM parameter holding the registry.")
-    ] = DEFAULT_REGISTRY_PARAMETER,
+        str | None,
+        typer.Option(
+            envvar="CONFIGPIPE_REGISTRY_PARAMETER",
+            help=f"SSM parameter holding the registry [default: {DEFAULT_REGISTRY_PARAMETER}].",
+            show_default=False,
+        ),
+    ] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CONFIGPIPE_STACK",
+            help="Take the bus, table, secrets key and registry names from this CloudFormation stack's "
+            "outputs (explicit options and environment variables still win).",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         OutputFormat, typer.Option("--output", "-o", envvar="CONFIGPIPE_OUTPUT")
     ] = OutputFormat.TABLE,
@@ -158,11 +189,12 @@ def main(
         profile=profile,
         region=region,
         endpoint_url=endpoint_url,
-        bus_name=bus,
-        table_name=table,
+        bus_option=bus,
+        table_option=table,
+        secrets_key_option=secrets_key,
+        registry_parameter_option=registry_parameter,
+        stack=stack,
         source=source,
-        secrets_key_id=secrets_key,
-        registry_parameter=registry_parameter,
         output=output,
         author_override=author,
     )
