@@ -113,6 +113,14 @@ DryRunOpt = Annotated[
 ]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the pipeline's verdict.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait for the verdict.")]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        help="Your team's event source (overrides the global --source / CONFIGPIPE_SOURCE).",
+        show_default=False,
+    ),
+]
 ChangeIdOpt = Annotated[
     str | None,
     typer.Option(
@@ -214,7 +222,7 @@ def put(
     value: Annotated[
         str | None,
         typer.Argument(
-            metavar="[VALUE]",
+            metavar="VALUE",
             help="The value: JSON if it parses (42, true, {...}), else text.",
             show_default=False,
         ),
@@ -237,6 +245,7 @@ def put(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 30.0,
     change_id: ChangeIdOpt = None,
+    source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
     """Set KEY of SERVICE in ENV to VALUE (or the content of --file)."""
@@ -253,7 +262,7 @@ def put(
         sensitive_flag=sensitive,
         change_id=change_id,
     )
-    return _write(ctx, request, dry_run, wait, timeout)
+    return _write(ctx, request, dry_run, wait, timeout, source)
 
 
 @app.command()
@@ -269,6 +278,7 @@ def delete(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 30.0,
     change_id: ChangeIdOpt = None,
+    source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
     """Delete KEY (a new version that marks it deleted; history keeps every value)."""
@@ -281,7 +291,7 @@ def delete(
         expected_version=expected_version,
         change_id=change_id,
     )
-    return _write(ctx, request, dry_run, wait, timeout)
+    return _write(ctx, request, dry_run, wait, timeout, source)
 
 
 @app.command()
@@ -298,6 +308,7 @@ def rollback(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 30.0,
     change_id: ChangeIdOpt = None,
+    source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
     """Restore KEY to the value it had at version --to."""
@@ -311,11 +322,15 @@ def rollback(
         expected_version=expected_version,
         change_id=change_id,
     )
-    return _write(ctx, request, dry_run, wait, timeout)
+    return _write(ctx, request, dry_run, wait, timeout, source)
 
 
-def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool, timeout: float) -> ExitCode:
+def _write(
+    ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool, timeout: float, source: str | None
+) -> ExitCode:
     cli: CliContext = ctx.obj
+    if source is not None:
+        cli.source = source
     result = submit(cli, request, dry_run=dry_run, wait=wait, timeout=timeout)
     Output(cli.json).result(result.to_dict(), lambda console: _render_write(console, result))
     return result.exit_code

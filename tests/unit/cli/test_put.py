@@ -398,3 +398,14 @@ def test_value_is_never_echoed_in_an_error(cli, idle_validator: Validator):
     assert_clean_exit(result, 2)
     assert "hunter2" not in result.output
     json.loads(result.stdout)
+
+
+def test_source_after_the_command_overrides_the_global_one(cli, idle_validator: Validator):
+    result = cli(
+        "put", "payments", "production", "payments.limit", "5", "-r", "r", "--no-wait",
+        "--source", "configpipe.team.payments",
+    )  # fmt: skip
+
+    assert_clean_exit(result, 0)
+    (event,) = idle_validator.changes()
+    assert event["source"] == "configpipe.team.payments"
