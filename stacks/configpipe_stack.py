@@ -18,6 +18,7 @@ from stacks.constructs.operations import Operations
 from stacks.constructs.pipeline_functions import PipelineFunctions
 from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.service_handlers import ServiceHandlers
+from stacks.release import ReleaseManager
 from stacks.settings import PipelineSettings
 
 
@@ -48,10 +49,6 @@ class ConfigPipeStack(Stack):
             bus=self.config_bus.bus,
             registry_parameter=self.registry.parameter,
         )
-        # Announcements are trusted by every handler, so only their two publishers may send them.
-        self.config_bus.reserve_pipeline_source(
-            [self.pipeline.materialiser.role, self.pipeline.propagator.role]
-        )
         self.routes = BusRoutes(
             self,
             "Routes",
@@ -70,6 +67,26 @@ class ConfigPipeStack(Stack):
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,
         )
+        self.releases = ReleaseManager(
+            self,
+            "Releases",
+            bus=self.config_bus.bus,
+            registry=settings.registry,
+            code=shared.code,
+            layer=shared.powertools,
+            log_retention=settings.log_retention,
+            alarm_topic=self.operations.topic,
+        )
+        self.operations.watch_releases(
+            self.releases.function,
+            [self.releases.delivery_dlq, self.releases.failure_dlq],
+            self.releases.alarms,
+        )
+        # Announcements are trusted by every handler and release watcher, so only the
+        # functions that make them may publish with the pipeline's source.
+        self.config_bus.reserve_pipeline_source(
+            [self.pipeline.materialiser.role, self.pipeline.propagator.role, self.releases.role]
+        )
         self._outputs()
 
     def _outputs(self) -> None:
@@ -85,6 +102,8 @@ class ConfigPipeStack(Stack):
             "MaterialiserFunctionName": self.pipeline.materialiser.function_name,
             "PropagatorFunctionName": self.pipeline.propagator.function_name,
             "AlarmTopicArn": self.operations.topic.topic_arn,
+            "ReleaseTableName": self.releases.table.table_name,
+            "ReleaseFunctionName": self.releases.function.function_name,
         }
         for service, handler in self.services.handlers.items():
             outputs[f"{service.title().replace('-', '')}HandlerFunctionName"] = handler.function_name

@@ -18,7 +18,7 @@ def _change_log(template_json: dict[str, Any]) -> dict[str, Any]:
     tables = [
         t
         for t in resources(template_json, "AWS::DynamoDB::Table").values()
-        if {"AttributeName": "pk", "KeyType": "HASH"} in t["Properties"]["KeySchema"]
+        if any(i["IndexName"] == "byScope" for i in t["Properties"].get("GlobalSecondaryIndexes", []))
     ]
     assert len(tables) == 1
     return tables[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -49,16 +50,27 @@ def test_updated_rule_matches_only_pipeline_announcements_and_targets_the_propag
 
 def test_every_rule_target_retries_for_a_day_then_dead_letters(template_json: dict[str, Any]) -> None:
     rules = resources(template_json, "AWS::Events::Rule")
-    assert len(rules) == 2
+    # configuration changes, announcements, release commands, and the release reconcile tick
+    assert len(rules) == 4
     queues = resources(template_json, "AWS::SQS::Queue")
     dlqs = []
     for rule in rules.values():
         for target in rule["Properties"]["Targets"]:
-            assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+            if "ScheduleExpression" in rule["Properties"]:
+                # A late tick is worthless (the next one comes a minute later); it still dead-letters.
+                assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 300
+            else:
+                assert target["RetryPolicy"] == {
+                    "MaximumEventAgeInSeconds": 86400,
+                    "MaximumRetryAttempts": 185,
+                }
             dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
             assert dlq in queues
-            dlqs.append(dlq)
-    assert len(set(dlqs)) == len(dlqs), "each rule target has its own dead-letter queue"
+            dlqs.append((dlq, json.dumps(target["Arn"], sort_keys=True)))
+    served: dict[str, set[str]] = {}
+    for dlq, function in dlqs:
+        served.setdefault(dlq, set()).add(function)
+    assert all(len(functions) == 1 for functions in served.values()), "a DLQ serves one function's rules only"
 
 
 def _bus_policy(template_json: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,7 +91,7 @@ def test_teams_may_publish_only_team_sources(template_json: dict[str, Any]) -> N
     assert resources(template_json, "AWS::Events::EventBusPolicy") == {}
 
 
-def test_only_materialiser_and_propagator_may_publish_the_pipeline_source(
+def test_only_the_announcing_functions_may_publish_the_pipeline_source(
     template_json: dict[str, Any], ids: dict[str, str]
 ) -> None:
     denies = [s for s in _bus_policy(template_json) if s["Effect"] == "Deny"]
@@ -88,7 +100,14 @@ def test_only_materialiser_and_propagator_may_publish_the_pipeline_source(
     assert deny["Principal"] == {"AWS": "*"}
     assert deny["Condition"]["ForAnyValue:StringEquals"] == {"events:source": ["configpipe.pipeline"]}
     exempt = {rendered(arn) for arn in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
-    assert exempt == {f"<{ids['materialiser_role']}.Arn>", f"<{ids['propagator_role']}.Arn>"}
+    release_role = next(
+        name for name in resources(template_json, "AWS::IAM::Role") if name.startswith("ReleasesRole")
+    )
+    assert exempt == {
+        f"<{ids['materialiser_role']}.Arn>",
+        f"<{ids['propagator_role']}.Arn>",
+        f"<{release_role}.Arn>",
+    }
 
 
 def test_archive_keeps_only_pipeline_events_for_thirty_days(template: Template) -> None:
