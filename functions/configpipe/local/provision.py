@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,7 +170,21 @@ class Provisioner:
                 self.stack.skipped.append((resource.logical_id, resource.type, f"emulator refused: {error}"))
         for name, value in self.template.outputs().items():
             self.stack.outputs[name] = self.resolver.try_resolve(value, "(not created locally)")
+        self._register_stack()
         return self.stack
+
+    def _register_stack(self) -> None:
+        """A CloudFormation stack of the same name carrying the resolved outputs, so clients that
+        discover names with DescribeStacks (``configpipe --stack ConfigPipe``) work unchanged.
+        Its one resource is a placeholder: the resources themselves were created above."""
+        body = {
+            "Description": "configpipe local: outputs of the stack provisioned by configpipe.local",
+            "Resources": {"LocalPlaceholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {k: {"Value": str(v)} for k, v in self.stack.outputs.items()},
+        }
+        # The emulator (same process) warns that it does not model the placeholder.
+        warnings.filterwarnings("ignore", message="Tried to parse AWS::CloudFormation::WaitConditionHandle")
+        self.client("cloudformation").create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(body))
 
     def _props(self, resource: Resource) -> dict[str, Any]:
         resolved: dict[str, Any] = self.resolver.resolve(resource.properties)

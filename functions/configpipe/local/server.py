@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, unquote
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from configpipe.local.consistency import SerialisedDynamoDB
+
 if TYPE_CHECKING:
     from configpipe.local.provision import LocalStack
     from configpipe.local.sandbox import FunctionRuntime
@@ -159,6 +161,7 @@ class EmulatorServer:
         self.host = host
         self.requested_port = port
         self.app = EmulatorApp()
+        self._consistency = SerialisedDynamoDB()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -183,6 +186,7 @@ class EmulatorServer:
         except SystemExit:
             # werkzeug exits (after printing its own hint) when the port is taken
             raise PortInUseError(self.host, self.requested_port) from None
+        self._consistency.install()
         self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
         self._thread.start()
         return self
@@ -193,3 +197,4 @@ class EmulatorServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._consistency.remove()

@@ -253,7 +253,9 @@ class StreamPoller(_Poller):
         self._destinations = destinations
         self._interval = interval
         self._retry_delay = retry_delay
-        self._iterators: dict[str, str | None] = {}
+        #: last sequence number read per shard; LATEST mappings follow their first iterator until then
+        self._checkpoints: dict[str, str] = {}
+        self._latest: dict[str, str] = {}
         self._pending: deque[_Batch] = deque()
         self._filters = [self._load_pattern(p) for p in mapping.filters]
 
@@ -286,14 +288,27 @@ class StreamPoller(_Poller):
         found = False
         for shard in shards:
             shard_id = shard["ShardId"]
-            iterator = self._iterators.get(shard_id)
-            if iterator is None:
+            # A fresh iterator after the checkpoint on every poll (see configpipe.local.consistency).
+            if shard_id in self._checkpoints:
+                iterator = streams.get_shard_iterator(
+                    StreamArn=arn,
+                    ShardId=shard_id,
+                    ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                    SequenceNumber=self._checkpoints[shard_id],
+                )["ShardIterator"]
+            elif shard_id in self._latest:
+                iterator = self._latest[shard_id]
+            else:
                 iterator = streams.get_shard_iterator(
                     StreamArn=arn, ShardId=shard_id, ShardIteratorType=self._mapping.starting_position
                 )["ShardIterator"]
             response = streams.get_records(ShardIterator=iterator, Limit=self._mapping.batch_size)
-            self._iterators[shard_id] = response.get("NextShardIterator") or iterator
-            records = [lambda_stream_record(r, arn) for r in response.get("Records", [])]
+            raw = response.get("Records", [])
+            if raw:
+                self._checkpoints[shard_id] = raw[-1]["dynamodb"]["SequenceNumber"]
+            elif shard_id not in self._checkpoints and response.get("NextShardIterator"):
+                self._latest[shard_id] = response["NextShardIterator"]
+            records = [lambda_stream_record(r, arn) for r in raw]
             selected = [r for r in records if self.matches(r)]
             if selected:
                 self._pending.append(_Batch(shard_id, selected))

@@ -1,0 +1,219 @@
+"""One local pipeline per test session, started as a person starts it: ``python -m
+configpipe.local up`` in its own process, on a free port. Tests talk to it only over HTTP
+(boto3 with ``endpoint_url``, the AWS CLI), never through in-process mocks.
+
+Every wait is a poll with a deadline (:func:`eventually`); every test uses its own change ids
+and keys, so tests share the session's pipeline without seeing each other's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parents[2]
+START_DEADLINE = 180.0  # a first synth on a cold machine takes a while
+T = TypeVar("T")
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.2, what: str = ""
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or probe}; last: {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Bus:
+    """Everything published on the config bus, as a subscriber sees it (catch-all rule → SQS)."""
+
+    sqs: Any
+    queue_url: str
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    def drain(self) -> list[dict[str, Any]]:
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return self.seen
+            for message in messages:
+                self.seen.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def events(self, detail_type: str | None = None, **detail: Any) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.drain()
+            if (detail_type is None or e["detail-type"] == detail_type)
+            and all(e["detail"].get(k) == v for k, v in detail.items())
+        ]
+
+
+@dataclass
+class LocalStack:
+    url: str
+    state_dir: Path
+    outputs: dict[str, str]
+    bus: Bus
+    process: subprocess.Popen[str]
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=self.url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                config=Config(retries={"mode": "standard"}),
+            )
+        return self._clients[service]
+
+    @property
+    def bus_name(self) -> str:
+        return self.outputs["EventBusName"]
+
+    def put_change(self, source: str, **detail: Any) -> str:
+        """Publish a ConfigurationChange as a team would; returns its changeId."""
+        detail.setdefault("changeId", f"e2e-{uuid.uuid4()}")
+        detail.setdefault("environment", "development")
+        detail.setdefault("operation", "put")
+        detail.setdefault("author", "e2e")
+        detail.setdefault("reason", "end-to-end test")
+        response = self.client("events").put_events(
+            Entries=[
+                {
+                    "EventBusName": self.bus_name,
+                    "Source": source,
+                    "DetailType": "ConfigurationChange",
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        assert response["FailedEntryCount"] == 0, response
+        return str(detail["changeId"])
+
+    def parameter(self, service: str, environment: str, key: str) -> Any:
+        try:
+            value = self.client("ssm").get_parameter(Name=f"/config/{service}/{environment}/{key}")
+        except self.client("ssm").exceptions.ParameterNotFound:
+            return None
+        return json.loads(value["Parameter"]["Value"])
+
+    def applied(self, target_service: str, environment: str, key: str) -> dict[str, Any] | None:
+        """What ``target_service``'s update handler recorded in the DemoApplied table."""
+        items = self.client("dynamodb").scan(TableName=self.outputs["AppliedTableName"], ConsistentRead=True)[
+            "Items"
+        ]
+        for item in items:
+            owner = item.get("pk", item.get("service", {})).get("S")
+            if owner == target_service and item["sk"]["S"] == f"{environment}#{key}":
+                return {k: next(iter(v.values())) for k, v in item.items()}
+        return None
+
+    def change_log_items(self, pk_prefix: str) -> list[dict[str, Any]]:
+        items = self.client("dynamodb").scan(
+            TableName=self.outputs["ChangeLogTableName"], ConsistentRead=True
+        )
+        return [i for i in items["Items"] if i["pk"]["S"].startswith(pk_prefix)]
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted((self.state_dir / "logs").glob("*.log"))
+        )
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state_dir = tmp_path_factory.mktemp("local")
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "configpipe.local", "up", "--port", str(port), "--state-dir", str(state_dir)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + START_DEADLINE
+    banner: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        banner.append(line)
+        if "configpipe local pipeline is up on" in line:
+            break
+    else:
+        process.kill()
+    if process.poll() is not None or not any("is up on" in line for line in banner):
+        process.kill()
+        pytest.fail("the local pipeline did not start:\n" + "".join(banner) + (process.stdout.read() or ""))
+    url = f"http://127.0.0.1:{port}"
+    outputs = json.loads((state_dir / "outputs.json").read_text())
+    stack = LocalStack(url, state_dir, outputs, bus=None, process=process)  # type: ignore[arg-type]
+    stack.bus = _capture_bus(stack)
+    try:
+        yield stack
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            rest, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            rest, _ = process.communicate()
+        assert process.returncode == 0, f"`up` did not stop cleanly ({process.returncode}):\n{rest}"
+
+
+def _capture_bus(stack: LocalStack) -> Bus:
+    sqs, events = stack.client("sqs"), stack.client("events")
+    queue_url = sqs.create_queue(QueueName="e2e-bus-capture")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="e2e-capture-all",
+        EventBusName=stack.bus_name,
+        EventPattern=json.dumps({"source": [{"prefix": "configpipe."}]}),
+    )
+    events.put_targets(
+        Rule="e2e-capture-all", EventBusName=stack.bus_name, Targets=[{"Id": "capture", "Arn": queue_arn}]
+    )
+    return Bus(sqs, queue_url)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
