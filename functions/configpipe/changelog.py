@@ -66,6 +66,10 @@ class VersionRecord:
     value_json: str | None = None
     secret_ciphertext: bytes | None = None
     rolled_back_to: int | None = None
+    #: Whether the version before this one was sensitive (None: no previous version, or a
+    #: record written before this was tracked). The materialiser removes a key's copy from
+    #: the store it no longer uses only when sensitivity flips.
+    previous_sensitive: bool | None = None
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -91,6 +95,7 @@ class VersionRecord:
             "valueJson": self.value_json,
             "secretCiphertext": self.secret_ciphertext,
             "rolledBackTo": self.rolled_back_to,
+            "previousSensitive": self.previous_sensitive,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
         return item
@@ -102,6 +107,7 @@ class VersionRecord:
             ciphertext = bytes(ciphertext.value if hasattr(ciphertext, "value") else ciphertext)
         previous = item.get("previousVersion")
         rolled = item.get("rolledBackTo")
+        previous_sensitive = item.get("previousSensitive")
         return cls(
             service=item["service"],
             environment=item["environment"],
@@ -120,6 +126,7 @@ class VersionRecord:
             value_json=item.get("valueJson"),
             secret_ciphertext=ciphertext,
             rolled_back_to=int(rolled) if rolled is not None else None,
+            previous_sensitive=bool(previous_sensitive) if previous_sensitive is not None else None,
         )
 
 
@@ -128,6 +135,7 @@ class CurrentPointer:
     version: int
     deleted: bool
     change_id: str
+    sensitive: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,7 @@ class ChangeLog:
             version=int(item["version"]),  # type: ignore[arg-type]
             deleted=bool(item.get("deleted", False)),
             change_id=str(item["changeId"]),
+            sensitive=bool(item.get("sensitive", False)),
         )
 
     def version(self, service: str, environment: str, key: str, version: int) -> VersionRecord | None:
@@ -279,6 +288,7 @@ class ChangeLog:
                         "kind": "current",
                         "version": record.version,
                         "deleted": record.deleted,
+                        "sensitive": record.sensitive,
                         "changeId": record.change_id,
                         "updatedAt": record.applied_at,
                         "gsi1pk": scope_pk(record.service, record.environment),

@@ -110,19 +110,27 @@ class Materialiser:
 
     def on_version(self, record: VersionRecord) -> Outcome:
         context = _log_context(record)
-        materialised = self.materialise_current(record.service, record.environment, record.key)
+        materialised = self.materialise_current(
+            record.service, record.environment, record.key, sensitivity_flipped=_flipped(record)
+        )
         update = self.announcement(record, materialised)
         self._bus.publish([self._bus.entry(DetailType.CONFIGURATION_UPDATED, update, _resources(update))])
         logger.info("configuration announced", extra={**context, "currentVersion": materialised.version})
         return Outcome("updated", announced=update, materialised=materialised)
 
-    def materialise_current(self, service: str, environment: str, key: str) -> Materialised:
-        """Write the key's current version to its store; repeat while the pointer moves."""
+    def materialise_current(
+        self, service: str, environment: str, key: str, sensitivity_flipped: bool = False
+    ) -> Materialised:
+        """Write the key's current version to its store; repeat while the pointer moves.
+
+        ``sensitivity_flipped``: the version being processed changed the key between SSM
+        and Secrets Manager, so the store the current version does not use is emptied (the
+        current version may be later than that one and not a flip itself)."""
         for _ in range(self._max_rounds):
             current = self._log.current_record(service, environment, key)
             if current is None:
                 raise PointerMissingError(f"no current version for {scope_id(service, environment, key)}")
-            materialised = self._write(current)
+            materialised = self._write(current, clean_other_store=sensitivity_flipped or _flipped(current))
             pointer = self._log.current(service, environment, key)
             if pointer is not None and pointer.version == current.version:
                 return materialised
@@ -134,7 +142,7 @@ class Materialiser:
             f"current version of {scope_id(service, environment, key)} moved {self._max_rounds} times"
         )
 
-    def _write(self, record: VersionRecord) -> Materialised:
+    def _write(self, record: VersionRecord, clean_other_store: bool) -> Materialised:
         name = parameter_name(record.service, record.environment, record.key)
         secret = secret_name(record.service, record.environment, record.key)
         context = _log_context(record)
@@ -157,16 +165,16 @@ class Materialiser:
                 token=secret_version_token(scope, record.version),
                 tags={"configpipe:service": record.service, "configpipe:environment": record.environment},
             )
-            if record.previous_version is not None:
-                # The key may have been non-sensitive before: no clear copy may remain in SSM.
+            if clean_other_store:
+                # The key was not sensitive before: no clear copy may remain in SSM.
                 self._parameters.delete(name)
             logger.info("secret materialised", extra=context)
             return Materialised(record.version, secret_arn=arn)
         if record.value_json is None:
             raise ConfigpipeError(f"version {record.version} of {context['scope']} has no value")
         self._parameters.put(name, record.value_json)
-        if record.previous_version is not None:
-            # The key may have been sensitive before: its old secret must not outlive it.
+        if clean_other_store:
+            # The key was sensitive before: its old secret must not outlive it.
             self._secrets.schedule_deletion(secret)
         logger.info("parameter materialised", extra=context)
         return Materialised(record.version)
@@ -240,6 +248,14 @@ def version_record_from_image(image: dict[str, Any]) -> VersionRecord:
     change log (the current version), and the stream encodes binary differently in Lambda
     (base64 text) and in SDK reads (bytes)."""
     return VersionRecord.from_item({k: v for k, v in image.items() if k != "secretCiphertext"})
+
+
+def _flipped(record: VersionRecord) -> bool:
+    """Did this version move the key between the two stores? Unknown (records written
+    before sensitivity was tracked) counts as a flip: cleaning is idempotent, leaking is not."""
+    if record.previous_version is None:
+        return False
+    return record.previous_sensitive is None or record.previous_sensitive != record.sensitive
 
 
 def _opt_str(value: Any) -> str | None:

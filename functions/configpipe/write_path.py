@@ -188,6 +188,7 @@ class WritePath:
                 value_json=content.value_json,
                 secret_ciphertext=content.secret_ciphertext,
                 rolled_back_to=content.rolled_back_to,
+                previous_sensitive=pointer.sensitive if pointer else None,
             )
             try:
                 self._log.append(

@@ -72,6 +72,7 @@ class ChangeWriter:
             value_json=None if (deleted or sensitive) else canonical_json(value),
             secret_ciphertext=self.kms.encrypt(scope, value) if (sensitive and not deleted) else None,
             rolled_back_to=rolled_back_to,
+            previous_sensitive=current.sensitive if current else None,
         )
         self.log.append(record, payload_hash="sha256:test", received_at=record.applied_at)
         return record
@@ -411,3 +412,75 @@ def test_handler_builds_its_dependencies_from_the_environment(pipeline, writer, 
     writer.append("max_items", 7)
     assert materialiser_handler.handler(pipeline.stream_event(), LambdaContext()) == {"batchItemFailures": []}
     assert ssm_value("/config/checkout/production/max_items") == 7
+
+
+# --- a key moving between SSM and Secrets Manager ------------------------------------------------
+
+
+def secret_state(name: str) -> str:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    try:
+        described = client.describe_secret(SecretId=name)
+    except client.exceptions.ResourceNotFoundException:
+        return "<absent>"
+    return "scheduled-for-deletion" if "DeletedDate" in described else "live"
+
+
+def test_a_key_that_becomes_sensitive_leaves_no_clear_copy_in_ssm(pipeline, writer, materialiser):
+    writer.append("vendor_key", "plain-v1")
+    run_materialiser(pipeline.stream_event(), materialiser)
+    writer.append("vendor_key", "now-a-secret", sensitive=True)
+
+    run_materialiser(pipeline.stream_event(), materialiser)
+
+    assert ssm_value("/config/checkout/production/vendor_key") == "<absent>"
+    assert secret_state("configpipe/checkout/production/vendor_key") == "live"
+
+
+def test_a_key_that_stops_being_sensitive_schedules_its_secret_for_deletion(pipeline, writer, materialiser):
+    writer.append("vendor_key", "secret-v1", sensitive=True)
+    run_materialiser(pipeline.stream_event(), materialiser)
+    writer.append("vendor_key", "plain-v2")
+
+    run_materialiser(pipeline.stream_event(), materialiser)
+
+    assert ssm_value("/config/checkout/production/vendor_key") == "plain-v2"
+    assert secret_state("configpipe/checkout/production/vendor_key") == "scheduled-for-deletion"
+
+
+def test_a_late_record_of_a_flip_still_cleans_up_when_the_current_version_is_not_a_flip(
+    pipeline, writer, materialiser
+):
+    # Given plain v1, secret v2, plain v3 — all accepted before the stream is processed,
+    # so v2's record is materialised while v3 (plain → plain, no flip) is already current
+    writer.append("vendor_key", "plain-v1")
+    run_materialiser(pipeline.stream_event(), materialiser)
+    writer.append("vendor_key", "secret-v2", sensitive=True)
+    batch = pipeline.stream_event()
+    run_materialiser(batch, materialiser)  # v2 materialised: the secret exists
+    writer.append("vendor_key", "plain-v3")
+    pending = pipeline.stream_event()
+
+    # When v2's record is redelivered late, then v3's arrives
+    run_materialiser(batch, materialiser)
+    run_materialiser(pending, materialiser)
+
+    # Then no copy of the secret survives and SSM holds v3
+    assert ssm_value("/config/checkout/production/vendor_key") == "plain-v3"
+    assert secret_state("configpipe/checkout/production/vendor_key") == "scheduled-for-deletion"
+
+
+def test_a_plain_update_makes_no_secrets_manager_call(pipeline, writer, materialiser):
+    writer.append("rate_limit", 1)
+    run_materialiser(pipeline.stream_event(), materialiser)
+    writer.append("rate_limit", 2)
+    calls: list[str] = []
+    secrets_client = materialiser._secrets.client
+    secrets_client.meta.events.register(
+        "before-call.secrets-manager", lambda model, **_: calls.append(model.name)
+    )
+
+    run_materialiser(pipeline.stream_event(), materialiser)
+
+    assert ssm_value("/config/checkout/production/rate_limit") == 2
+    assert calls == []
