@@ -16,6 +16,7 @@ from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import SharedCode
 from stacks.constructs.operations import Operations
 from stacks.constructs.pipeline_functions import PipelineFunctions
+from stacks.constructs.publishers import PublisherPolicies
 from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.service_handlers import ServiceHandlers
 from stacks.release import ReleaseManager
@@ -87,6 +88,17 @@ class ConfigPipeStack(Stack):
         self.config_bus.reserve_pipeline_source(
             [self.pipeline.materialiser.role, self.pipeline.propagator.role, self.releases.role]
         )
+        self.publishers = PublisherPolicies(
+            self,
+            "Publishers",
+            registry=settings.registry,
+            bus=self.config_bus.bus,
+            bus_name=settings.bus_name,
+            secrets_key=self.keys.secrets_key,
+            change_log=self.change_log.table,
+            registry_parameter=self.registry.parameter,
+            release_table=self.releases.table,
+        )
         self._outputs()
 
     def _outputs(self) -> None:
@@ -107,5 +119,8 @@ class ConfigPipeStack(Stack):
         }
         for service, handler in self.services.handlers.items():
             outputs[f"{service.title().replace('-', '')}HandlerFunctionName"] = handler.function_name
+        for source, policy in self.publishers.policies.items():
+            team = source.removeprefix("configpipe.team.").title().replace("-", "").replace(".", "")
+            outputs[f"{team}PublisherPolicyArn"] = policy.managed_policy_arn
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

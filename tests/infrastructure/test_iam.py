@@ -40,7 +40,9 @@ def _all_actions(statements: list[dict[str, Any]]) -> set[str]:
 def test_no_iam_policy_grants_a_write_action_on_every_resource(template_json: dict[str, Any]) -> None:
     offenders = []
     policies = [
-        p["Properties"]["PolicyDocument"] for p in resources(template_json, "AWS::IAM::Policy").values()
+        p["Properties"]["PolicyDocument"]
+        for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for p in resources(template_json, kind).values()
     ]
     for role in resources(template_json, "AWS::IAM::Role").values():
         policies.extend(p["PolicyDocument"] for p in role["Properties"].get("Policies", []))
