@@ -79,7 +79,7 @@ class PublisherPolicies(Construct):
                     actions=["kms:Encrypt"],
                     resources=[secrets_key.key_arn],
                     conditions={
-                        "ForAnyValue:StringLike": {
+                        "StringLike": {
                             "kms:EncryptionContext:configpipe:scope": [f"{s}/*" for s in services]
                         }
                     },

@@ -52,11 +52,9 @@ def test_a_team_encrypts_secrets_only_for_its_own_services(template_json: dict[s
     platform = _sid(_policy(template_json, "platform"), "EncryptSecretsForOwnServices")
 
     assert checkout["Action"] == "kms:Encrypt"
-    scopes = checkout["Condition"]["ForAnyValue:StringLike"]["kms:EncryptionContext:configpipe:scope"]
+    scopes = checkout["Condition"]["StringLike"]["kms:EncryptionContext:configpipe:scope"]
     assert scopes == ["checkout/*"]
-    assert platform["Condition"]["ForAnyValue:StringLike"]["kms:EncryptionContext:configpipe:scope"] == [
-        "global/*"
-    ]
+    assert platform["Condition"]["StringLike"]["kms:EncryptionContext:configpipe:scope"] == ["global/*"]
 
 
 def test_publishers_cannot_write_the_tables(template_json: dict[str, Any]) -> None:
