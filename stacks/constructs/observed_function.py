@@ -22,7 +22,16 @@ from stacks.settings import PipelineSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 #: The CLI runs on engineers' machines, never in Lambda; caches never ship.
-ASSET_EXCLUDES = ["configpipe/cli", "configpipe/cli/**", "**/__pycache__", "*.pyc", "*.egg-info"]
+#: The CLI and the local emulator runner are tools for people, not Lambda code.
+ASSET_EXCLUDES = [
+    "configpipe/cli",
+    "configpipe/cli/**",
+    "configpipe/local",
+    "configpipe/local/**",
+    "**/__pycache__",
+    "*.pyc",
+    "*.egg-info",
+]
 POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 DEFAULT_TIMEOUT = Duration.seconds(30)

@@ -132,3 +132,17 @@ def test_async_invoked_functions_retry_twice_then_dead_letter(template_json: dic
         if fn["Properties"]["Handler"] != "configpipe.handlers.materialiser.handler"
     }
     assert configured == async_invoked
+
+
+def test_the_lambda_asset_ships_the_functions_but_not_the_cli_or_the_local_runner(
+    template_json: dict[str, Any], synth_dir: Any
+) -> None:
+    # Given the staged asset every function's code points at (template_json synthesised it)
+    assets = [p for p in (synth_dir / "plain").iterdir() if p.is_dir() and p.name.startswith("asset.")]
+    code_assets = [p for p in assets if (p / "configpipe").is_dir()]
+    assert len(code_assets) == 1
+    shipped = {str(f.relative_to(code_assets[0])) for f in code_assets[0].rglob("*.py")}
+
+    assert "configpipe/handlers/validator.py" in shipped
+    assert "sample_service/app.py" in shipped
+    assert not [f for f in shipped if f.startswith(("configpipe/cli/", "configpipe/local/"))]
