@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import pytest
@@ -27,15 +27,14 @@ from botocore.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 START_DEADLINE = 180.0  # a first synth on a cold machine takes a while
-T = TypeVar("T")
 
 
 def eventually(
-    probe: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.2, what: str = ""
-) -> T:
+    probe: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.2, what: str = ""
+) -> Any:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: Any = None
     while time.monotonic() < deadline:
         last = probe()
         if last:
@@ -90,7 +89,7 @@ class LocalStack:
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = boto3.client(
-                service,  # type: ignore[call-overload]
+                service,
                 endpoint_url=self.url,
                 region_name="us-east-1",
                 aws_access_key_id="testing",

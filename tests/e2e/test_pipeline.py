@@ -217,7 +217,11 @@ def test_the_same_change_twice_has_one_effect(local: LocalStack, unique: str) ->
             if line.get("changeId") == detail["changeId"] and str(line.get("message")).startswith("change ")
         ]
 
-    seen = eventually(lambda: len(outcomes()) >= 4 and outcomes(), what="four validator outcomes")
+    def four_outcomes() -> list[str] | None:
+        found = outcomes()
+        return found if len(found) >= 4 else None
+
+    seen = eventually(four_outcomes, what="four validator outcomes")
     assert sorted(seen) == ["change accepted", "change duplicate", "change duplicate", "change duplicate"]
     versions = [
         i for i in local.change_log_items(f"KEY#checkout#development#{key}") if i["sk"]["S"].startswith("V#")
@@ -253,9 +257,9 @@ def test_a_failing_async_invocation_is_retried_then_parked_in_the_dlq(local: Loc
         return None
 
     record = eventually(parked, timeout=30, what="DLQ record")
-    assert record["requestContext"]["condition"] == "RetriesExhausted"  # type: ignore[index]
-    assert record["requestContext"]["approximateInvokeCount"] == 3  # type: ignore[index]
-    assert record["responseContext"]["functionError"] == "Unhandled"  # type: ignore[index]
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responseContext"]["functionError"] == "Unhandled"
 
 
 def test_the_aws_cli_drives_the_pipeline(local: LocalStack, unique: str, tmp_path: Path) -> None:

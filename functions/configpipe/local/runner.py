@@ -20,7 +20,7 @@ from configpipe.local.provision import ACCOUNT, REGION, LocalStack, aws_client, 
 from configpipe.local.sandbox import FunctionRuntime
 from configpipe.local.server import EmulatorServer, LambdaInvokeApi
 from configpipe.local.sources import AsyncInvocations, Destinations, ScheduledRule, StreamPoller
-from configpipe.local.template import Template, repo_root, synthesise
+from configpipe.local.template import STACK_NAME, Template, repo_root, synthesise
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -72,7 +72,8 @@ class LocalPipeline:
 
     def start(self) -> LocalPipeline:
         began = time.monotonic()
-        template_path = self.options.template or synthesise(self.repo, force=self.options.resynth)
+        configured = self.options.template or os.environ.get("CONFIGPIPE_LOCAL_TEMPLATE")
+        template_path = Path(configured) if configured else synthesise(self.repo, force=self.options.resynth)
         self.template = Template.load(template_path)
         self.server.start()
         try:
@@ -209,10 +210,8 @@ class LocalPipeline:
     def _write_state(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "outputs.json").write_text(json.dumps(self.outputs(), indent=2) + "\n")
-        lines = [
-            f"export {k}={shlex.quote(v)}"
-            for k, v in {**self.client_environment(), **self.cli_environment()}.items()
-        ]
+        variables = {**self.client_environment(), "CONFIGPIPE_STACK": STACK_NAME, "AWS_PAGER": ""}
+        lines = [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
         (self.state_dir / "env").write_text("\n".join(lines) + "\n")
 
     def describe(self) -> str:
@@ -266,7 +265,7 @@ configpipe local pipeline is up on {url}  (started in {self.started_in:.1f}s)
   not emulated:    {", ".join(skipped) or "nothing"}
 
 Use it from another terminal:
-  source {self.state_dir / "env"}        # AWS_ENDPOINT_URL, fake credentials, CONFIGPIPE_* names
+  source {self.state_dir / "env"}        # AWS_ENDPOINT_URL, fake credentials, CONFIGPIPE_STACK
 
   # AWS CLI
   {aws_cmd} --endpoint-url {url} events put-events --entries {shlex.quote(entries)}
@@ -279,10 +278,10 @@ Use it from another terminal:
                         aws_access_key_id="testing", aws_secret_access_key="testing")
   events.put_events(Entries={entries})
 
-  # configpipe CLI (after `source {self.state_dir / "env"}`)
-  configpipe --endpoint-url {url} --source configpipe.team.checkout \\
+  # configpipe CLI (names from the stack's outputs; `source` the env file to drop the flags)
+  configpipe --endpoint-url {url} --stack {STACK_NAME} --source configpipe.team.checkout \\
       put checkout development max_items 30 --json -r "more"
-  configpipe --endpoint-url {url} history checkout development max_items
+  configpipe --endpoint-url {url} --stack {STACK_NAME} history checkout development max_items
 
 Ctrl-C stops everything.
 """

@@ -64,7 +64,10 @@ def synthesise(repo: Path | None = None, out_dir: Path | None = None, *, force: 
         check=False,
     )
     if result.returncode != 0:
-        raise TemplateError(f"cdk synth failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+        hint = ""
+        if (out_dir / "manifest.json").is_file():
+            hint = f"\n(to run the last template synthesised instead: --template {out_dir})"
+        raise TemplateError(f"cdk synth failed (exit {result.returncode}):\n{result.stderr[-3000:]}{hint}")
     stamp.write_text(digest)
     return template_path(out_dir)
 

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""The configpipe demo: the real pipeline, on this machine, in under a minute.
+
+Starts the local pipeline (the moto server with the synthesised stack provisioned in it and
+the stack's functions running from ./functions), then walks through what a team does:
+changes for three services, a rejected change, a secret, a global flag, history and a
+rollback. Every wait is a poll with a deadline. Run: ``.venv/bin/python scripts/demo.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "functions"))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from configpipe.local.runner import LocalPipeline, Options  # noqa: E402
+from configpipe.local.server import PortInUseError  # noqa: E402
+from configpipe.local.template import STACK_NAME, TemplateError  # noqa: E402
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+RUN = uuid.uuid4().hex[:6]  # change ids are idempotency keys: unique per run
+
+
+class DemoError(Exception):
+    pass
+
+
+def wait_for(probe: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise DemoError(f"gave up after {timeout:.0f}s waiting for {what}")
+
+
+class Demo:
+    def __init__(self, pipeline: LocalPipeline) -> None:
+        self.p = pipeline
+        self.outputs = pipeline.outputs()
+        self.bus_name = self.outputs["EventBusName"]
+        self.seen: list[dict[str, Any]] = []
+        self._watch_bus()
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _watch_bus(self) -> None:
+        """Subscribe to the bus like any consumer: a rule that matches every configpipe event."""
+        sqs, events = self.p.client("sqs"), self.p.client("events")
+        self.queue = sqs.create_queue(QueueName="demo-bus-watch")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(
+            Name="demo-watch",
+            EventBusName=self.bus_name,
+            EventPattern=json.dumps({"source": [{"prefix": "configpipe."}]}),
+        )
+        events.put_targets(
+            Rule="demo-watch", EventBusName=self.bus_name, Targets=[{"Id": "watch", "Arn": arn}]
+        )
+
+    def bus(self, detail_type: str, change_id: str) -> list[dict[str, Any]]:
+        sqs = self.p.client("sqs")
+        for message in sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", []):
+            self.seen.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+        return [
+            e
+            for e in self.seen
+            if e["detail-type"] == detail_type and e["detail"].get("changeId") == change_id
+        ]
+
+    def delivered_key(self, key: str) -> list[dict[str, Any]]:
+        self.bus("", "")  # drain the subscription into self.seen
+        return [
+            e
+            for e in self.seen
+            if e["detail-type"] == "ConfigurationDelivered" and e["detail"].get("key") == key
+        ]
+
+    def publish(self, source: str, **detail: Any) -> str:
+        detail = {
+            "changeId": f"demo-{RUN}-{len(self.seen)}-{uuid.uuid4().hex[:4]}",
+            "environment": "development",
+            "operation": "put",
+            "author": "demo",
+            "reason": "configpipe demo",
+            **detail,
+        }
+        entry = {
+            "EventBusName": self.bus_name,
+            "Source": source,
+            "DetailType": "ConfigurationChange",
+            "Detail": json.dumps(detail),
+        }
+        assert self.p.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+        return str(detail["changeId"])
+
+    def parameter(self, name: str) -> str | None:
+        try:
+            return str(self.p.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+        except self.p.client("ssm").exceptions.ParameterNotFound:
+            return None
+
+    def cli(self, *args: str) -> str:
+        """The configpipe CLI, as a person would run it against this endpoint."""
+        env = {**os.environ, **self.p.client_environment(), "CONFIGPIPE_AUTHOR": "demo", "COLUMNS": "110"}
+        result = subprocess.run(
+            [
+                *_configpipe_command(),
+                "--endpoint-url",
+                self.p.url,
+                "--stack",
+                STACK_NAME,
+                *args,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO,
+        )
+        if result.returncode != 0:
+            raise DemoError(
+                f"configpipe {' '.join(args)} failed ({result.returncode}): {result.stderr or result.stdout}"
+            )
+        return result.stdout
+
+    # --- the scenario -------------------------------------------------------------------
+
+    def changes_for_three_services(self) -> None:
+        step("1. Three teams change their own configuration")
+        changes = [
+            ("configpipe.team.checkout", "checkout", "max_items", 50),
+            ("configpipe.team.payments", "payments", "payments.retry-limit", 3),
+            ("configpipe.team.search", "search", "ranking", {"boost": 1.5, "model": "bm25"}),
+        ]
+        table = Table(
+            "service", "key", "version", "SSM parameter (materialised)", "delivered to its handler in"
+        )
+        for source, service, key, value in changes:
+            started = time.monotonic()
+            change_id = self.publish(source, service=service, key=key, value=value)
+            delivered = wait_for(
+                lambda c=change_id: self.bus("ConfigurationDelivered", c), f"{service} delivery"
+            )
+            name = f"/config/{service}/development/{key}"
+            table.add_row(
+                service,
+                key,
+                str(delivered[0]["detail"]["version"]),
+                f"{name} = {self.parameter(name)}",
+                f"{time.monotonic() - started:.1f}s",
+            )
+        console.print(table)
+        say(
+            "PutEvents → validator → change log → stream → materialiser (SSM, ConfigurationUpdated) → "
+            "propagator → <service>-config-update-handler."
+        )
+
+    def a_rejected_change(self) -> None:
+        step("2. A change that breaks the rules is rejected, with a reason, and writes nothing")
+        change_id = self.publish("configpipe.team.checkout", service="checkout", key="max_items", value=5000)
+        rejected = wait_for(lambda: self.bus("ConfigurationRejected", change_id), "the rejection")
+        for reason in rejected[0]["detail"]["reasons"]:
+            say(f"[red]ConfigurationRejected[/red] {reason['code']}: {reason['message']}")
+        say(
+            "/config/checkout/development/max_items is still "
+            f"{self.parameter('/config/checkout/development/max_items')}"
+        )
+        change_id = self.publish("configpipe.team.payments", service="checkout", key="max_items", value=10)
+        rejected = wait_for(lambda: self.bus("ConfigurationRejected", change_id), "the rejection")
+        codes = ", ".join(r["code"] for r in rejected[0]["detail"]["reasons"])
+        say(f"payments publishing a checkout key: [red]{codes}[/red] (each team owns its keys)")
+
+    def a_secret(self) -> None:
+        step("3. A secret: encrypted by the CLI before it is sent, stored only in Secrets Manager")
+        secret = f"s3cr3t-{RUN}"
+        self.cli(
+            "--source",
+            "configpipe.team.payments",
+            "put",
+            "payments",
+            "development",
+            "payments.api-token",
+            secret,
+            "--sensitive",
+            "--reason",
+            "rotate the PSP token",
+            "--no-wait",
+        )
+        secrets = self.p.client("secretsmanager")
+        stored = wait_for(
+            lambda: _secret_value(secrets, "configpipe/payments/development/payments.api-token"), "the secret"
+        )
+        say(f"Secrets Manager configpipe/payments/development/payments.api-token = {json.loads(stored)!r}")
+        say(
+            f"SSM /config/payments/development/payments.api-token: "
+            f"{self.parameter('/config/payments/development/payments.api-token') or 'absent'}"
+        )
+        wait_for(lambda: self.delivered_key("payments.api-token"), "the secret's delivery")
+        leaked = [e["detail-type"] for e in self.seen if secret in json.dumps(e)]
+        logs = "".join(p.read_text() for p in self.p.log_dir.glob("*.log"))
+        say(
+            f"bus events carrying the secret: {len(leaked)}; function log lines carrying it: "
+            f"{sum(secret in line for line in logs.splitlines())}"
+        )
+
+    def a_global_flag(self) -> None:
+        step("4. A global flag reaches every service subscribed to it")
+        change_id = self.publish(
+            "configpipe.team.platform", service="global", key="feature.dark-mode", value=True
+        )
+        delivered = wait_for(
+            lambda: (
+                len(self.bus("ConfigurationDelivered", change_id)) >= 3
+                and self.bus("ConfigurationDelivered", change_id)
+            ),
+            "three deliveries",
+        )
+        for event in sorted(delivered, key=lambda e: e["detail"]["targetService"]):
+            say(
+                f"ConfigurationDelivered → {event['detail']['targetService']:<9} "
+                f"{event['detail']['functionName']}"
+            )
+        change_id = self.publish(
+            "configpipe.team.platform",
+            service="global",
+            key="feature.dark-mode",
+            value=True,
+            environment="production",
+        )
+        delivered = wait_for(
+            lambda: (
+                len(self.bus("ConfigurationDelivered", change_id)) >= 2
+                and self.bus("ConfigurationDelivered", change_id)
+            ),
+            "production deliveries",
+        )
+        names = ", ".join(sorted(e["detail"]["targetService"] for e in delivered))
+        say(f"in production: {names} (search subscribes to development and staging only)")
+
+    def history_and_rollback(self) -> None:
+        step("5. History and a rollback, with the configpipe CLI")
+        change_id = self.publish("configpipe.team.checkout", service="checkout", key="max_items", value=80)
+        wait_for(lambda: self.bus("ConfigurationDelivered", change_id), "version 2")
+        self.cli(
+            "--source",
+            "configpipe.team.checkout",
+            "rollback",
+            "checkout",
+            "development",
+            "max_items",
+            "--to",
+            "1",
+            "--reason",
+            "80 overloads the cart service",
+            "--no-wait",
+        )
+        wait_for(
+            lambda: (
+                self.parameter("/config/checkout/development/max_items") == "50"
+                and _current_version(self, "checkout", "max_items") == 3
+            ),
+            "the rollback",
+        )
+        console.print(self.cli("history", "checkout", "development", "max_items"))
+
+    def releases(self) -> None:
+        step("6. Releases")
+        if "ReleaseFunctionName" not in self.outputs and not any(
+            "release" in n.lower() for n in self.p.runtimes
+        ):
+            say("[dim]releases are not in this stack yet[/dim]")
+            return
+        # RELEASE SCENARIOS GO HERE: a canary that shifts the alias weights, and one rolled back
+        # when its alarm fires (docs/releases.md). The release function is already running
+        # locally from the template; the scenario needs a registered function with published
+        # versions and an alias in the emulator, and the alarm set with SetAlarmState.
+        say(
+            "[dim]the release manager is deployed locally; its canary and alarm-rollback scenarios "
+            "are the next step of this demo (see docs/releases.md)[/dim]"
+        )
+
+
+def _configpipe_command() -> list[str]:
+    script = Path(sys.executable).with_name("configpipe")
+    return (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "from configpipe.cli.main import app; app()"]
+    )
+
+
+def _secret_value(client: Any, name: str) -> str | None:
+    try:
+        return str(client.get_secret_value(SecretId=name)["SecretString"])
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _current_version(demo: Demo, service: str, key: str) -> int | None:
+    item = (
+        demo.p.client("dynamodb")
+        .get_item(
+            TableName=demo.outputs["ChangeLogTableName"],
+            Key={"pk": {"S": f"KEY#{service}#development#{key}"}, "sk": {"S": "CURRENT"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return int(item["version"]["N"]) if item else None
+
+
+def step(title: str) -> None:
+    console.print()
+    console.rule(f"[bold]{title}")
+
+
+def say(text: str) -> None:
+    console.print(f"  {text}")
+
+
+def main() -> int:
+    began = time.monotonic()
+    console.rule("[bold cyan]configpipe demo: the real pipeline on a local AWS emulator")
+    with console.status("synthesising the CDK stack (cached after the first run), starting the emulator ..."):
+        pipeline = LocalPipeline(
+            Options(port=int(os.environ.get("CONFIGPIPE_DEMO_PORT", "0")), state_dir=REPO / ".local" / "demo")
+        )
+        try:
+            pipeline.start()
+        except (TemplateError, PortInUseError) as error:
+            console.print(f"[red]cannot start the local pipeline:[/red] {error}")
+            return 2
+    try:
+        stack = pipeline.stack
+        assert stack is not None
+        say(
+            f"emulator: {pipeline.url}   stack: {len(stack.functions)} functions, "
+            f"{sum(len(v) for v in stack.rule_functions.values())} rule targets, "
+            f"{len(stack.mappings)} stream mapping, "
+            f"from {pipeline.template.path if pipeline.template else '?'} "
+            f"(ready in {pipeline.started_in:.1f}s)"
+        )
+        demo = Demo(pipeline)
+        demo.changes_for_three_services()
+        demo.a_rejected_change()
+        demo.a_secret()
+        demo.a_global_flag()
+        demo.history_and_rollback()
+        demo.releases()
+    except DemoError as error:
+        console.print(f"[red]demo failed:[/red] {error}")
+        console.print(f"function logs: {pipeline.log_dir}")
+        return 1
+    finally:
+        with console.status("stopping the pipeline ..."):
+            pipeline.stop()
+    step(f"Done in {time.monotonic() - began:.0f}s. Where to look next")
+    say(
+        f"function logs of this run:  {pipeline.log_dir}/<function>.log (JSON lines, as CloudWatch gets them)"
+    )
+    say("keep it running and use any client:  .venv/bin/python -m configpipe.local up   (docs/local.md)")
+    say("the flow and the contracts:          docs/architecture.md")
+    say("the CLI:                             docs/cli.md   releases: docs/releases.md")
+    say("the end-to-end tests:                .venv/bin/pytest tests/e2e -q")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
