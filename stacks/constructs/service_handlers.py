@@ -32,7 +32,7 @@ class ServiceHandlers(Construct):
         self.applied = dynamodb.Table(
             self,
             "DemoApplied",
-            partition_key=dynamodb.Attribute(name="service", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             # "<environment>#<key>": one row per key, holding the highest version applied.
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,

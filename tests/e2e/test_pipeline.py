@@ -44,15 +44,6 @@ def test_a_change_reaches_the_handler_of_its_service(local: LocalStack, unique: 
     assert local.applied("payments", "development", key) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "stack/handler mismatch: the DemoApplied table's partition key is `service` "
-        "(stacks/constructs/service_handlers.py) but sample_service writes `pk`=target service and "
-        "`service`=the key's service, so for a global key every target service writes the same item "
-        "and only the first records its application"
-    ),
-)
 def test_a_global_change_reaches_every_subscribed_service(local: LocalStack, unique: str) -> None:
     key = f"feature.e2e-{unique}"
 
