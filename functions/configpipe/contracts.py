@@ -202,8 +202,8 @@ class ConfigurationRejected(_Contract):
     rejected_at: datetime
 
 
-class ConfigurationDelivered(_Contract):
-    """One affected service's update handler accepted the update for async processing."""
+class _DeliveryOutcome(_Contract):
+    """What happened to one affected service's copy of an update."""
 
     change_id: str
     target_service: str
@@ -212,17 +212,17 @@ class ConfigurationDelivered(_Contract):
     key: str
     version: int
     function_name: str
+
+
+class ConfigurationDelivered(_DeliveryOutcome):
+    """The service's update handler accepted the update for async processing."""
+
     delivered_at: datetime
 
 
-class ConfigurationDeliveryFailed(_Contract):
-    change_id: str
-    target_service: str
-    service: str
-    environment: str
-    key: str
-    version: int
-    function_name: str
+class ConfigurationDeliveryFailed(_DeliveryOutcome):
+    """Lambda refused the invocation (after botocore's retries)."""
+
     error_code: str
     error_message: str
     failed_at: datetime

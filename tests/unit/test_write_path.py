@@ -102,29 +102,26 @@ def test_matching_expected_version_is_accepted(write_path):
 # --- concurrency -----------------------------------------------------------------------------
 
 
-def test_a_writer_that_loses_the_race_gets_version_conflict(pipeline, write_path, log):
-    """Deterministic interleaving: just before this writer's transaction goes out, another
-    writer commits (injected at the AWS boundary through botocore's event hooks)."""
-    submit(write_path, change(value=1))
-    rival = make_write_path(pipeline)
-    fired: list[bool] = []
+def losing_the_race_to(pipeline: Pipeline, rival_detail: dict[str, Any]) -> WritePath:
+    """A write path whose transaction is overtaken: just before it goes out, a rival writer
+    commits ``rival_detail`` (injected at the AWS boundary through botocore's event hooks,
+    on this write path's own client only)."""
+    ours, rival = make_write_path(pipeline), make_write_path(pipeline)
+    fired: list[str] = []
 
     def rival_commits_first(**_: Any) -> None:
         if not fired:
-            fired.append(True)
-            assert rival.handle(eventbridge_event(change(value=2, expectedVersion=1))).status == "accepted"
+            fired.append(rival.handle(eventbridge_event(rival_detail)).status)
 
-    ours = WritePath(
-        change_log=ChangeLog(
-            pipeline.table_name,
-            table=boto3.resource("dynamodb", region_name="us-east-1").Table(pipeline.table_name),
-        ),
-        registry=RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm")),
-        secrets=SecretsKey(pipeline.secrets_key_id, pipeline.hash_key_id),
-    )
     ours._log._table.meta.client.meta.events.register(
         "before-call.dynamodb.TransactWriteItems", rival_commits_first
     )
+    return ours
+
+
+def test_a_writer_that_loses_the_race_gets_version_conflict(pipeline, write_path, log):
+    submit(write_path, change(value=1))
+    ours = losing_the_race_to(pipeline, change(value=2, expectedVersion=1))
 
     outcome = ours.handle(eventbridge_event(change(value=3, expectedVersion=1)))
 
@@ -135,25 +132,7 @@ def test_a_writer_that_loses_the_race_gets_version_conflict(pipeline, write_path
 
 def test_a_writer_without_expected_version_that_loses_the_race_takes_the_next_version(pipeline, log):
     submit(make_write_path(pipeline), change(value=1))
-    rival = make_write_path(pipeline)
-    ours = WritePath(
-        change_log=ChangeLog(
-            pipeline.table_name,
-            table=boto3.resource("dynamodb", region_name="us-east-1").Table(pipeline.table_name),
-        ),
-        registry=RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm")),
-        secrets=SecretsKey(pipeline.secrets_key_id, pipeline.hash_key_id),
-    )
-    fired: list[bool] = []
-
-    def rival_commits_first(**_: Any) -> None:
-        if not fired:
-            fired.append(True)
-            rival.handle(eventbridge_event(change(value=2)))
-
-    ours._log._table.meta.client.meta.events.register(
-        "before-call.dynamodb.TransactWriteItems", rival_commits_first
-    )
+    ours = losing_the_race_to(pipeline, change(value=2))
 
     outcome = ours.handle(eventbridge_event(change(value=3)))
 
