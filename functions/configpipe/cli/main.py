@@ -37,6 +37,7 @@ from configpipe.cli.output import (
     version_view,
 )
 from configpipe.cli.publishing import WriteRequest, WriteResult, submit
+from configpipe.cli.release import app as release_app
 from configpipe.cli.watching import WatchFilter, run_watch
 from configpipe.contracts import Operation
 from configpipe.naming import secret_name
@@ -622,3 +623,6 @@ def watch(
         max_events=max_events,
         timeout=timeout,
     )
+
+
+app.add_typer(release_app, name="release")
