@@ -4,11 +4,14 @@
 Starts the local pipeline (the moto server with the synthesised stack provisioned in it and
 the stack's functions running from ./functions), then walks through what a team does:
 changes for three services, a rejected change, a secret, a global flag, history and a
-rollback. Every wait is a poll with a deadline. Run: ``.venv/bin/python scripts/demo.py``.
+rollback, then releases with ``configpipe release``: a canary promoted to 100 %, and a release
+rolled back by its CloudWatch alarm on the (sped-up) reconcile tick. Every wait is a poll
+with a deadline. Run: ``.venv/bin/python scripts/demo.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -23,14 +26,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "functions"))
 
 from rich.console import Console  # noqa: E402
+from rich.padding import Padding  # noqa: E402
 from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
 
+from configpipe.local.fixtures import provision_release_targets  # noqa: E402
 from configpipe.local.runner import LocalPipeline, Options  # noqa: E402
 from configpipe.local.server import PortInUseError  # noqa: E402
 from configpipe.local.template import STACK_NAME, TemplateError  # noqa: E402
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 RUN = uuid.uuid4().hex[:6]  # change ids are idempotency keys: unique per run
+CHECKOUT, PAYMENTS = "configpipe.team.checkout", "configpipe.team.payments"
+#: rate(1 minute) reconcile tick every 2 s: an alarm rolls a release back within seconds
+SCHEDULE_SPEEDUP = 30.0
 
 
 class DemoError(Exception):
@@ -116,9 +125,14 @@ class Demo:
         except self.p.client("ssm").exceptions.ParameterNotFound:
             return None
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, columns: int = 110) -> str:
         """The configpipe CLI, as a person would run it against this endpoint."""
-        env = {**os.environ, **self.p.client_environment(), "CONFIGPIPE_AUTHOR": "demo", "COLUMNS": "110"}
+        env = {
+            **os.environ,
+            **self.p.client_environment(),
+            "CONFIGPIPE_AUTHOR": "demo",
+            "COLUMNS": str(columns),
+        }
         result = subprocess.run(
             [
                 *_configpipe_command(),
@@ -157,7 +171,7 @@ class Demo:
             started = time.monotonic()
             change_id = self.publish(source, service=service, key=key, value=value)
             delivered = wait_for(
-                lambda c=change_id: self.bus("ConfigurationDelivered", c), f"{service} delivery"
+                functools.partial(self.bus, "ConfigurationDelivered", change_id), f"{service} delivery"
             )
             name = f"/config/{service}/development/{key}"
             table.add_row(
@@ -282,20 +296,199 @@ class Demo:
         console.print(self.cli("history", "checkout", "development", "max_items"))
 
     def releases(self) -> None:
-        step("6. Releases")
-        if "ReleaseFunctionName" not in self.outputs and not any(
-            "release" in n.lower() for n in self.p.runtimes
-        ):
-            say("[dim]releases are not in this stack yet[/dim]")
+        step("6. Releases: shift a Lambda alias, watch it, promote it or roll it back")
+        if "ReleaseFunctionName" not in self.outputs:
+            say("[dim]releases are not in this stack[/dim]")
             return
-        # RELEASE SCENARIOS GO HERE: a canary that shifts the alias weights, and one rolled back
-        # when its alarm fires (docs/releases.md). The release function is already running
-        # locally from the template; the scenario needs a registered function with published
-        # versions and an alias in the emulator, and the alarm set with SetAlarmState.
-        say(
-            "[dim]the release manager is deployed locally; its canary and alarm-rollback scenarios "
-            "are the next step of this demo (see docs/releases.md)[/dim]"
+        stack = self.p.stack
+        assert stack is not None
+        # The teams' own functions are not in the stack: stand-ins, created as a team would.
+        targets = provision_release_targets(self.p.client, stack)
+        say("demo fixtures (stand-ins for the teams' own functions, [bold]not[/bold] part of the stack):")
+        for target in targets:
+            say(f"  {target.describe()}")
+        tick = 60 / self.p.options.schedule_speedup
+        say(f"release reconcile tick: rate(1 minute) from the template, fired every {tick:g}s here")
+        self.a_canary_release()
+        self.a_release_rolled_back_by_its_alarm()
+
+    def a_canary_release(self) -> None:
+        step("6a. A canary: checkout-api live v1 → v2, Canary10Percent5Minutes, then promote")
+        release_id = f"demo-{RUN}-canary"
+        before = self.alias("checkout-api")
+        self.release_cli(
+            CHECKOUT,
+            "start",
+            "checkout-api",
+            "--to-version",
+            "2",
+            "--strategy",
+            "Canary10Percent5Minutes",
+            "--reason",
+            "ship checkout-api v2 to 10% first",
+            "--release-id",
+            release_id,
         )
+        started = wait_for(lambda: self.release_events("ReleaseStarted", release_id), "ReleaseStarted")
+        schedule = ", ".join(f"t={m}min {p:g}%" for m, p in started[0]["detail"]["schedule"])
+        say(f"[green]ReleaseStarted[/green] schedule: {schedule}")
+        canary = wait_for(
+            lambda: self.alias_when("checkout-api", lambda a: a["weights"] == {"2": 0.1}),
+            "the 10% canary weight on the alias",
+        )
+        self.show_alias("Lambda GetAlias checkout-api:live", [("before", before), ("canary", canary)])
+        self.release_cli(CHECKOUT, "promote", "checkout-api", "--reason", "the canary looks healthy")
+        promoted = wait_for(
+            lambda: self.alias_when("checkout-api", lambda a: a["version"] == "2" and not a["weights"]),
+            "the alias on v2",
+        )
+        completed = wait_for(lambda: self.release_events("ReleaseCompleted", release_id), "ReleaseCompleted")
+        self.show_alias("Lambda GetAlias checkout-api:live after promote", [("promoted", promoted)])
+        detail = completed[0]["detail"]
+        say(
+            f"[green]ReleaseCompleted[/green] {release_id}: {detail['percent']:g}% "
+            f"on v{detail['targetVersion']} after {detail['durationSeconds']:.1f}s "
+            "(promoted instead of waiting the 5 minutes)"
+        )
+        self.show_history(release_id)
+
+    def a_release_rolled_back_by_its_alarm(self) -> None:
+        step("6b. A release watched by an alarm: the alarm fires, the reconcile tick rolls it back")
+        release_id = f"demo-{RUN}-alarm"
+        alarm = f"payments-api-errors-{RUN}"
+        cloudwatch = self.p.client("cloudwatch")
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm,
+            Namespace="AWS/Lambda",
+            MetricName="Errors",
+            Dimensions=[
+                {"Name": "FunctionName", "Value": "payments-api"},
+                {"Name": "Resource", "Value": "payments-api:live"},
+            ],
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+        )
+        say(f"CloudWatch alarm {alarm} (Errors ≥ 1 on payments-api:live), state {self.alarm_state(alarm)}")
+        before = self.alias("payments-api")
+        self.release_cli(
+            PAYMENTS,
+            "start",
+            "payments-api",
+            "--to-version",
+            "2",
+            "--strategy",
+            "Linear10PercentEvery1Minute",
+            "--alarm",
+            alarm,
+            "--reason",
+            "ship payments-api v2, 10% more every minute",
+            "--release-id",
+            release_id,
+        )
+        shifted = wait_for(
+            lambda: self.alias_when("payments-api", lambda a: a["weights"] == {"2": 0.1}),
+            "the first 10% step",
+        )
+        # Locally, metrics do not drive alarms (EMF is not emulated): set the state, as a test would.
+        cloudwatch.set_alarm_state(
+            AlarmName=alarm, StateValue="ALARM", StateReason="demo: v2 throws on every payment"
+        )
+        fired = time.monotonic()
+        say(f"[red]SetAlarmState {alarm} → {self.alarm_state(alarm)}[/red]; waiting for the next tick ...")
+        rolled = wait_for(
+            lambda: self.release_events("ReleaseRolledBack", release_id), "ReleaseRolledBack", timeout=20
+        )
+        detail = rolled[0]["detail"]
+        after = self.alias("payments-api")
+        say(
+            f"[red]ReleaseRolledBack[/red] {detail['code']} by the reconcile tick "
+            f"{time.monotonic() - fired:.1f}s after the alarm: {detail['message']}"
+        )
+        self.show_alias(
+            "Lambda GetAlias payments-api:live",
+            [("before", before), ("step 1", shifted), ("rolled back", after)],
+        )
+        exact = (after["version"], after["weights"]) == (before["version"], before["weights"])
+        say(
+            f"restored exactly (version and routing): [bold]{'yes' if exact else 'NO'}[/bold]"
+            + ("" if exact else f" — before {before}, after {after}")
+        )
+        if not exact:
+            raise DemoError("the rollback did not restore the alias")
+        if after["routing"] != before["routing"]:
+            say(
+                f"[dim](the emulator echoes RoutingConfig {json.dumps(after['routing'])} where Lambda "
+                "omits an empty one)[/dim]"
+            )
+        self.release_cli(None, "status", "payments-api")
+
+    # --- release plumbing ---------------------------------------------------------------
+
+    def release_cli(self, source: str | None, command: str, *args: str) -> None:
+        """``configpipe release …`` as a release engineer runs it (it publishes ReleaseRequested /
+        ReleaseControl on the bus with the team's source, and waits for the outcome)."""
+        shown = " ".join(f"'{a}'" if " " in a else a for a in (command, *args))
+        team = ("--source", source) if source else ()
+        say(f"[bold]$ configpipe {' '.join(team)}{' ' if team else ''}release {shown}[/bold]")
+        output = self.cli(*team, "release", command, *args, columns=max(60, console.width - 4))
+        text = "\n".join(line.rstrip() for line in output.rstrip().splitlines())
+        console.print(Padding(Text(text), (0, 0, 0, 4)))
+
+    def release_events(self, detail_type: str, release_id: str) -> list[dict[str, Any]]:
+        self.bus("", "")  # drain the subscription into self.seen
+        return [
+            e
+            for e in self.seen
+            if e["detail-type"] == detail_type and e["detail"].get("releaseId") == release_id
+        ]
+
+    def alias(self, function: str) -> dict[str, Any]:
+        """The alias as Lambda's GetAlias returns it (in the emulator)."""
+        alias = self.p.client("lambda").get_alias(FunctionName=function, Name="live")
+        routing = alias.get("RoutingConfig")
+        return {
+            "version": alias["FunctionVersion"],
+            "weights": dict((routing or {}).get("AdditionalVersionWeights") or {}),
+            "routing": routing,
+        }
+
+    def alias_when(self, function: str, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        alias = self.alias(function)
+        return alias if ready(alias) else None
+
+    def alarm_state(self, alarm: str) -> str:
+        alarms = self.p.client("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+        return str(alarms[0]["StateValue"]) if alarms else "missing"
+
+    def show_alias(self, title: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        table = Table("", "FunctionVersion", "RoutingConfig.AdditionalVersionWeights", "traffic", title=title)
+        for label, alias in rows:
+            weights = alias["weights"]
+            extra = sum(weights.values())
+            traffic = ", ".join(
+                [
+                    f"v{alias['version']} {1 - extra:.0%}",
+                    *(f"v{v} {w:.0%}" for v, w in sorted(weights.items())),
+                ]
+            )
+            table.add_row(label, alias["version"], json.dumps(weights) if weights else "none", traffic)
+        console.print(table)
+
+    def show_history(self, release_id: str) -> None:
+        events = sorted(
+            (
+                e
+                for e in self.seen
+                if e["source"] == "configpipe.pipeline" and e["detail"].get("releaseId") == release_id
+            ),
+            key=lambda e: e["detail"].get("seq", 0),
+        )
+        line = " → ".join(f"{e['detail-type']} {e['detail'].get('percent', 0):g}%" for e in events)
+        say(f"[dim]announced on the bus: {line}[/dim]")
 
 
 def _configpipe_command() -> list[str]:
@@ -341,7 +534,11 @@ def main() -> int:
     console.rule("[bold cyan]configpipe demo: the real pipeline on a local AWS emulator")
     with console.status("synthesising the CDK stack (cached after the first run), starting the emulator ..."):
         pipeline = LocalPipeline(
-            Options(port=int(os.environ.get("CONFIGPIPE_DEMO_PORT", "0")), state_dir=REPO / ".local" / "demo")
+            Options(
+                port=int(os.environ.get("CONFIGPIPE_DEMO_PORT", "0")),
+                state_dir=REPO / ".local" / "demo",
+                schedule_speedup=SCHEDULE_SPEEDUP,
+            )
         )
         try:
             pipeline.start()
@@ -380,6 +577,11 @@ def main() -> int:
     say("the flow and the contracts:          docs/architecture.md")
     say("the CLI:                             docs/cli.md   releases: docs/releases.md")
     say("the end-to-end tests:                .venv/bin/pytest tests/e2e -q")
+    say("releases, yourself:                  .venv/bin/python -m configpipe.local up --schedule-speedup 30")
+    say("                                     (stand-ins checkout-api/payments-api/search-api:live → v1)")
+    release_log = next(iter(pipeline.log_dir.glob("*Releases*.log")), None)
+    if release_log:
+        say(f"the release function's log:          {release_log}")
     return 0
 
 

@@ -27,6 +27,9 @@ from botocore.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 START_DEADLINE = 180.0  # a first synth on a cold machine takes a while
+#: ``up --schedule-speedup``: the release reconcile tick, rate(1 minute), fires every 2 s, so an
+#: alarm rolls a release back within seconds (strategies still count real minutes).
+SCHEDULE_SPEEDUP = 30
 
 
 def eventually(
@@ -158,7 +161,18 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "configpipe.local", "up", "--port", str(port), "--state-dir", str(state_dir)],
+        [
+            sys.executable,
+            "-m",
+            "configpipe.local",
+            "up",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state_dir),
+            "--schedule-speedup",
+            str(SCHEDULE_SPEEDUP),
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -13,6 +13,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from configpipe.local.fixtures import provision_release_targets
 from configpipe.local.runner import DEFAULT_PORT, LocalPipeline, Options
 from configpipe.local.server import PortInUseError
 from configpipe.local.template import TemplateError
@@ -37,7 +40,32 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="Seconds before the first async retry (Lambda: 60); doubled per retry.",
     )
+    up.add_argument(
+        "--schedule-speedup",
+        type=positive_float,
+        default=1.0,
+        metavar="N",
+        help="Fire rate() schedules N times as often (the release reconcile tick: rate(1 minute) "
+        "every 60/N s). Release strategies still count real minutes.",
+    )
+    up.add_argument(
+        "--no-demo-fixtures",
+        dest="demo_fixtures",
+        action="store_false",
+        help="Do not create the demo stand-ins for the registry's release functions "
+        "(checkout-api, ...: live -> 1, versions 1 and 2). They are not part of the stack.",
+    )
     return root
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
 
 
 def up(args: argparse.Namespace) -> int:
@@ -58,6 +86,7 @@ def up(args: argparse.Namespace) -> int:
             resynth=args.resynth,
             state_dir=args.state_dir,
             retry_delay=args.retry_delay,
+            schedule_speedup=args.schedule_speedup,
         )
     )
     print("synthesising the stack and starting the emulator ...", flush=True)
@@ -70,7 +99,11 @@ def up(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 4
     try:
-        print(pipeline.describe(), flush=True)
+        banner = pipeline.describe()
+        if args.demo_fixtures:
+            body, _, tail = banner.rpartition("\nCtrl-C")
+            banner = f"{body}{release_fixtures(pipeline)}\nCtrl-C{tail}"
+        print(banner, flush=True)
         while not stopping.wait(0.5):
             pass
         print("stopping ...", flush=True)
@@ -78,6 +111,30 @@ def up(args: argparse.Namespace) -> int:
         pipeline.stop()
     print("stopped.", flush=True)
     return 0
+
+
+def release_fixtures(pipeline: LocalPipeline) -> str:
+    """Create the demo stand-ins (see :mod:`configpipe.local.fixtures`); what ``up`` prints."""
+    assert pipeline.stack is not None
+    try:
+        targets = provision_release_targets(pipeline.client, pipeline.stack)
+    except (BotoCoreError, ClientError, RuntimeError) as error:
+        return f"\nDemo fixtures: could not create the release stand-ins ({error}); releases need your own.\n"
+    if not targets:
+        return ""
+    lines = "\n".join(f"    {t.describe()}" for t in targets)
+    tick = 60 / pipeline.options.schedule_speedup
+    hint = "; 30 makes it every 2s" if pipeline.options.schedule_speedup == 1 else ""
+    example = targets[0]
+    return f"""
+Demo fixtures (NOT part of the stack: stand-ins for the teams' own functions, so a release
+has an alias to shift; --no-demo-fixtures skips them):
+{lines}
+  release reconcile tick: every {tick:g}s (--schedule-speedup {pipeline.options.schedule_speedup:g}{hint})
+  e.g. publish a ReleaseRequested from {example.service}'s source (docs/releases.md):
+  {{"releaseId": "try-1", "function": "{example.function}", "alias": "live", "targetVersion": "2",
+   "strategy": "Canary10Percent5Minutes", "author": "you", "reason": "try a canary"}}
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
