@@ -111,7 +111,7 @@ class Materialiser:
     def on_version(self, record: VersionRecord) -> Outcome:
         context = _log_context(record)
         materialised = self.materialise_current(
-            record.service, record.environment, record.key, sensitivity_flipped=_flipped(record)
+            record.service, record.environment, record.key, sensitivity_flipped=_flipped(record), known=record
         )
         update = self.announcement(record, materialised)
         self._bus.publish([self._bus.entry(DetailType.CONFIGURATION_UPDATED, update, _resources(update))])
@@ -119,17 +119,36 @@ class Materialiser:
         return Outcome("updated", announced=update, materialised=materialised)
 
     def materialise_current(
-        self, service: str, environment: str, key: str, sensitivity_flipped: bool = False
+        self,
+        service: str,
+        environment: str,
+        key: str,
+        sensitivity_flipped: bool = False,
+        known: VersionRecord | None = None,
     ) -> Materialised:
         """Write the key's current version to its store; repeat while the pointer moves.
 
         ``sensitivity_flipped``: the version being processed changed the key between SSM
         and Secrets Manager, so the store the current version does not use is emptied (the
-        current version may be later than that one and not a flip itself)."""
+        current version may be later than that one and not a flip itself).
+        ``known``: the stream's copy of a version item, used instead of reading the item
+        again when it is the current version and complete (not a secret: the stream
+        image's ciphertext is not used)."""
+        pointer = self._log.current(service, environment, key)
         for _ in range(self._max_rounds):
-            current = self._log.current_record(service, environment, key)
-            if current is None:
+            if pointer is None:
                 raise PointerMissingError(f"no current version for {scope_id(service, environment, key)}")
+            current = (
+                known
+                if known is not None
+                and known.version == pointer.version
+                and (known.deleted or not known.sensitive)
+                else self._log.version(service, environment, key, pointer.version)
+            )
+            if current is None:
+                raise PointerMissingError(
+                    f"version {pointer.version} of {scope_id(service, environment, key)} is missing"
+                )
             materialised = self._write(current, clean_other_store=sensitivity_flipped or _flipped(current))
             pointer = self._log.current(service, environment, key)
             if pointer is not None and pointer.version == current.version:
