@@ -46,6 +46,8 @@ class CliContext:
     table_option: str | None = None
     secrets_key_option: str | None = None
     registry_parameter_option: str | None = None
+    #: ``configpipe release --release-table`` (the release commands' own option).
+    release_table_option: str | None = None
     stack: str | None = None
     source: str | None = None
     output: OutputFormat = OutputFormat.TABLE
@@ -81,6 +83,12 @@ class CliContext:
             or DEFAULT_REGISTRY_PARAMETER
         )
 
+    @property
+    def release_table_name(self) -> str | None:
+        """Explicit > stack output; CloudFormation generates this name, so there is no default
+        that could be right: None when neither says it."""
+        return self.release_table_option or self._stack_output("ReleaseTableName")
+
     def _stack_output(self, name: str) -> str | None:
         """One DescribeStacks call, only when --stack is given and a name is not explicit."""
         if not self.stack:
@@ -98,6 +106,7 @@ class CliContext:
             "table": self.table_option or known.get("ChangeLogTableName") or DEFAULT_TABLE,
             "bus": self.bus_option or known.get("EventBusName") or DEFAULT_BUS,
             "secrets_key": self.secrets_key_option or known.get("SecretsKeyArn") or DEFAULT_SECRETS_KEY,
+            "release_table": self.release_table_option or known.get("ReleaseTableName") or "",
             "stack": self.stack or "",
         }
 

@@ -100,6 +100,17 @@ _CREDENTIALS_HINT = (
 )
 
 
+def publish_failed(error: EventPublishError, retry: str) -> CliError:
+    """The bus refused an entry; ``retry`` says which id makes a retry safe."""
+    codes = sorted({str(e.get("ErrorCode")) for e in error.failed_entries})
+    return CliError(
+        f"the bus refused the event: {', '.join(codes)}",
+        ExitCode.AWS,
+        "PUBLISH_FAILED",
+        f"{retry} AccessDenied usually means your --source is not allowed to publish to the bus.",
+    )
+
+
 def translate(error: BaseException, *, resources: dict[str, str] | None = None) -> CliError | None:
     """The :class:`CliError` for a known failure, or None for a bug (which must surface)."""
     names = resources or {}
@@ -143,13 +154,8 @@ def translate(error: BaseException, *, resources: dict[str, str] | None = None) 
             "Check your network, --region and --endpoint-url (is the local emulator running?).",
         )
     if isinstance(error, EventPublishError):
-        codes = sorted({str(e.get("ErrorCode")) for e in error.failed_entries})
-        return CliError(
-            f"the bus refused the event: {', '.join(codes)}",
-            ExitCode.AWS,
-            "PUBLISH_FAILED",
-            "Retry with the same --change-id (safe: the pipeline ignores duplicates). "
-            "AccessDenied usually means your --source is not allowed to publish to the bus.",
+        return publish_failed(
+            error, "Retry with the same --change-id (safe: the pipeline ignores duplicates)."
         )
     if isinstance(error, ClientError):
         return _client_error(error, names)

@@ -1,16 +1,16 @@
-"""The ``configpipe`` command: put / get / delete / list / history / diff / rollback / watch.
+"""The ``configpipe`` command: put / get / delete / list / history / diff / rollback / watch,
+and the ``release`` and ``local`` sub-commands.
 
 Commands are thin: parse options, call the module that owns the work (``publishing`` for
 writes, the change log for reads, ``watching`` for watch), render. Every command runs
-inside :func:`guarded`, which turns known failures into an exit code and a message.
+inside :func:`~configpipe.cli.common.guarded`, which turns known failures into an exit code
+and a message.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from configpipe.changelog import VersionRecord
+from configpipe.cli.common import OutputOpt, SourceOpt, guarded
 from configpipe.cli.context import (
     DEFAULT_BUS,
     DEFAULT_REGISTRY_PARAMETER,
@@ -26,7 +27,8 @@ from configpipe.cli.context import (
     CliContext,
     OutputFormat,
 )
-from configpipe.cli.errors import CliError, ExitCode, invalid, translate
+from configpipe.cli.errors import CliError, ExitCode, invalid
+from configpipe.cli.local import app as local_app
 from configpipe.cli.output import (
     Output,
     operation_text,
@@ -51,37 +53,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def guarded(command: F) -> F:
-    """Run a command; map known failures to their exit code and a message, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        cli: CliContext = kwargs["ctx"].obj
-        if kwargs.get("output") is not None:
-            cli.output = kwargs["output"]
-        out = Output(cli.json)
-        try:
-            code = command(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except Exception as error:
-            known = translate(error, resources=cli.resource_names())
-            if known is None:
-                raise
-            out.error(known)
-            raise typer.Exit(int(known.exit_code)) from None
-        if code:
-            raise typer.Exit(int(code))
-
-    return wrapper  # type: ignore[return-value]
-
-
-# --- shared option types -------------------------------------------------------------------
+# --- option types of the configuration commands (--output, --source: cli.common) -----------
 
 ServiceArg = Annotated[
     str, typer.Argument(metavar="SERVICE", help="Service name, or 'global'.", show_default=False)
@@ -90,12 +62,6 @@ EnvArg = Annotated[
     str, typer.Argument(metavar="ENV", help="Environment, e.g. production.", show_default=False)
 ]
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Configuration key.", show_default=False)]
-OutputOpt = Annotated[
-    OutputFormat | None,
-    typer.Option(
-        "--output", "-o", help="table (default) or json; overrides the global --output.", show_default=False
-    ),
-]
 ReasonOpt = Annotated[
     str, typer.Option("--reason", "-r", help="Why (required; kept in the change log).", show_default=False)
 ]
@@ -114,14 +80,6 @@ DryRunOpt = Annotated[
 ]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the pipeline's verdict.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait for the verdict.")]
-SourceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--source",
-        help="Your team's event source (overrides the global --source / CONFIGPIPE_SOURCE).",
-        show_default=False,
-    ),
-]
 ChangeIdOpt = Annotated[
     str | None,
     typer.Option(
@@ -253,17 +211,17 @@ def put(
     from configpipe.cli.inputs import resolve_put_value
 
     request = WriteRequest(
-        service=service,
-        environment=environment,
-        key=key,
-        operation=Operation.PUT,
-        reason=reason,
+        service,
+        environment,
+        key,
+        Operation.PUT,
+        reason,
         value=resolve_put_value(value, file, as_json),
-        expected_version=expected_version,
         sensitive_flag=sensitive,
+        expected_version=expected_version,
         change_id=change_id,
     )
-    return _write(ctx, request, dry_run, wait, timeout, source)
+    return _write(ctx, request, dry_run, wait, timeout)
 
 
 @app.command()
@@ -284,15 +242,15 @@ def delete(
 ) -> ExitCode:
     """Delete KEY (a new version that marks it deleted; history keeps every value)."""
     request = WriteRequest(
-        service=service,
-        environment=environment,
-        key=key,
-        operation=Operation.DELETE,
-        reason=reason,
+        service,
+        environment,
+        key,
+        Operation.DELETE,
+        reason,
         expected_version=expected_version,
         change_id=change_id,
     )
-    return _write(ctx, request, dry_run, wait, timeout, source)
+    return _write(ctx, request, dry_run, wait, timeout)
 
 
 @app.command()
@@ -314,24 +272,20 @@ def rollback(
 ) -> ExitCode:
     """Restore KEY to the value it had at version --to."""
     request = WriteRequest(
-        service=service,
-        environment=environment,
-        key=key,
-        operation=Operation.ROLLBACK,
-        reason=reason,
+        service,
+        environment,
+        key,
+        Operation.ROLLBACK,
+        reason,
         to_version=to,
         expected_version=expected_version,
         change_id=change_id,
     )
-    return _write(ctx, request, dry_run, wait, timeout, source)
+    return _write(ctx, request, dry_run, wait, timeout)
 
 
-def _write(
-    ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool, timeout: float, source: str | None
-) -> ExitCode:
-    cli: CliContext = ctx.obj
-    if source is not None:
-        cli.source = source
+def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool, timeout: float) -> ExitCode:
+    cli: CliContext = ctx.obj  # a --source given after the command was applied by `guarded`
     result = submit(cli, request, dry_run=dry_run, wait=wait, timeout=timeout)
     Output(cli.json).result(result.to_dict(), lambda console: _render_write(console, result))
     return result.exit_code
@@ -626,3 +580,8 @@ def watch(
 
 
 app.add_typer(release_app, name="release")
+app.add_typer(local_app, name="local")
+
+
+if __name__ == "__main__":
+    app()

@@ -85,14 +85,13 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def version_view(record: VersionRecord) -> dict[str, Any]:
-    """A version as the CLI shows it: never the secret, never its ciphertext."""
-    view: dict[str, Any] = {
+def record_fields(record: VersionRecord) -> dict[str, Any]:
+    """Which version, what and who, without the value: what every view of a version shows."""
+    return {
         "service": record.service,
         "environment": record.environment,
         "key": record.key,
         "version": record.version,
-        "previousVersion": record.previous_version,
         "operation": record.operation,
         "deleted": record.deleted,
         "sensitive": record.sensitive,
@@ -101,6 +100,14 @@ def version_view(record: VersionRecord) -> dict[str, Any]:
         "reason": record.reason,
         "appliedAt": record.applied_at,
         "changeId": record.change_id,
+    }
+
+
+def version_view(record: VersionRecord) -> dict[str, Any]:
+    """A version as the CLI shows it: never the secret, never its ciphertext."""
+    view: dict[str, Any] = {
+        **record_fields(record),
+        "previousVersion": record.previous_version,
         "source": record.source,
     }
     if record.rolled_back_to is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configpipe.changelog import ChangeLog, ChangeRecord, VersionRecord
+from configpipe.cli.common import poll_until
 from configpipe.cli.context import CliContext
 from configpipe.cli.errors import CliError, ExitCode, invalid
 from configpipe.cli.output import pretty_json, value_of
@@ -113,7 +114,7 @@ class WriteResult:
 def submit(
     ctx: CliContext, request: WriteRequest, *, dry_run: bool, wait: bool, timeout: float
 ) -> WriteResult:
-    source = _require_source(ctx)
+    source = require_source(ctx)
     change_id = request.change_id or str(uuid.uuid4())
     if not request.reason.strip():
         raise invalid("--reason must say why (it is kept in the change log forever)", code="MISSING_REASON")
@@ -176,23 +177,14 @@ def submit(
 
 def wait_for_outcome(change_log: ChangeLog, change_id: str, timeout: float) -> ChangeRecord | None:
     """Poll the change record until it exists or the deadline passes (backing off to 2 s)."""
-    deadline = time.monotonic() + max(timeout, 0.0)
-    interval = 0.2
-    while True:
-        record = change_log.change(change_id)
-        if record is not None:
-            return record
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        time.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, 2.0)
+    return poll_until(time.monotonic() + max(timeout, 0.0), lambda: change_log.change(change_id))
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _require_source(ctx: CliContext) -> str:
+def require_source(ctx: CliContext) -> str:
+    """The team source a publish goes out with (configuration writes and release commands alike)."""
     source = (ctx.source or "").strip()
     if not source:
         raise invalid(

@@ -35,7 +35,7 @@ from rich.text import Text
 from configpipe.changelog import VersionRecord
 from configpipe.cli.context import CliContext
 from configpipe.cli.errors import invalid
-from configpipe.cli.output import Output, operation_text
+from configpipe.cli.output import Output, operation_text, record_fields
 from configpipe.contracts import (
     GLOBAL_SERVICE,
     PIPELINE_SOURCE,
@@ -132,12 +132,27 @@ class Convergence:
         return rows
 
 
-class Subscription:
-    """A temporary queue + rule on the config bus, deleted by :meth:`close`."""
+def watch_pattern(flt: WatchFilter) -> dict[str, Any]:
+    """The rule pattern ``watch`` subscribes with: the pipeline's update and delivery events,
+    narrowed by environment and key (service and target are filtered on receipt)."""
+    pattern: dict[str, Any] = {"source": [PIPELINE_SOURCE], "detail-type": [d.value for d in _FOLLOWED]}
+    detail: dict[str, list[str]] = {}
+    if flt.environment:
+        detail["environment"] = [flt.environment]
+    if flt.key:
+        detail["key"] = [flt.key]
+    if detail:
+        pattern["detail"] = detail
+    return pattern
 
-    def __init__(self, ctx: CliContext, flt: WatchFilter) -> None:
+
+class Subscription:
+    """A temporary queue + rule on the config bus for the events matching ``pattern`` (an
+    EventBridge event pattern), deleted by :meth:`close`."""
+
+    def __init__(self, ctx: CliContext, pattern: dict[str, Any]) -> None:
         self._ctx = ctx
-        self._filter = flt
+        self.pattern = pattern
         self.name = f"{WATCH_PREFIX}{uuid.uuid4().hex[:12]}"
         self.queue_url: str | None = None
         self._rule_created = False
@@ -156,7 +171,7 @@ class Subscription:
         rule_arn = events.put_rule(
             Name=self.name,
             EventBusName=self._ctx.bus_name,
-            EventPattern=json.dumps(self._pattern()),
+            EventPattern=json.dumps(self.pattern),
             State="ENABLED",
             Description="temporary: configpipe watch (deleted when the watch ends)",
         )["RuleArn"]
@@ -184,17 +199,6 @@ class Subscription:
             Rule=self.name, EventBusName=self._ctx.bus_name, Targets=[{"Id": "watch", "Arn": queue_arn}]
         )
         self._target_added = True
-
-    def _pattern(self) -> dict[str, Any]:
-        pattern: dict[str, Any] = {"source": [PIPELINE_SOURCE], "detail-type": [d.value for d in _FOLLOWED]}
-        detail: dict[str, list[str]] = {}
-        if self._filter.environment:
-            detail["environment"] = [self._filter.environment]
-        if self._filter.key:
-            detail["key"] = [self._filter.key]
-        if detail:
-            pattern["detail"] = detail
-        return pattern
 
     def receive(self, wait_seconds: int) -> list[dict[str, Any]]:
         sqs = self._ctx.client("sqs")
@@ -257,22 +261,7 @@ class Watch:
             self._seen.add((DetailType.CONFIGURATION_UPDATED.value, *scope, record.version, None))
             self.state.announce(scope, record.version)
             self._out.event(
-                {
-                    "type": "caughtUp",
-                    "service": record.service,
-                    "environment": record.environment,
-                    "key": record.key,
-                    "version": record.version,
-                    "operation": record.operation,
-                    "rolledBackTo": record.rolled_back_to,
-                    "deleted": record.deleted,
-                    "sensitive": record.sensitive,
-                    "valueHash": record.value_hash,
-                    "author": record.author,
-                    "reason": record.reason,
-                    "appliedAt": record.applied_at,
-                    "changeId": record.change_id,
-                },
+                {"type": "caughtUp", **record_fields(record), "rolledBackTo": record.rolled_back_to},
                 Text("↻ ", style="dim")
                 + Text(f"v{record.version} ", style="bold")
                 + Text(f"{'/'.join(scope)}  {operation_text(record)} by {record.author}: {record.reason}"),
@@ -347,12 +336,21 @@ class Watch:
         )
         return True
 
-    def _delivered(self, e: ConfigurationDelivered) -> bool:
+    def _new_delivery(
+        self, detail_type: DetailType, e: ConfigurationDelivered | ConfigurationDeliveryFailed
+    ) -> bool:
+        """A delivery outcome in the filter's scope and target, not shown before."""
         scope = (e.service, e.environment, e.key)
-        if not self._filter.wants_scope(*scope) or not self._filter.wants_target(e.target_service):
+        return (
+            self._filter.wants_scope(*scope)
+            and self._filter.wants_target(e.target_service)
+            and self._fresh(detail_type.value, *scope, e.version, e.target_service)
+        )
+
+    def _delivered(self, e: ConfigurationDelivered) -> bool:
+        if not self._new_delivery(DetailType.CONFIGURATION_DELIVERED, e):
             return False
-        if not self._fresh(DetailType.CONFIGURATION_DELIVERED.value, *scope, e.version, e.target_service):
-            return False
+        scope = (e.service, e.environment, e.key)
         self.state.delivered(e.target_service, scope, e.version)
         self._out.event(
             {"type": "delivered", **e.to_detail()},
@@ -363,13 +361,9 @@ class Watch:
         return True
 
     def _failed(self, e: ConfigurationDeliveryFailed) -> bool:
+        if not self._new_delivery(DetailType.CONFIGURATION_DELIVERY_FAILED, e):
+            return False
         scope = (e.service, e.environment, e.key)
-        if not self._filter.wants_scope(*scope) or not self._filter.wants_target(e.target_service):
-            return False
-        if not self._fresh(
-            DetailType.CONFIGURATION_DELIVERY_FAILED.value, *scope, e.version, e.target_service
-        ):
-            return False
         error = f"{e.error_code}: {e.error_message}"
         self.state.delivery_failed(e.target_service, scope, e.version, error)
         self._out.event(
@@ -441,7 +435,7 @@ def run_watch(
             hint="e.g. configpipe watch --service checkout --env production --since-version 12",
         )
     watch = Watch(ctx, out, flt)
-    subscription = Subscription(ctx, flt)
+    subscription = Subscription(ctx, watch_pattern(flt))
     try:
         subscription.open()  # before the catch-up, so nothing falls in between
         if since_version is not None:

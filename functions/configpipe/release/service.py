@@ -110,7 +110,8 @@ class ReconcileSummary:
     announced: int = 0
 
 
-def _request_hash(request: ReleaseRequested) -> str:
+def request_hash(request: ReleaseRequested) -> str:
+    """What identifies a request's content: a retried ``releaseId`` must carry the same hash."""
     return "sha256:" + hashlib.sha256(canonical_json(request.to_detail()).encode("utf-8")).hexdigest()
 
 
@@ -192,7 +193,7 @@ class ReleaseService:
             author=request.author,
             reason=request.reason,
             source=source,
-            request_hash=_request_hash(request),
+            request_hash=request_hash(request),
             status=ReleaseStatus.PRE_TRAFFIC if hooks.pre_traffic else ReleaseStatus.SHIFTING,
             previous=previous,
             previous_revision_id=alias_state.revision_id,
@@ -248,7 +249,7 @@ class ReleaseService:
         return RequestResult("accepted", request.release_id, state=self.reconcile(request.release_id))
 
     def _duplicate(self, existing: ReleaseState, request: ReleaseRequested, source: str) -> RequestResult:
-        if existing.request_hash != _request_hash(request):
+        if existing.request_hash != request_hash(request):
             return self._reject(
                 request.release_id,
                 "request",

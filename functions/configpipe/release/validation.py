@@ -46,27 +46,35 @@ def _reason(code: ReleaseReasonCode, message: str, field: str | None = None) -> 
     return ReleaseReason(code=code, message=message, field=field)
 
 
-def _static_reasons(
-    request: ReleaseRequested, source: str, registry: Registry
+def static_reasons(
+    request: ReleaseRequested, source: str, registry: Registry | None
 ) -> tuple[list[ReleaseReason], str | None, Strategy | None]:
+    """The rules that need no AWS call: ``(reasons, owning service, parsed strategy)``.
+
+    With ``registry=None`` (a caller that cannot read it) the registry rules — the function is
+    registered, ``source`` may release it, the hooks are registered — are skipped, not failed,
+    and the service is None.
+    """
     reasons: list[ReleaseReason] = []
-    service = owner_of(registry, request.function)
-    if service is None:
-        reasons.append(
-            _reason(
-                ReleaseReasonCode.FUNCTION_NOT_REGISTERED,
-                f"{request.function} is not in any registered service's functions",
-                "function",
+    service = None
+    if registry is not None:
+        service = owner_of(registry, request.function)
+        if service is None:
+            reasons.append(
+                _reason(
+                    ReleaseReasonCode.FUNCTION_NOT_REGISTERED,
+                    f"{request.function} is not in any registered service's functions",
+                    "function",
+                )
             )
-        )
-    elif source not in registry.services[service].publishers:
-        reasons.append(
-            _reason(
-                ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
-                f"source {source} may not release functions of service {service}",
-                "source",
+        elif source not in registry.services[service].publishers:
+            reasons.append(
+                _reason(
+                    ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
+                    f"source {source} may not release functions of service {service}",
+                    "source",
+                )
             )
-        )
     strategy = None
     try:
         strategy = parse_strategy(request.strategy)
@@ -92,7 +100,11 @@ def _static_reasons(
         ("preTrafficHook", request.pre_traffic_hook),
         ("postTrafficHook", request.post_traffic_hook),
     ):
-        if hook is not None and (service is None or hook not in registry.services[service].functions):
+        if (
+            registry is not None
+            and hook is not None
+            and (service is None or hook not in registry.services[service].functions)
+        ):
             reasons.append(
                 _reason(
                     ReleaseReasonCode.HOOK_NOT_REGISTERED,
@@ -119,7 +131,7 @@ def validate_request(
     health: AlarmHealth,
 ) -> ValidatedRelease:
     """:raises ReleaseRejectedError: with every reason found (static ones all at once)."""
-    reasons, service, strategy = _static_reasons(request, source, registry)
+    reasons, service, strategy = static_reasons(request, source, registry)
     if reasons:
         raise ReleaseRejectedError(reasons)
     assert service is not None

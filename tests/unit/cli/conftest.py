@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import boto3
 import pytest
@@ -91,17 +91,35 @@ def change_log(pipeline: Pipeline) -> ChangeLog:
     return ChangeLog(pipeline.table_name, table=table)
 
 
+class Worker(Protocol):
+    """A function's logic run in a thread on what reaches the bus (see :class:`Validator`)."""
+
+    errors: list[BaseException]
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+W = TypeVar("W", bound=Worker)
+
+
+def run_in_background(worker: W) -> Iterator[W]:
+    """For a fixture: run ``worker`` while the test runs, then re-raise what it failed with.
+    DynamoDB calls are serialised so moto applies a transaction atomically, as DynamoDB does,
+    while the CLI polls."""
+    with serialised_dynamodb():
+        worker.start()
+        yield worker
+        worker.stop()
+    if worker.errors:
+        raise worker.errors[0]
+
+
 @pytest.fixture
 def validator(pipeline: Pipeline) -> Iterator[Validator]:
-    """The validator logic, running on what reaches the bus. DynamoDB calls are serialised
-    so moto applies a transaction atomically, as DynamoDB does, while the CLI polls."""
-    running = Validator(pipeline)
-    with serialised_dynamodb():
-        running.start()
-        yield running
-        running.stop()
-    if running.errors:
-        raise running.errors[0]
+    """The validator logic, running on what reaches the bus."""
+    yield from run_in_background(Validator(pipeline))
 
 
 @pytest.fixture

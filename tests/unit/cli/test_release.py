@@ -25,10 +25,10 @@ from configpipe.release.contracts import ReleaseRequested
 from configpipe.release.model import AliasTarget
 from configpipe.release.settings import release_registry_document
 from tests.integration.release.conftest import create_release_table
-from tests.support.aws import REGION, Pipeline, serialised_dynamodb
+from tests.support.aws import REGION, Pipeline
 from tests.support.events import eventbridge_event
 from tests.support.lambda_context import LambdaContext
-from tests.unit.cli.conftest import CHECKOUT, assert_clean_exit, parse_json
+from tests.unit.cli.conftest import CHECKOUT, assert_clean_exit, parse_json, run_in_background
 
 FUNCTION = "checkout-api"
 TABLE = "ReleaseState"
@@ -156,13 +156,7 @@ class ReleaseFunction:
 
 @pytest.fixture
 def release_function(released: Pipeline) -> Iterator[ReleaseFunction]:
-    running = ReleaseFunction(released)
-    with serialised_dynamodb():
-        running.start()
-        yield running
-        running.stop()
-    if running.errors:
-        raise running.errors[0]
+    yield from run_in_background(ReleaseFunction(released))
 
 
 @pytest.fixture
