@@ -118,6 +118,7 @@ class ReleaseManager(Construct):
             "POWERTOOLS_SERVICE_NAME": "release",
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            "AWS_RETRY_MODE": "standard",
             "RELEASE_TABLE": self.table.table_name,
             "EVENT_BUS_NAME": bus.event_bus_name,
             "RELEASE_REGISTRY": registry_document,

@@ -70,8 +70,10 @@ class LambdaInvoker:
     def __init__(self, client: LambdaClient | None = None) -> None:
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("lambda")
+            # One pooled connection per worker thread, or urllib3 discards connections.
+            client = boto3.client("lambda", config=Config(max_pool_connections=MAX_PARALLEL_INVOKES))
         self._client = client
 
     def __call__(self, function_name: str, payload: bytes) -> None:

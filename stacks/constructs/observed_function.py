@@ -105,6 +105,9 @@ class ObservedFunction(Construct):
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                # botocore's "standard" retry mode (exponential backoff with jitter, throttling
+                # and transient errors) for every client, instead of the "legacy" default.
+                "AWS_RETRY_MODE": "standard",
                 **environment,
             },
         )

@@ -28,7 +28,13 @@ EXPECTED_ENVIRONMENT = {
     },
     "configpipe.handlers.propagator.handler": {"EVENT_BUS_NAME", "REGISTRY_PARAMETER"},
 }
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+#: Every function gets these besides its own.
+POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "AWS_RETRY_MODE",
+}
 
 
 def test_every_function_is_traced_logs_json_and_uses_the_powertools_layer(
@@ -52,6 +58,7 @@ def test_every_function_is_traced_logs_json_and_uses_the_powertools_layer(
         variables = props["Environment"]["Variables"]
         assert set(variables) >= POWERTOOLS
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "configpipe"
+        assert variables["AWS_RETRY_MODE"] == "standard"
 
 
 @pytest.mark.parametrize(("handler", "expected"), sorted(EXPECTED_ENVIRONMENT.items()))
