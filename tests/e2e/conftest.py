@@ -201,6 +201,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     try:
         yield stack
     finally:
+        workers = _children(process.pid)
         process.send_signal(signal.SIGINT)
         try:
             rest, _ = process.communicate(timeout=60)
@@ -208,6 +209,29 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             process.kill()
             rest, _ = process.communicate()
         assert process.returncode == 0, f"`up` did not stop cleanly ({process.returncode}):\n{rest}"
+        assert workers, "the function workers were not found (is the check still looking at the right process?)"
+        stray = [pid for pid in workers if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]
+        assert not stray, f"Ctrl-C left worker processes behind: {stray}"
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid``, from /proc (Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def _capture_bus(stack: LocalStack) -> Bus:
