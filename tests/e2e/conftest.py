@@ -209,7 +209,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             process.kill()
             rest, _ = process.communicate()
         assert process.returncode == 0, f"`up` did not stop cleanly ({process.returncode}):\n{rest}"
-        assert workers, "the function workers were not found (is the check still looking at the right process?)"
+        assert workers, "no function worker found: is the check looking at the right process?"
         stray = [pid for pid in workers if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]
         assert not stray, f"Ctrl-C left worker processes behind: {stray}"
 
