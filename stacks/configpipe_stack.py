@@ -59,29 +59,18 @@ class ConfigPipeStack(Stack):
         )
         self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
 
-        functions = [*self.pipeline.all, *self.services.handlers.values()]
+        self.releases = ReleaseManager(
+            self, "Releases", bus=self.config_bus.bus, settings=settings, shared=shared
+        )
+
+        # Last, so every function and every dead-letter queue above is watched.
         self.operations = Operations(
             self,
             "Operations",
             alarm_key=self.keys.alarm_key,
-            functions=functions,
+            functions=[*self.pipeline.all, *self.services.handlers.values(), self.releases.manager],
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,
-        )
-        self.releases = ReleaseManager(
-            self,
-            "Releases",
-            bus=self.config_bus.bus,
-            registry=settings.registry,
-            code=shared.code,
-            layer=shared.powertools,
-            log_retention=settings.log_retention,
-            alarm_topic=self.operations.topic,
-        )
-        self.operations.watch_releases(
-            self.releases.function,
-            [self.releases.delivery_dlq, self.releases.failure_dlq],
-            self.releases.alarms,
         )
         # Announcements are trusted by every handler and release watcher, so only the
         # functions that make them may publish with the pipeline's source.

@@ -9,9 +9,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from configpipe.observability import NAMESPACE
@@ -133,35 +131,3 @@ class Operations(Construct):
     def _notify(self, alarm: cloudwatch.Alarm, notify: actions.SnsAction) -> None:
         alarm.add_alarm_action(notify)
         self.alarms.append(alarm)
-
-    def watch_releases(
-        self, function: lambda_.IFunction, queues: Sequence[sqs.IQueue], alarms: Sequence[cloudwatch.IAlarm]
-    ) -> None:
-        """The release manager (built after this construct, since it notifies its topic):
-        an Errors alarm like every pipeline function's, and its own dashboard row."""
-        alarm = function.metric_errors(period=PERIOD, statistic="Sum").create_alarm(
-            self,
-            "ReleaseFunctionErrors",
-            alarm_description="configpipe: release function invocations failed",
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self._notify(alarm, actions.SnsAction(self.topic))
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Releases: invocations and errors",
-                width=12,
-                left=[function.metric_invocations(period=PERIOD), function.metric_errors(period=PERIOD)],
-            ),
-            cloudwatch.GraphWidget(
-                title="Releases: dead-letter queue depth",
-                width=12,
-                left=[
-                    q.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
-                    for q in queues
-                ],
-            ),
-            cloudwatch.AlarmStatusWidget(title="Release alarms", width=24, alarms=[alarm, *alarms]),
-        )

@@ -79,9 +79,7 @@ class PublisherPolicies(Construct):
                     actions=["kms:Encrypt"],
                     resources=[secrets_key.key_arn],
                     conditions={
-                        "StringLike": {
-                            "kms:EncryptionContext:configpipe:scope": [f"{s}/*" for s in services]
-                        }
+                        "StringLike": {"kms:EncryptionContext:configpipe:scope": [f"{s}/*" for s in services]}
                     },
                 ),
                 iam.PolicyStatement(

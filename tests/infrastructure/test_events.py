@@ -101,7 +101,7 @@ def test_only_the_announcing_functions_may_publish_the_pipeline_source(
     assert deny["Condition"]["ForAnyValue:StringEquals"] == {"events:source": ["configpipe.pipeline"]}
     exempt = {rendered(arn) for arn in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
     release_role = next(
-        name for name in resources(template_json, "AWS::IAM::Role") if name.startswith("ReleasesRole")
+        name for name in resources(template_json, "AWS::IAM::Role") if name.startswith("ReleasesManagerRole")
     )
     assert exempt == {
         f"<{ids['materialiser_role']}.Arn>",

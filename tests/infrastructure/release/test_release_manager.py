@@ -8,14 +8,14 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_events as events
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
 from configpipe.registry import Registry
 from stacks.constructs import nag
+from stacks.constructs.dead_letters import DeadLetterQueue
+from stacks.constructs.observed_function import SharedCode
 from stacks.release import ReleaseManager
+from stacks.settings import PipelineSettings
 
 pytestmark = pytest.mark.infrastructure
 
@@ -38,20 +38,9 @@ def build(registry: Registry = REGISTRY, *, with_nag: bool = False) -> tuple[cdk
         nag.attach_checks(app)
     stack = cdk.Stack(app, "ReleaseTest", env=cdk.Environment(account="123456789012", region="eu-west-1"))
     bus = events.EventBus(stack, "Bus", event_bus_name="configpipe-config-bus")
-    layer = lambda_.LayerVersion.from_layer_version_arn(
-        stack,
-        "Powertools",
-        "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:27",
-    )
+    settings = PipelineSettings(registry=registry)
     ReleaseManager(
-        stack,
-        "Releases",
-        bus=bus,
-        registry=registry,
-        code=lambda_.Code.from_inline("def handler(event, context):\n    return None\n"),
-        layer=layer,
-        log_retention=logs.RetentionDays.ONE_MONTH,
-        alarm_topic=sns.Topic(stack, "Alarms", enforce_ssl=True),
+        stack, "Releases", bus=bus, settings=settings, shared=SharedCode(stack, "Code", settings=settings)
     )
     return app, stack
 
@@ -236,18 +225,15 @@ def test_function_environment_timeout_and_async_failure_destination(template: Te
     )
 
 
-def test_every_dlq_has_an_alarm_that_notifies_the_topic(template: Template) -> None:
-    queues = template.find_resources("AWS::SQS::Queue")
-    assert len(queues) == 2
-    alarms = template.find_resources("AWS::CloudWatch::Alarm")
-    watched = {a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values()}
-    assert watched == set(queues)
-    for alarm in alarms.values():
-        assert (
-            alarm["Properties"]["AlarmActions"] == [{"Ref": Match.any_value()}]
-            or alarm["Properties"]["AlarmActions"]
-        )
-        assert alarm["Properties"]["Threshold"] == 1
+def test_both_dlqs_are_dead_letter_queues_that_the_stack_alarms_on() -> None:
+    # The stack's Operations alarm on every DeadLetterQueue (see tests/infrastructure/test_operations.py).
+    _, stack = build()
+    manager = stack.node.find_child("Releases")
+    assert isinstance(manager, ReleaseManager)
+    assert isinstance(manager.delivery_dlq, DeadLetterQueue)
+    assert isinstance(manager.failure_dlq, DeadLetterQueue)
+    template = Template.from_stack(stack)
+    assert len(template.find_resources("AWS::SQS::Queue")) == 2
 
 
 def test_cdk_nag_has_no_unacknowledged_finding() -> None:
