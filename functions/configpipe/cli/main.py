@@ -29,6 +29,7 @@ from configpipe.cli.context import (
 )
 from configpipe.cli.errors import CliError, ExitCode, invalid
 from configpipe.cli.local import app as local_app
+from configpipe.cli.ops import app as ops_app
 from configpipe.cli.output import (
     Output,
     operation_text,
@@ -581,6 +582,7 @@ def watch(
 
 app.add_typer(release_app, name="release")
 app.add_typer(local_app, name="local")
+app.add_typer(ops_app, name="ops")
 
 
 if __name__ == "__main__":
