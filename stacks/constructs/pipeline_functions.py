@@ -15,6 +15,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
+from configpipe.streams import MATERIALISER_FILTER_PATTERNS
 from stacks.constructs import nag
 from stacks.constructs.change_log import ChangeLog
 from stacks.constructs.dead_letters import DeadLetterQueue
@@ -31,26 +32,9 @@ STREAM_BATCH_SIZE = 10
 
 
 def materialiser_filters() -> list[Mapping[str, Any]]:
-    """Only new version items and new rejection records need the materialiser; the
-    CURRENT pointer and accepted-change records (written in the same transaction) do not."""
-    insert = lambda_.FilterRule.is_equal("INSERT")
-    version = lambda_.FilterRule.is_equal("version")
-    return [
-        lambda_.FilterCriteria.filter(
-            {"eventName": insert, "dynamodb": {"NewImage": {"kind": {"S": version}}}}
-        ),
-        lambda_.FilterCriteria.filter(
-            {
-                "eventName": insert,
-                "dynamodb": {
-                    "NewImage": {
-                        "kind": {"S": lambda_.FilterRule.is_equal("change")},
-                        "status": {"S": lambda_.FilterRule.is_equal("rejected")},
-                    }
-                },
-            }
-        ),
-    ]
+    """The event-source mapping's filter criteria: configpipe.streams holds the patterns
+    (shared with the redrive command and the tests)."""
+    return [lambda_.FilterCriteria.filter(pattern) for pattern in MATERIALISER_FILTER_PATTERNS]
 
 
 class PipelineFunctions(Construct):

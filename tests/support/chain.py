@@ -31,6 +31,7 @@ from configpipe.handlers import materialiser as materialiser_handler
 from configpipe.handlers import propagator as propagator_handler
 from configpipe.registry_source import RegistrySource
 from configpipe.settings import MaterialiserSettings
+from configpipe.streams import lambda_stream_record, passes_materialiser_filter
 from configpipe.write_path import WritePath
 from sample_service.app import make_handler
 from tests.support.aws import ACCOUNT, REGION, Pipeline
@@ -176,7 +177,7 @@ class Chain:
 
     def _deliver_stream_records(self) -> bool:
         fresh = self.pipeline.stream_event()["Records"]
-        fresh = [r for r in fresh if _passes_esm_filter(r)]
+        fresh = [r for r in fresh if passes_materialiser_filter(r)]
         if self.delivery.duplicate:
             fresh = fresh + fresh
         if self.delivery.reverse:
@@ -184,7 +185,7 @@ class Chain:
         batch = self._pending_records + fresh
         if not batch:
             return False
-        lambda_records = [_as_lambda_stream_record(r) for r in batch]
+        lambda_records = [lambda_stream_record(r, self.pipeline.stream_arn) for r in batch]
         try:
             response = materialiser_handler.handler(
                 {"Records": lambda_records}, LambdaContext(), materialiser=self.materialiser
@@ -234,39 +235,6 @@ def _build_materialiser(session: boto3.Session, settings: MaterialiserSettings) 
         bus=ConfigBus(settings.event_bus_name, client=session.client("events")),
         inline_value_max_bytes=settings.inline_value_max_bytes,
     )
-
-
-def _passes_esm_filter(record: dict[str, Any]) -> bool:
-    """The stack's filter criteria: INSERTs of version items and of rejected change records."""
-    image = record["dynamodb"].get("NewImage", {})
-    kind = image.get("kind", {}).get("S")
-    status = image.get("status", {}).get("S")
-    return record["eventName"] == "INSERT" and (
-        kind == "version" or (kind == "change" and status == "rejected")
-    )
-
-
-def _as_lambda_stream_record(record: dict[str, Any]) -> dict[str, Any]:
-    """SDK stream record → the shape Lambda delivers (binary attributes as base64 text)."""
-    import base64
-
-    def lambda_shape(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: (base64.b64encode(v).decode() if k == "B" and isinstance(v, bytes) else lambda_shape(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [lambda_shape(v) for v in value]
-        return value
-
-    shaped = lambda_shape(record)
-    dynamodb = dict(shaped["dynamodb"])
-    if "ApproximateCreationDateTime" in dynamodb and not isinstance(
-        dynamodb["ApproximateCreationDateTime"], (int, float)
-    ):
-        dynamodb["ApproximateCreationDateTime"] = dynamodb["ApproximateCreationDateTime"].timestamp()
-    return {**shaped, "dynamodb": dynamodb, "eventSource": "aws:dynamodb", "awsRegion": REGION}
 
 
 def snapshot(pipeline: Pipeline) -> dict[str, Any]:

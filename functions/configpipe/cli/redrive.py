@@ -26,17 +26,16 @@ service/environment/key, version) is picked from a fixed list of fields, never t
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 from configpipe.fanout import InvocationError, Invoker, LambdaInvoker
+from configpipe.streams import lambda_stream_record, passes_materialiser_filter
 
 RULE_TARGET = "rule-target"
 ASYNC_FAILURE = "async-failure"
@@ -484,54 +483,3 @@ def _stream_identity(record: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(attribute, dict) and "N" in attribute:
             identity[name] = int(attribute["N"])
     return identity
-
-
-# --- stream records as Lambda delivers them -------------------------------------------------
-
-
-def passes_materialiser_filter(record: dict[str, Any]) -> bool:
-    """The materialiser's event-source-mapping filter (``materialiser_filters`` in
-    stacks/constructs/pipeline_functions.py): INSERTs of version items and of rejected change
-    records. A parked batch's sequence range also spans the records the filter dropped."""
-    image = record.get("dynamodb", {}).get("NewImage", {})
-    kind = image.get("kind", {}).get("S")
-    status = image.get("status", {}).get("S")
-    return record.get("eventName") == "INSERT" and (
-        kind == "version" or (kind == "change" and status == "rejected")
-    )
-
-
-def lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record → the record Lambda hands a stream consumer: binary attributes as
-    base64 text, the creation time as epoch seconds, plus eventSource / eventSourceARN / awsRegion."""
-    shaped = _as_lambda_json(record)
-    dynamodb = dict(shaped.get("dynamodb", {}))
-    created = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        dynamodb["ApproximateCreationDateTime"] = created.timestamp()
-    region = stream_arn.split(":")[3] if stream_arn.count(":") >= 5 else None
-    out = {**shaped, "dynamodb": dynamodb, "eventSource": "aws:dynamodb", "eventSourceARN": stream_arn}
-    if region and not out.get("awsRegion"):
-        out["awsRegion"] = region
-    return out
-
-
-def _as_lambda_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        shaped: dict[str, Any] = {}
-        for name, item in value.items():
-            if name == "B" and isinstance(item, bytes | bytearray):
-                shaped[name] = base64.b64encode(item).decode("ascii")
-            elif name == "BS" and isinstance(item, list):
-                shaped[name] = [
-                    base64.b64encode(b).decode("ascii") if isinstance(b, bytes | bytearray) else b
-                    for b in item
-                ]
-            else:
-                shaped[name] = _as_lambda_json(item)
-        return shaped
-    if isinstance(value, list):
-        return [_as_lambda_json(v) for v in value]
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return value
