@@ -15,6 +15,7 @@ from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import SharedCode
 from stacks.constructs.operations import Operations
+from stacks.constructs.operator import OperatorPolicy
 from stacks.constructs.pipeline_functions import PipelineFunctions
 from stacks.constructs.publishers import PublisherPolicies
 from stacks.constructs.registry_parameter import RegistryParameter
@@ -88,6 +89,18 @@ class ConfigPipeStack(Stack):
             registry_parameter=self.registry.parameter,
             release_table=self.releases.table,
         )
+        self.dead_letter_queues = [c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)]
+        self.operator = OperatorPolicy(
+            self,
+            "Operator",
+            dead_letter_queues=self.dead_letter_queues,
+            functions=[
+                fn.function
+                for fn in (*self.pipeline.all, *self.services.handlers.values(), self.releases.manager)
+            ],
+            change_log=self.change_log.table,
+            stream_arn=self.change_log.stream_arn,
+        )
         self._outputs()
 
     def _outputs(self) -> None:
@@ -111,5 +124,10 @@ class ConfigPipeStack(Stack):
         for source, policy in self.publishers.policies.items():
             team = source.removeprefix("configpipe.team.").title().replace("-", "").replace(".", "")
             outputs[f"{team}PublisherPolicyArn"] = policy.managed_policy_arn
+        outputs["OperatorPolicyArn"] = self.operator.policy.managed_policy_arn
+        for queue in self.dead_letter_queues:
+            # e.g. PipelineStreamDlqUrl: `configpipe ops redrive <url>` (docs/operations.md)
+            path = queue.node.path.split("/", 1)[1]
+            outputs[path.replace("/", "").replace("-", "") + "Url"] = queue.queue_url
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
