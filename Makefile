@@ -6,6 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 
 .PHONY: setup demo up test test-unit test-e2e lint synth bench clean
 
@@ -25,7 +26,7 @@ demo: setup
 
 ## up: keep the local pipeline running for any client (AWS CLI, boto3, configpipe CLI)
 up: setup
-	$(PY) -m configpipe.local up
+	$(PY) -m configpipe_tools.local up
 
 ## test: lint, type-check and the full test suite (unit, integration, infrastructure, e2e)
 test: setup lint
@@ -39,6 +40,8 @@ test-e2e: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
 ## synth: synthesise the CloudFormation template with the pinned CDK CLI (hermetic: no AWS calls)

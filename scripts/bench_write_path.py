@@ -1,6 +1,6 @@
 """AWS API calls per accepted change on the write path, and per service on fan-out.
 
-Runs the whole pipeline in-process on moto (tests/support/chain.py: the real validator,
+Runs the whole pipeline in-process on moto (tooling/configpipe_tools/harness/chain.py: the real validator,
 materialiser, propagator and sample update handlers) and counts every AWS call each
 stage makes, through botocore's after-call hook. The registry is read once and cached
 (60 s), so a warm-up change is made first and the steady state is reported.
@@ -32,9 +32,9 @@ logging.disable(logging.INFO)  # the functions' INFO logs would drown the figure
 
 from moto import mock_aws  # noqa: E402
 
-from tests.support.aws import provision  # noqa: E402
-from tests.support.chain import Chain  # noqa: E402
-from tests.support.events import change  # noqa: E402
+from configpipe_tools.harness.aws import provision  # noqa: E402
+from configpipe_tools.harness.chain import Chain  # noqa: E402
+from configpipe_tools.harness.events import change  # noqa: E402
 
 CASES = [
     ("put, new key", change("rate_limit", 10), "configpipe.team.checkout"),

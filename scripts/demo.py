@@ -30,10 +30,10 @@ from rich.padding import Padding  # noqa: E402
 from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
-from configpipe.local.fixtures import provision_release_targets  # noqa: E402
-from configpipe.local.runner import LocalPipeline, Options  # noqa: E402
-from configpipe.local.server import PortInUseError  # noqa: E402
-from configpipe.local.template import STACK_NAME, TemplateError  # noqa: E402
+from configpipe_tools.local.fixtures import provision_release_targets  # noqa: E402
+from configpipe_tools.local.runner import LocalPipeline, Options  # noqa: E402
+from configpipe_tools.local.server import PortInUseError  # noqa: E402
+from configpipe_tools.local.template import STACK_NAME, TemplateError  # noqa: E402
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 RUN = uuid.uuid4().hex[:6]  # change ids are idempotency keys: unique per run
@@ -496,7 +496,7 @@ def _configpipe_command() -> list[str]:
     return (
         [str(script)]
         if script.exists()
-        else [sys.executable, "-c", "from configpipe.cli.main import app; app()"]
+        else [sys.executable, "-c", "from configpipe_tools.cli.main import app; app()"]
     )
 
 
@@ -573,11 +573,11 @@ def main() -> int:
     say(
         f"function logs of this run:  {pipeline.log_dir}/<function>.log (JSON lines, as CloudWatch gets them)"
     )
-    say("keep it running and use any client:  .venv/bin/python -m configpipe.local up   (docs/local.md)")
+    say("keep it running and use any client:  .venv/bin/configpipe local up   (docs/local.md)")
     say("the flow and the contracts:          docs/architecture.md")
     say("the CLI:                             docs/cli.md   releases: docs/releases.md")
     say("the end-to-end tests:                .venv/bin/pytest tests/e2e -q")
-    say("releases, yourself:                  .venv/bin/python -m configpipe.local up --schedule-speedup 30")
+    say("releases, yourself:                  .venv/bin/configpipe local up --schedule-speedup 30")
     say("                                     (stand-ins checkout-api/payments-api/search-api:live → v1)")
     release_log = next(iter(pipeline.log_dir.glob("*Releases*.log")), None)
     if release_log:

@@ -27,7 +27,7 @@ os.environ.pop("AWS_PROFILE", None)
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import Pipeline, provision
+from configpipe_tools.harness.aws import Pipeline, provision
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-NAMESPACE = "configpipe"
+from configpipe.metrics import NAMESPACE
 
 logger = Logger(log_uncaught_exceptions=True)
 tracer = Tracer()

@@ -16,18 +16,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from configpipe.observability import NAMESPACE
+from configpipe.metrics import NAMESPACE
 from stacks.constructs import nag
 from stacks.settings import PipelineSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
-#: The CLI runs on engineers' machines, never in Lambda; caches never ship.
-#: The CLI and the local emulator runner are tools for people, not Lambda code.
+#: ``functions/`` is exactly the runtime (the ``configpipe`` package and the sample update
+#: handler); the CLI and the local emulator live in ``tooling/`` and cannot ship. Caches never do.
 ASSET_EXCLUDES = [
-    "configpipe/cli",
-    "configpipe/cli/**",
-    "configpipe/local",
-    "configpipe/local/**",
     "**/__pycache__",
     "*.pyc",
     "*.egg-info",

@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from configpipe.observability import NAMESPACE
+from configpipe.metrics import NAMESPACE
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction
 

@@ -1,5 +1,5 @@
 """One local pipeline per test session, started as a person starts it: ``python -m
-configpipe.local up`` in its own process, on a free port. Tests talk to it only over HTTP
+configpipe_tools.local up`` in its own process, on a free port. Tests talk to it only over HTTP
 (boto3 with ``endpoint_url``, the AWS CLI), never through in-process mocks.
 
 Every wait is a poll with a deadline (:func:`eventually`); every test uses its own change ids
@@ -164,7 +164,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         [
             sys.executable,
             "-m",
-            "configpipe.local",
+            "configpipe_tools.local",
             "up",
             "--port",
             str(port),

@@ -333,7 +333,7 @@ def test_a_taken_port_gets_a_clear_message(local: LocalStack) -> None:
         [
             sys.executable,
             "-m",
-            "configpipe.local",
+            "configpipe_tools.local",
             "up",
             "--port",
             port,

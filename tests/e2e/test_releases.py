@@ -1,6 +1,6 @@
 """Releases on the local pipeline, over HTTP, as a release engineer drives them in AWS.
 
-The release targets are ``up``'s demo fixtures (``configpipe.local.fixtures``): stand-ins for
+The release targets are ``up``'s demo fixtures (``configpipe_tools.local.fixtures``): stand-ins for
 the registry's ``checkout-api``, ``payments-api`` and ``search-api``, each with versions 1 and 2
 and ``live`` → 1. Each test uses its own function, so the tests do not depend on each other's
 order. The session's pipeline fires the reconcile tick every 2 s (``--schedule-speedup``), so

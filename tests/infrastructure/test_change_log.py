@@ -73,7 +73,7 @@ def test_secrets_key_rotates_and_hash_key_is_hmac(template: Template) -> None:
 
 def test_demo_applied_table_is_durable_and_keyed_as_the_handler_writes(template: Template) -> None:
     # sample_service.app.AppliedVersions writes pk = the applying service, sk = "<env>#<key>"
-    # (tests/support/aws.py provisions the same shape for the in-process tests).
+    # (tooling/configpipe_tools/harness/aws.py provisions the same shape for the in-process tests).
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {

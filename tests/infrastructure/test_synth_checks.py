@@ -79,6 +79,7 @@ def test_cdk_cli_synthesises_the_app(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
         "CDK_DISABLE_VERSION_CHECK": "1",
     }
     result = subprocess.run(

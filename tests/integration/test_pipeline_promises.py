@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.chain import Chain, Crashes, Delivery, snapshot
-from tests.support.events import change
+from configpipe_tools.harness.chain import Chain, Crashes, Delivery, snapshot
+from configpipe_tools.harness.events import change
 
 PLATFORM = "configpipe.team.platform"
 CHECKOUT = "configpipe.team.checkout"
@@ -42,7 +42,7 @@ def expected() -> dict[str, Any]:
     """The state the scenario leaves when nothing goes wrong (its own moto account)."""
     from moto import mock_aws
 
-    from tests.support.aws import provision
+    from configpipe_tools.harness.aws import provision
 
     with mock_aws():
         chain = Chain(provision())
@@ -83,7 +83,7 @@ CRASH_POINTS = [
 
 @pytest.mark.parametrize(("operation", "nth"), CRASH_POINTS)
 def test_a_crash_between_any_two_steps_ends_in_the_no_crash_state(aws, expected, operation, nth):
-    from tests.support.aws import provision
+    from configpipe_tools.harness.aws import provision
 
     crashes = Crashes(plan={operation: nth})
     chain = Chain(provision(), crashes=crashes)
@@ -96,7 +96,7 @@ def test_a_crash_between_any_two_steps_ends_in_the_no_crash_state(aws, expected,
 
 
 def test_every_event_and_stream_record_delivered_twice_has_exactly_one_effect(aws, expected):
-    from tests.support.aws import provision
+    from configpipe_tools.harness.aws import provision
 
     chain = Chain(provision(), delivery=Delivery(duplicate=True))
 
@@ -106,7 +106,7 @@ def test_every_event_and_stream_record_delivered_twice_has_exactly_one_effect(aw
 
 
 def test_a_publisher_resending_its_changes_has_exactly_one_effect(aws, expected):
-    from tests.support.aws import provision
+    from configpipe_tools.harness.aws import provision
 
     chain = Chain(provision())
 
@@ -117,7 +117,7 @@ def test_a_publisher_resending_its_changes_has_exactly_one_effect(aws, expected)
 
 
 def test_out_of_order_delivery_never_lets_an_older_version_win(aws):
-    from tests.support.aws import provision
+    from configpipe_tools.harness.aws import provision
 
     chain = Chain(provision(), delivery=Delivery(reverse=True))
     # Three versions accepted before anything downstream runs, then every later
@@ -134,7 +134,7 @@ def test_out_of_order_delivery_never_lets_an_older_version_win(aws):
 
 
 def test_a_secret_never_reaches_the_bus_the_change_log_ssm_or_a_service_table(aws):
-    from tests.support.aws import provision
+    from configpipe_tools.harness.aws import provision
 
     chain = Chain(provision())
     chain.publish(change("api_token", SECRET, change_id="s1"))

@@ -24,8 +24,8 @@ from configpipe.client import config as client_config
 from configpipe.contracts import GLOBAL_SERVICE, ConfigurationUpdated
 from configpipe.stores import secret_version_token
 from configpipe.values import canonical_json, value_hash
-from tests.support.aws import REGION
-from tests.support.events import eventbridge_event
+from configpipe_tools.harness.aws import REGION
+from configpipe_tools.harness.events import eventbridge_event
 
 
 class Clock:

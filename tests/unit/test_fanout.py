@@ -19,9 +19,9 @@ from configpipe.bus import ConfigBus
 from configpipe.fanout import DeliveryFailedError, FanOut, Invoker, LambdaInvoker
 from configpipe.handlers import propagator
 from configpipe.registry_source import RegistrySource
+from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
+from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service.app import AppliedVersions, make_handler
-from tests.support.aws import ACCOUNT, REGION, Pipeline
-from tests.support.lambda_context import LambdaContext
 from tests.unit.test_materialise import ChangeWriter, build_materialiser, run_materialiser
 
 

@@ -19,8 +19,8 @@ from configpipe.naming import scope_id
 from configpipe.observability import logger
 from configpipe.stores import ParameterStore, SecretStore, secret_version_token
 from configpipe.values import canonical_json, value_hash
-from tests.support.aws import REGION, Pipeline
-from tests.support.lambda_context import LambdaContext
+from configpipe_tools.harness.aws import REGION, Pipeline
+from configpipe_tools.harness.lambda_context import LambdaContext
 
 SECRET = "s3cr3t-Hunter2-do-not-leak"
 

@@ -9,10 +9,10 @@ import boto3
 
 from configpipe.contracts import ConfigurationUpdated
 from configpipe.values import value_hash
+from configpipe_tools.harness.aws import REGION
+from configpipe_tools.harness.events import eventbridge_event
+from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service import app
-from tests.support.aws import REGION
-from tests.support.events import eventbridge_event
-from tests.support.lambda_context import LambdaContext
 
 
 def updated(version: int, value: Any, key: str = "max_items", **overrides: Any) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from configpipe.contracts import ReasonCode
 from configpipe.crypto import SecretsKey
 from configpipe.registry_source import RegistrySource
 from configpipe.write_path import WritePath
-from tests.support.aws import provision
-from tests.support.events import change, eventbridge_event
+from configpipe_tools.harness.aws import provision
+from configpipe_tools.harness.events import change, eventbridge_event
 
 MARKER = "zz-secret-marker-zz"
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from configpipe.handlers import validator
-from tests.support.events import change, eventbridge_event
-from tests.support.lambda_context import LambdaContext
+from configpipe_tools.harness.events import change, eventbridge_event
+from configpipe_tools.harness.lambda_context import LambdaContext
 
 SECRET = "s3cr3t-do-not-log"
 

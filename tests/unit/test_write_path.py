@@ -15,8 +15,8 @@ from configpipe.changelog import ChangeLog
 from configpipe.crypto import SecretsKey, encode_ciphertext
 from configpipe.registry_source import RegistrySource
 from configpipe.write_path import WritePath
-from tests.support.aws import Pipeline, serialised_dynamodb
-from tests.support.events import change, eventbridge_event
+from configpipe_tools.harness.aws import Pipeline, serialised_dynamodb
+from configpipe_tools.harness.events import change, eventbridge_event
 
 
 def make_write_path(pipeline: Pipeline) -> WritePath:

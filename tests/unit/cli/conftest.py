@@ -21,10 +21,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from configpipe.changelog import ChangeLog
-from configpipe.cli.main import app
 from configpipe.crypto import SecretsKey
 from configpipe.write_path import Outcome, WritePath
-from tests.support.aws import REGION, Pipeline, serialised_dynamodb
+from configpipe_tools.cli.main import app
+from configpipe_tools.harness.aws import REGION, Pipeline, serialised_dynamodb
 
 CHECKOUT = "configpipe.team.checkout"
 

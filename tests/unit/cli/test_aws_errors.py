@@ -30,7 +30,7 @@ def no_credentials(monkeypatch, tmp_path):
 
 
 def invoke(runner, *args):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     return runner.invoke(
         app, ["--endpoint-url", CLOSED_PORT, "--source", CHECKOUT, *args], env={"AWS_MAX_ATTEMPTS": "1"}
@@ -80,7 +80,7 @@ def test_endpoint_down_is_exit_5_with_what_to_do(runner):
 
 
 def test_unknown_profile_is_exit_5(runner):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     result = runner.invoke(app, ["--profile", "no-such-profile", "get", "checkout", "production", "k"])
 

@@ -1,4 +1,4 @@
-"""``configpipe local up``: the CLI forwards to ``python -m configpipe.local up`` without starting
+"""``configpipe local up``: the CLI forwards to ``python -m configpipe_tools.local up`` without starting
 anything itself, and imports the local runner only when ``up`` runs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from configpipe.cli.main import app
+from configpipe_tools.cli.main import app
 
 
 def test_local_up_help_works_through_the_cli() -> None:
@@ -24,7 +24,7 @@ def test_local_up_help_works_through_the_cli() -> None:
 @pytest.mark.parametrize(
     ("args", "forwarded"),
     [
-        ("", "up"),  # the defaults stay configpipe.local's
+        ("", "up"),  # the defaults stay configpipe_tools.local's
         (
             "--host 0.0.0.0 --port 0 --template cdk.out --resynth",
             "up --host 0.0.0.0 --port 0 --template cdk.out --resynth",
@@ -38,7 +38,7 @@ def test_local_up_help_works_through_the_cli() -> None:
 def test_local_up_forwards_its_options_and_exit_code(
     monkeypatch: pytest.MonkeyPatch, args: str, forwarded: str
 ) -> None:
-    import configpipe.local.__main__ as local_main
+    import configpipe_tools.local.__main__ as local_main
 
     seen: list[list[str]] = []
 
@@ -55,7 +55,8 @@ def test_local_up_forwards_its_options_and_exit_code(
 
 def test_the_cli_does_not_import_the_local_runner_to_start() -> None:
     code = (
-        "import sys, configpipe.cli.main; print(any(m.startswith('configpipe.local') for m in sys.modules))"
+        "import sys, configpipe_tools.cli.main; "
+        "print(any(m.startswith('configpipe_tools.local') for m in sys.modules))"
     )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 

@@ -22,13 +22,13 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from configpipe.cli.redrive import Redriver
 from configpipe.fanout import InvocationError
 from configpipe.handlers import materialiser as materialiser_handler
-from tests.support.aws import ACCOUNT, REGION, Pipeline
-from tests.support.chain import Chain
-from tests.support.events import change, eventbridge_event
-from tests.support.lambda_context import LambdaContext
+from configpipe_tools.cli.redrive import Redriver
+from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
+from configpipe_tools.harness.chain import Chain
+from configpipe_tools.harness.events import change, eventbridge_event
+from configpipe_tools.harness.lambda_context import LambdaContext
 from tests.unit.cli.conftest import assert_clean_exit, change_log, parse_json
 
 VALIDATOR = "configpipe-validator"

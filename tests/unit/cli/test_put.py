@@ -50,7 +50,7 @@ def test_put_json_output_is_one_parseable_document(cli, validator: Validator):
 
 
 def test_global_output_option_before_the_command_works_too(runner, pipeline, validator: Validator):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     result = runner.invoke(
         app, ["--output", "json", "--source", CHECKOUT, "put", "checkout", "production", "k", "1", "-r", "r"]
@@ -242,7 +242,7 @@ def test_writes_need_a_team_source(cli, idle_validator: Validator, source, messa
 
 
 def test_source_can_come_from_the_environment(runner, pipeline, idle_validator: Validator):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     result = runner.invoke(
         app,
@@ -382,7 +382,7 @@ def test_dry_run_without_a_readable_registry_checks_the_contract_only(
 
 
 def test_help_lists_every_command(runner):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     result = runner.invoke(app, ["--help"])
 

@@ -24,10 +24,10 @@ from configpipe.handlers import release as release_handler
 from configpipe.release.contracts import ReleaseRequested
 from configpipe.release.model import AliasTarget
 from configpipe.release.settings import release_registry_document
+from configpipe_tools.harness.aws import REGION, Pipeline
+from configpipe_tools.harness.events import eventbridge_event
+from configpipe_tools.harness.lambda_context import LambdaContext
 from tests.integration.release.conftest import create_release_table
-from tests.support.aws import REGION, Pipeline
-from tests.support.events import eventbridge_event
-from tests.support.lambda_context import LambdaContext
 from tests.unit.cli.conftest import CHECKOUT, assert_clean_exit, parse_json, run_in_background
 
 FUNCTION = "checkout-api"
@@ -256,7 +256,7 @@ def test_bad_requests_exit_2_and_publish_nothing(release, idle_release_function,
 
 def test_bad_strategy_is_reported_before_any_aws_call(runner):
     """No moto here: a bad strategy must not need credentials, a registry or a table."""
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     result = runner.invoke(
         app,
@@ -530,7 +530,7 @@ def no_credentials(monkeypatch, tmp_path):
     [start_args(), ["status", FUNCTION], ["abort", FUNCTION]],
 )
 def test_no_credentials_is_exit_5_with_what_to_do(runner, args):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     result = runner.invoke(
         app,

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from tests.support.aws import REGION
+from configpipe_tools.harness.aws import REGION
 from tests.unit.cli.conftest import Validator, assert_clean_exit, parse_json, seed
 
 
@@ -33,7 +33,7 @@ def stack(pipeline) -> str:
 
 
 def test_names_come_from_the_stack_outputs(runner, stack, validator: Validator):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     # Without --secrets-key, the default alias does not exist; the stack names the key.
     result = runner.invoke(
@@ -60,7 +60,7 @@ def test_names_come_from_the_stack_outputs(runner, stack, validator: Validator):
 
 
 def test_explicit_names_win_over_the_stack(runner, stack, idle_validator: Validator):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     seed(idle_validator, "k", 1)
 
@@ -73,7 +73,7 @@ def test_explicit_names_win_over_the_stack(runner, stack, idle_validator: Valida
 
 
 def test_unknown_stack_is_exit_5_with_a_hint(runner, pipeline):
-    from configpipe.cli.main import app
+    from configpipe_tools.cli.main import app
 
     result = runner.invoke(app, ["--stack", "NoSuchStack", "get", "checkout", "production", "k"])
 

@@ -13,8 +13,6 @@ import boto3
 import pytest
 
 from configpipe.bus import ConfigBus
-from configpipe.cli.main import app
-from configpipe.cli.watching import WATCH_PREFIX
 from configpipe.contracts import (
     ConfigurationDelivered,
     ConfigurationDeliveryFailed,
@@ -22,7 +20,9 @@ from configpipe.contracts import (
     DetailType,
     Operation,
 )
-from tests.support.aws import REGION
+from configpipe_tools.cli.main import app
+from configpipe_tools.cli.watching import WATCH_PREFIX
+from configpipe_tools.harness.aws import REGION
 from tests.unit.cli.conftest import Validator, assert_clean_exit, seed
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -2,5 +2,5 @@
 
 Every write goes through the public ``ConfigurationChange`` contract on the config bus,
 exactly as any other publisher's; the CLI only *reads* the change log. Entry point:
-``configpipe.cli.main:app``. Not shipped in the Lambda asset.
+``configpipe_tools.cli.main:app``. Not shipped in the Lambda asset.
 """

@@ -1,7 +1,7 @@
 """Local execution environments for the stack's Lambda functions.
 
 Each function gets a pool of environments; an environment is one Python worker process
-(:mod:`configpipe.local.worker`) started with exactly that function's environment variables,
+(:mod:`configpipe_tools.local.worker`) started with exactly that function's environment variables,
 importing the function's handler from its handler string. That is what Lambda gives each
 function: its own process, its own module state, its own cold start. (The three demo update
 handlers share one handler string and keep per-function state at module level, so running
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from configpipe.local.worker import RUNTIME_FD_VARIABLE
+from configpipe_tools.local.worker import RUNTIME_FD_VARIABLE
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class FunctionRuntime:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "configpipe.local.worker"],
+                [sys.executable, "-m", "configpipe_tools.local.worker"],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,

@@ -1,7 +1,7 @@
 """``configpipe ops …``: what an operator runs when an alarm fires (docs/operations.md).
 
 ``ops redrive QUEUE`` re-delivers what a configpipe dead-letter queue holds to the function it
-was for; the work is :mod:`configpipe.cli.redrive`. Exit codes: 0 every message was redriven
+was for; the work is :mod:`configpipe_tools.cli.redrive`. Exit codes: 0 every message was redriven
 (or, with ``--dry-run``, would be), 3 some could not be (left in the queue), 2 the queue holds
 nothing with a configpipe DLQ shape, 5 an AWS error.
 """
@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from configpipe.cli.common import OutputOpt, guard
-from configpipe.cli.context import CliContext
-from configpipe.cli.errors import CliError, ExitCode, invalid
-from configpipe.cli.output import Output
-from configpipe.cli.redrive import (
+from configpipe_tools.cli.common import OutputOpt, guard
+from configpipe_tools.cli.context import CliContext
+from configpipe_tools.cli.errors import CliError, ExitCode, invalid
+from configpipe_tools.cli.output import Output
+from configpipe_tools.cli.redrive import (
     FAILED,
     REDRIVEN,
     SKIPPED,

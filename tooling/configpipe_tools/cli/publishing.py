@@ -23,10 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configpipe.changelog import ChangeLog, ChangeRecord, VersionRecord
-from configpipe.cli.common import poll_until
-from configpipe.cli.context import CliContext
-from configpipe.cli.errors import CliError, ExitCode, invalid
-from configpipe.cli.output import pretty_json, value_of
 from configpipe.contracts import (
     TEAM_SOURCE_PREFIX,
     ConfigurationChange,
@@ -40,6 +36,10 @@ from configpipe.naming import scope_id
 from configpipe.registry import Registry
 from configpipe.validation import check_rules, check_value, parse_change
 from configpipe.values import is_sensitive
+from configpipe_tools.cli.common import poll_until
+from configpipe_tools.cli.context import CliContext
+from configpipe_tools.cli.errors import CliError, ExitCode, invalid
+from configpipe_tools.cli.output import pretty_json, value_of
 
 _NO_VALUE = object()
 #: Stands in for the ciphertext and the author while the structure is checked, so a bad

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from configpipe.local.provision import LocalStack
+from configpipe_tools.local.provision import LocalStack
 
 LIVE_ALIAS = "live"
 STANDIN_VERSIONS = 2

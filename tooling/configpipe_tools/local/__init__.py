@@ -16,5 +16,5 @@ This package is a developer tool: it is excluded from the Lambda asset.
 - :mod:`.runner`    :class:`LocalPipeline`, which ties them together
 - :mod:`.fixtures`  demo fixtures, *not* part of the stack: stand-ins for the registry's release
   functions (the teams' own), so a local release has an alias to shift
-- ``python -m configpipe.local up`` keeps it running for any client
+- ``python -m configpipe_tools.local up`` keeps it running for any client
 """

@@ -1,6 +1,6 @@
 """:class:`LocalPipeline`: the emulator, the stack provisioned in it, and its functions running.
 
-Use it as a context manager (the demo, tests) or through ``python -m configpipe.local up``.
+Use it as a context manager (the demo, tests) or through ``python -m configpipe_tools.local up``.
 ``stop()`` ends every poller, every execution environment and the server, in that order.
 """
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from configpipe.local.provision import ACCOUNT, REGION, LocalStack, aws_client, provision
-from configpipe.local.sandbox import FunctionRuntime
-from configpipe.local.server import EmulatorServer, LambdaInvokeApi
-from configpipe.local.sources import AsyncInvocations, Destinations, ScheduledRule, StreamPoller
-from configpipe.local.template import STACK_NAME, Template, repo_root, synthesise
+from configpipe_tools.local.provision import ACCOUNT, REGION, LocalStack, aws_client, provision
+from configpipe_tools.local.sandbox import FunctionRuntime
+from configpipe_tools.local.server import EmulatorServer, LambdaInvokeApi
+from configpipe_tools.local.sources import AsyncInvocations, Destinations, ScheduledRule, StreamPoller
+from configpipe_tools.local.template import STACK_NAME, Template, repo_root, synthesise
 
 if TYPE_CHECKING:
     from types import TracebackType

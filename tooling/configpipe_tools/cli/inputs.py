@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from configpipe.cli.errors import CliError, ExitCode, invalid
 from configpipe.values import canonical_json
+from configpipe_tools.cli.errors import CliError, ExitCode, invalid
 
 
 def _no_constants(name: str) -> Any:

@@ -14,9 +14,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from configpipe.cli.context import CliContext, OutputFormat
-from configpipe.cli.errors import CliError, translate
-from configpipe.cli.output import Output
+from configpipe_tools.cli.context import CliContext, OutputFormat
+from configpipe_tools.cli.errors import CliError, translate
+from configpipe_tools.cli.output import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

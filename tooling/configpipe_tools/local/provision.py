@@ -22,8 +22,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from configpipe.local.sandbox import FunctionSpec
-from configpipe.local.template import STACK_NAME, Resolver, Resource, Template, UnresolvedError
+from configpipe_tools.local.sandbox import FunctionSpec
+from configpipe_tools.local.template import STACK_NAME, Resolver, Resource, Template, UnresolvedError
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # the emulator's default account
@@ -178,7 +178,7 @@ class Provisioner:
         discover names with DescribeStacks (``configpipe --stack ConfigPipe``) work unchanged.
         Its one resource is a placeholder: the resources themselves were created above."""
         body = {
-            "Description": "configpipe local: outputs of the stack provisioned by configpipe.local",
+            "Description": "configpipe local: outputs of the stack provisioned by configpipe_tools.local",
             "Resources": {"LocalPlaceholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
             "Outputs": {k: {"Value": str(v)} for k, v in self.stack.outputs.items()},
         }

@@ -1,4 +1,4 @@
-"""``python -m configpipe.local up``: keep the local pipeline running until Ctrl-C.
+"""``python -m configpipe_tools.local up``: keep the local pipeline running until Ctrl-C.
 
 Exit codes: 0 after a clean stop, 2 for bad usage, 3 when the port is taken, 4 when the stack
 cannot be synthesised or read.
@@ -15,10 +15,10 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from configpipe.local.fixtures import provision_release_targets
-from configpipe.local.runner import DEFAULT_PORT, LocalPipeline, Options
-from configpipe.local.server import PortInUseError
-from configpipe.local.template import TemplateError
+from configpipe_tools.local.fixtures import provision_release_targets
+from configpipe_tools.local.runner import DEFAULT_PORT, LocalPipeline, Options
+from configpipe_tools.local.server import PortInUseError
+from configpipe_tools.local.template import TemplateError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -114,7 +114,7 @@ def up(args: argparse.Namespace) -> int:
 
 
 def release_fixtures(pipeline: LocalPipeline) -> str:
-    """Create the demo stand-ins (see :mod:`configpipe.local.fixtures`); what ``up`` prints."""
+    """Create the demo stand-ins (see :mod:`configpipe_tools.local.fixtures`); what ``up`` prints."""
     assert pipeline.stack is not None
     try:
         targets = provision_release_targets(pipeline.client, pipeline.stack)

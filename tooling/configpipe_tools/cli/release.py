@@ -39,12 +39,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from configpipe.cli.common import OutputOpt, SourceOpt, guard, poll_until
-from configpipe.cli.context import CliContext
-from configpipe.cli.errors import CliError, ExitCode, invalid, publish_failed
-from configpipe.cli.output import Output, reason_text
-from configpipe.cli.publishing import require_source
-from configpipe.cli.watching import Subscription
 from configpipe.contracts import PIPELINE_SOURCE, DetailType
 from configpipe.errors import EventPublishError
 from configpipe.release import engine
@@ -63,6 +57,12 @@ from configpipe.release.model import HistoryEntry, ReleaseState
 from configpipe.release.service import reasons_from_validation_error, request_hash
 from configpipe.release.store import ReleaseStore
 from configpipe.release.validation import owner_of, static_reasons
+from configpipe_tools.cli.common import OutputOpt, SourceOpt, guard, poll_until
+from configpipe_tools.cli.context import CliContext
+from configpipe_tools.cli.errors import CliError, ExitCode, invalid, publish_failed
+from configpipe_tools.cli.output import Output, reason_text
+from configpipe_tools.cli.publishing import require_source
+from configpipe_tools.cli.watching import Subscription
 
 app = typer.Typer(
     name="release",
@@ -118,7 +118,7 @@ def _release_error(error: BaseException, cli: CliContext) -> CliError | None:
 guarded = guard(_release_error)
 
 
-# --- option types (--output and --source: configpipe.cli.common) ----------------------------
+# --- option types (--output and --source: configpipe_tools.cli.common) ----------------------------
 
 FunctionArg = Annotated[
     str, typer.Argument(metavar="FUNCTION", help="The released function's name.", show_default=False)

@@ -33,9 +33,9 @@ from configpipe.registry_source import RegistrySource
 from configpipe.settings import MaterialiserSettings
 from configpipe.streams import lambda_stream_record, passes_materialiser_filter
 from configpipe.write_path import WritePath
+from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
+from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service.app import make_handler
-from tests.support.aws import ACCOUNT, REGION, Pipeline
-from tests.support.lambda_context import LambdaContext
 
 MAX_ATTEMPTS = 6
 

@@ -1,6 +1,6 @@
 """Inside one local execution environment: the function's code, as the Lambda Python runtime runs it.
 
-Started by :mod:`configpipe.local.sandbox` with exactly the function's environment (its template
+Started by :mod:`configpipe_tools.local.sandbox` with exactly the function's environment (its template
 variables plus the runtime's reserved ones). The handler module is imported from the handler
 string at the first invocation (the cold start) and then reused, as Lambda reuses a warm
 environment. Requests arrive as JSON lines on stdin; each answer is one JSON line on the

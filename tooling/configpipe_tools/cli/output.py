@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from configpipe.changelog import VersionRecord
-from configpipe.cli.errors import CliError
+from configpipe_tools.cli.errors import CliError
 
 SECRET_MASK = "•••••• (secret)"  # noqa: S105 - a mask, not a password
 

@@ -30,8 +30,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from configpipe.local.provision import Schedule, StreamMapping
-    from configpipe.local.sandbox import FunctionRuntime, InvocationResult
+    from configpipe_tools.local.provision import Schedule, StreamMapping
+    from configpipe_tools.local.sandbox import FunctionRuntime, InvocationResult
 
 _ATTEMPT = "configpipe-local-attempt"
 _FIRST_SEEN = "configpipe-local-first-seen"
@@ -288,7 +288,7 @@ class StreamPoller(_Poller):
         found = False
         for shard in shards:
             shard_id = shard["ShardId"]
-            # A fresh iterator after the checkpoint on every poll (see configpipe.local.consistency).
+            # A fresh iterator after the checkpoint on every poll (see configpipe_tools.local.consistency).
             if shard_id in self._checkpoints:
                 iterator = streams.get_shard_iterator(
                     StreamArn=arn,

@@ -3,7 +3,7 @@ and the ``release`` and ``local`` sub-commands.
 
 Commands are thin: parse options, call the module that owns the work (``publishing`` for
 writes, the change log for reads, ``watching`` for watch), render. Every command runs
-inside :func:`~configpipe.cli.common.guarded`, which turns known failures into an exit code
+inside :func:`~configpipe_tools.cli.common.guarded`, which turns known failures into an exit code
 and a message.
 """
 
@@ -18,8 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from configpipe.changelog import VersionRecord
-from configpipe.cli.common import OutputOpt, SourceOpt, guarded
-from configpipe.cli.context import (
+from configpipe.contracts import Operation
+from configpipe.naming import secret_name
+from configpipe_tools.cli.common import OutputOpt, SourceOpt, guarded
+from configpipe_tools.cli.context import (
     DEFAULT_BUS,
     DEFAULT_REGISTRY_PARAMETER,
     DEFAULT_SECRETS_KEY,
@@ -27,10 +29,10 @@ from configpipe.cli.context import (
     CliContext,
     OutputFormat,
 )
-from configpipe.cli.errors import CliError, ExitCode, invalid
-from configpipe.cli.local import app as local_app
-from configpipe.cli.ops import app as ops_app
-from configpipe.cli.output import (
+from configpipe_tools.cli.errors import CliError, ExitCode, invalid
+from configpipe_tools.cli.local import app as local_app
+from configpipe_tools.cli.ops import app as ops_app
+from configpipe_tools.cli.output import (
     Output,
     operation_text,
     pretty_json,
@@ -39,11 +41,9 @@ from configpipe.cli.output import (
     value_text,
     version_view,
 )
-from configpipe.cli.publishing import WriteRequest, WriteResult, submit
-from configpipe.cli.release import app as release_app
-from configpipe.cli.watching import WatchFilter, run_watch
-from configpipe.contracts import Operation
-from configpipe.naming import secret_name
+from configpipe_tools.cli.publishing import WriteRequest, WriteResult, submit
+from configpipe_tools.cli.release import app as release_app
+from configpipe_tools.cli.watching import WatchFilter, run_watch
 
 app = typer.Typer(
     name="configpipe",
@@ -209,7 +209,7 @@ def put(
     output: OutputOpt = None,
 ) -> ExitCode:
     """Set KEY of SERVICE in ENV to VALUE (or the content of --file)."""
-    from configpipe.cli.inputs import resolve_put_value
+    from configpipe_tools.cli.inputs import resolve_put_value
 
     request = WriteRequest(
         service,

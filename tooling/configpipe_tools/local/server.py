@@ -21,11 +21,11 @@ from urllib.parse import parse_qs, unquote
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from configpipe.local.consistency import SerialisedDynamoDB
+from configpipe_tools.local.consistency import SerialisedDynamoDB
 
 if TYPE_CHECKING:
-    from configpipe.local.provision import LocalStack
-    from configpipe.local.sandbox import FunctionRuntime
+    from configpipe_tools.local.provision import LocalStack
+    from configpipe_tools.local.sandbox import FunctionRuntime
 
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 #: Lambda's payload limits: 256 KB for asynchronous, 6 MB for synchronous invocations

@@ -26,7 +26,7 @@ class TemplateError(Exception):
 
 
 def repo_root() -> Path:
-    """The checkout this package lives in (``functions/configpipe/local`` → three levels up)."""
+    """The checkout this package lives in (``tooling/configpipe_tools/local`` → three levels up)."""
     configured = os.environ.get("CONFIGPIPE_REPO")
     return Path(configured).resolve() if configured else Path(__file__).resolve().parents[3]
 
@@ -54,7 +54,11 @@ def synthesise(repo: Path | None = None, out_dir: Path | None = None, *, force: 
     if npx is None:
         raise TemplateError("npx (Node.js) is needed to synthesise the stack; or pass --template PATH")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    env = {
+        **os.environ,
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+    }
     result = subprocess.run(  # noqa: S603 - the project's own CDK CLI, fixed arguments
         [npx, "--no-install", "cdk", "synth", "--quiet", "-o", str(out_dir)],
         cwd=repo,

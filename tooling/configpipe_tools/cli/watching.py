@@ -33,9 +33,6 @@ from rich.table import Table
 from rich.text import Text
 
 from configpipe.changelog import VersionRecord
-from configpipe.cli.context import CliContext
-from configpipe.cli.errors import invalid
-from configpipe.cli.output import Output, operation_text, record_fields
 from configpipe.contracts import (
     GLOBAL_SERVICE,
     PIPELINE_SOURCE,
@@ -45,6 +42,9 @@ from configpipe.contracts import (
     DetailType,
 )
 from configpipe.registry import DEFAULT_ENVIRONMENTS, Registry
+from configpipe_tools.cli.context import CliContext
+from configpipe_tools.cli.errors import invalid
+from configpipe_tools.cli.output import Output, operation_text, record_fields
 
 WATCH_PREFIX = "configpipe-watch-"
 _FOLLOWED = (

@@ -10,7 +10,8 @@ a phantom ``INSERT`` on the stream.
 So every DynamoDB and DynamoDB Streams backend call runs under one lock (DynamoDB's own
 serialisability, coarsely), and the stream poller asks for a fresh iterator after its
 checkpoint on every poll instead of following ``NextShardIterator`` into a detached shard.
-This is the same correction the project's in-process tests apply (``tests/support/aws.py``).
+This is the same correction the project's in-process tests apply
+(``configpipe_tools/harness/aws.py``).
 """
 
 from __future__ import annotations

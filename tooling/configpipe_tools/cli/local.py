@@ -1,8 +1,8 @@
-"""``configpipe local up``: the local pipeline (``python -m configpipe.local up``) from the CLI.
+"""``configpipe local up``: the local pipeline (``python -m configpipe_tools.local up``) from the CLI.
 
-The command only forwards its options to :func:`configpipe.local.__main__.main`, which owns the
+The command only forwards its options to :func:`configpipe_tools.local.__main__.main`, which owns the
 defaults, the validation and the exit codes (0 clean stop, 2 bad usage, 3 port taken, 4 the
-stack cannot be synthesised or read); see docs/local.md. ``configpipe.local`` (moto, the
+stack cannot be synthesised or read); see docs/local.md. ``configpipe_tools.local`` (moto, the
 runner) is imported only when ``up`` runs, so every other command starts as fast as before.
 """
 
@@ -82,7 +82,7 @@ def up(
         ("--retry-delay", retry_delay),
         ("--schedule-speedup", schedule_speedup),
     ):
-        # Only what was given: the defaults are configpipe.local's.
+        # Only what was given: the defaults are configpipe_tools.local's.
         if value is not None:
             argv += [option, str(value)]
     if resynth:
@@ -90,6 +90,6 @@ def up(
     if not demo_fixtures:
         argv.append("--no-demo-fixtures")
 
-    from configpipe.local.__main__ import main as local_main  # heavy (moto): only when it runs
+    from configpipe_tools.local.__main__ import main as local_main  # heavy (moto): only when it runs
 
     raise typer.Exit(local_main(argv))
