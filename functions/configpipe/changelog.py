@@ -6,23 +6,30 @@ Botocore errors are translated here, once, into domain errors.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from configpipe.errors import DuplicateChangeError, VersionConflictError
+from configpipe.errors import DuplicateChangeError, RolloutConflictError, VersionConflictError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 CURRENT_SK = "CURRENT"
 CHANGE_SK = "CHANGE"
+ROLLOUT_SK = "ROLLOUT"
 SCOPE_INDEX = "byScope"
+#: Sparse index of the rollouts still in progress (``rolloutActive`` is set only while active):
+#: the rollout function's tick reads it instead of scanning the table.
+ACTIVE_ROLLOUTS_INDEX = "activeRollouts"
+ACTIVE = "ACTIVE"
 
 
 def key_pk(service: str, environment: str, key: str) -> str:
@@ -70,6 +77,9 @@ class VersionRecord:
     #: record written before this was tracked). The materialiser removes a key's copy from
     #: the store it no longer uses only when sensitivity flips.
     previous_sensitive: bool | None = None
+    #: The rollout this version went out with (the request: strategy, alarms, bakeMinutes,
+    #: targets), if any. Its progress lives in the key's ROLLOUT item.
+    rollout: dict[str, Any] | None = None
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -96,6 +106,8 @@ class VersionRecord:
             "secretCiphertext": self.secret_ciphertext,
             "rolledBackTo": self.rolled_back_to,
             "previousSensitive": self.previous_sensitive,
+            # JSON text: a custom strategy may carry non-integer numbers (DynamoDB wants Decimals)
+            "rollout": json.dumps(self.rollout, sort_keys=True) if self.rollout is not None else None,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
         return item
@@ -127,6 +139,7 @@ class VersionRecord:
             secret_ciphertext=ciphertext,
             rolled_back_to=int(rolled) if rolled is not None else None,
             previous_sensitive=bool(previous_sensitive) if previous_sensitive is not None else None,
+            rollout=json.loads(str(item["rollout"])) if item.get("rollout") is not None else None,
         )
 
 
@@ -136,6 +149,132 @@ class CurrentPointer:
     deleted: bool
     change_id: str
     sensitive: bool = False
+    #: While a rollout is active: its id, and the version every reader outside it keeps.
+    rollout_id: str | None = None
+    stable_version: int | None = None
+
+    def version_for_readers(self) -> int | None:
+        """The version the key's main store holds: the stable one while a rollout is active
+        (None: the key had no value before the rollout), else the current one."""
+        return self.stable_version if self.rollout_id is not None else self.version
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    """A key's current or last rollout, as the change log holds it (sk ``ROLLOUT``)."""
+
+    rollout_id: str
+    service: str
+    environment: str
+    key: str
+    stable_version: int | None
+    candidate_version: int
+    #: The request's strategy as sent (a name or a custom object), and its canonical name.
+    strategy_spec: str | dict[str, Any]
+    strategy_name: str
+    alarms: list[str]
+    targets: list[str]
+    bake_minutes: int | None
+    candidate_value_hash: str
+    candidate_sensitive: bool
+    candidate_deleted: bool
+    started_at: str
+    status: str = "ROLLING_OUT"
+    sequence: int = 0
+    weight: float = 0.0
+    paused: bool = False
+    paused_at: str | None = None
+    paused_seconds: float = 0.0
+    promoted: bool = False
+    #: The last event (a ``ConfigurationRollout*`` detail-type), who caused it and why.
+    event: str = "ConfigurationRolloutStarted"
+    updated_at: str = ""
+    author: str = ""
+    reason: str = ""
+    outcome: dict[str, Any] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ROLLING_OUT"
+
+    def next(self, **changes: Any) -> RolloutRecord:
+        """The record after one more state change (sequence + 1)."""
+        return replace(self, sequence=self.sequence + 1, **changes)
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": key_pk(self.service, self.environment, self.key),
+            "sk": ROLLOUT_SK,
+            "kind": "rollout",
+            "rolloutId": self.rollout_id,
+            "service": self.service,
+            "environment": self.environment,
+            "key": self.key,
+            "candidateVersion": self.candidate_version,
+            "strategySpec": json.dumps(self.strategy_spec, sort_keys=True),
+            "strategy": self.strategy_name,
+            "alarms": list(self.alarms),
+            "targets": list(self.targets),
+            "candidateValueHash": self.candidate_value_hash,
+            "candidateSensitive": self.candidate_sensitive,
+            "candidateDeleted": self.candidate_deleted,
+            "startedAt": self.started_at,
+            "status": self.status,
+            "sequence": self.sequence,
+            "weight": Decimal(str(self.weight)),
+            "paused": self.paused,
+            "pausedSeconds": Decimal(str(self.paused_seconds)),
+            "promoted": self.promoted,
+            "event": self.event,
+            "updatedAt": self.updated_at or self.started_at,
+            "author": self.author,
+            "reason": self.reason,
+        }
+        optional = {
+            "stableVersion": self.stable_version,
+            "bakeMinutes": self.bake_minutes,
+            "pausedAt": self.paused_at,
+            "outcome": self.outcome,
+            "rolloutActive": ACTIVE if self.active else None,
+        }
+        item.update({k: v for k, v in optional.items() if v is not None})
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> RolloutRecord:
+        def opt_int(name: str) -> int | None:
+            value = item.get(name)
+            return int(value) if value is not None else None
+
+        return cls(
+            rollout_id=str(item["rolloutId"]),
+            service=str(item["service"]),
+            environment=str(item["environment"]),
+            key=str(item["key"]),
+            stable_version=opt_int("stableVersion"),
+            candidate_version=int(item["candidateVersion"]),
+            strategy_spec=json.loads(str(item["strategySpec"])),
+            strategy_name=str(item["strategy"]),
+            alarms=[str(a) for a in item.get("alarms", [])],
+            targets=[str(t) for t in item.get("targets", [])],
+            bake_minutes=opt_int("bakeMinutes"),
+            candidate_value_hash=str(item["candidateValueHash"]),
+            candidate_sensitive=bool(item.get("candidateSensitive", False)),
+            candidate_deleted=bool(item.get("candidateDeleted", False)),
+            started_at=str(item["startedAt"]),
+            status=str(item["status"]),
+            sequence=int(item["sequence"]),
+            weight=float(item.get("weight", 0)),
+            paused=bool(item.get("paused", False)),
+            paused_at=str(item["pausedAt"]) if item.get("pausedAt") else None,
+            paused_seconds=float(item.get("pausedSeconds", 0)),
+            promoted=bool(item.get("promoted", False)),
+            event=str(item.get("event", "")),
+            updated_at=str(item.get("updatedAt", "")),
+            author=str(item.get("author", "")),
+            reason=str(item.get("reason", "")),
+            outcome=_plain(item["outcome"]) if item.get("outcome") else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -167,6 +306,8 @@ class ChangeLog:
             deleted=bool(item.get("deleted", False)),
             change_id=str(item["changeId"]),
             sensitive=bool(item.get("sensitive", False)),
+            rollout_id=str(item["rolloutId"]) if item.get("rolloutId") else None,
+            stable_version=int(item["stableVersion"]) if item.get("stableVersion") is not None else None,  # type: ignore[arg-type]
         )
 
     def version(self, service: str, environment: str, key: str, version: int) -> VersionRecord | None:
@@ -235,43 +376,23 @@ class ChangeLog:
 
     # --- writes -----------------------------------------------------------------------
 
-    def append(self, record: VersionRecord, payload_hash: str, received_at: str) -> None:
+    def append(
+        self,
+        record: VersionRecord,
+        payload_hash: str,
+        received_at: str,
+        rollout: RolloutRecord | None = None,
+    ) -> None:
         """Append ``record`` as the key's next version, atomically with its current pointer
-        and its change record.
+        and its change record (and, for a change that goes out progressively, its rollout:
+        the pointer then names the rollout and the stable version readers keep).
 
         Raises :class:`DuplicateChangeError` if the changeId was seen before and
-        :class:`VersionConflictError` if the key moved past ``record.previous_version``.
+        :class:`VersionConflictError` if the key moved past ``record.previous_version`` or
+        is rolling out.
         """
-        pk = key_pk(record.service, record.environment, record.key)
-        pointer_condition: dict[str, Any]
-        if record.previous_version is None:
-            pointer_condition = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            pointer_condition = {
-                "ConditionExpression": "version = :expected",
-                "ExpressionAttributeValues": {":expected": record.previous_version},
-            }
         items = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": {
-                        "pk": change_pk(record.change_id),
-                        "sk": CHANGE_SK,
-                        "kind": "change",
-                        "status": "accepted",
-                        "payloadHash": payload_hash,
-                        "version": record.version,
-                        "service": record.service,
-                        "environment": record.environment,
-                        "key": record.key,
-                        "operation": record.operation,
-                        "source": record.source,
-                        "receivedAt": received_at,
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            self._change_record_put(record, payload_hash, received_at),
             {
                 "Put": {
                     "TableName": self.table_name,
@@ -279,25 +400,10 @@ class ChangeLog:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": {
-                        "pk": pk,
-                        "sk": CURRENT_SK,
-                        "kind": "current",
-                        "version": record.version,
-                        "deleted": record.deleted,
-                        "sensitive": record.sensitive,
-                        "changeId": record.change_id,
-                        "updatedAt": record.applied_at,
-                        "gsi1pk": scope_pk(record.service, record.environment),
-                        "gsi1sk": record.key,
-                    },
-                    **pointer_condition,
-                }
-            },
+            self._pointer_put(record, record.previous_version, rollout),
         ]
+        if rollout is not None:
+            items.append({"Put": {"TableName": self.table_name, "Item": rollout.to_item()}})
         try:
             # The resource's client serialises plain Python values itself (boto3's
             # transformation injector), so items are written here as plain dicts.
@@ -314,6 +420,70 @@ class ChangeLog:
                     record.previous_version, current.version if current else 0
                 ) from error
             raise  # TransactionConflict etc.: let the caller's retry path decide
+
+    def _change_record_put(
+        self, record: VersionRecord, payload_hash: str, received_at: str
+    ) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": change_pk(record.change_id),
+                    "sk": CHANGE_SK,
+                    "kind": "change",
+                    "status": "accepted",
+                    "payloadHash": payload_hash,
+                    "version": record.version,
+                    "service": record.service,
+                    "environment": record.environment,
+                    "key": record.key,
+                    "operation": record.operation,
+                    "source": record.source,
+                    "receivedAt": received_at,
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _pointer_put(
+        self,
+        record: VersionRecord,
+        expected_version: int | None,
+        rollout: RolloutRecord | None = None,
+        expected_rollout: str | None = None,
+    ) -> dict[str, Any]:
+        """Move the key's pointer to ``record``, if it is still at ``expected_version`` and
+        rolling out exactly ``expected_rollout`` (None: not rolling out)."""
+        condition: dict[str, Any]
+        if expected_version is None:
+            condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+        elif expected_rollout is None:
+            condition = {
+                "ConditionExpression": "version = :expected AND attribute_not_exists(rolloutId)",
+                "ExpressionAttributeValues": {":expected": expected_version},
+            }
+        else:
+            condition = {
+                "ConditionExpression": "version = :expected AND rolloutId = :rollout",
+                "ExpressionAttributeValues": {":expected": expected_version, ":rollout": expected_rollout},
+            }
+        item: dict[str, Any] = {
+            "pk": key_pk(record.service, record.environment, record.key),
+            "sk": CURRENT_SK,
+            "kind": "current",
+            "version": record.version,
+            "deleted": record.deleted,
+            "sensitive": record.sensitive,
+            "changeId": record.change_id,
+            "updatedAt": record.applied_at,
+            "gsi1pk": scope_pk(record.service, record.environment),
+            "gsi1sk": record.key,
+        }
+        if rollout is not None:
+            item["rolloutId"] = rollout.rollout_id
+            if rollout.stable_version is not None:
+                item["stableVersion"] = rollout.stable_version
+        return {"Put": {"TableName": self.table_name, "Item": item, **condition}}
 
     def record_rejection(
         self,
@@ -343,3 +513,140 @@ class ChangeLog:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise DuplicateChangeError(change_id) from error
             raise
+
+    # --- rollouts -----------------------------------------------------------------------
+
+    def rollout(self, service: str, environment: str, key: str) -> RolloutRecord | None:
+        """The key's current or last rollout."""
+        item = self._table.get_item(
+            Key={"pk": key_pk(service, environment, key), "sk": ROLLOUT_SK}, ConsistentRead=True
+        ).get("Item")
+        return RolloutRecord.from_item(item) if item else None
+
+    def active_rollouts(self) -> list[tuple[str, str, str]]:
+        """(service, environment, key) of every rollout in progress. The index is eventually
+        consistent: callers re-read each rollout (consistently) before acting on it."""
+        kwargs: dict[str, Any] = {
+            "IndexName": ACTIVE_ROLLOUTS_INDEX,
+            "KeyConditionExpression": Key("rolloutActive").eq(ACTIVE),
+        }
+        found: list[tuple[str, str, str]] = []
+        while True:
+            page = self._table.query(**kwargs)
+            for item in page.get("Items", []):
+                found.append((str(item["service"]), str(item["environment"]), str(item["key"])))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def save_rollout(
+        self, record: RolloutRecord, expected_sequence: int, control: dict[str, Any] | None = None
+    ) -> None:
+        """Write a rollout's next state (a step, pause, resume) if nobody moved it since
+        ``expected_sequence`` was read; else :class:`RolloutConflictError`. ``control``: the
+        person's control that caused it, recorded in the same write (a redelivered control
+        raises :class:`DuplicateChangeError` and changes nothing)."""
+        self._transact([self._rollout_put(record, expected_sequence)], record.rollout_id, control)
+
+    def record_control(self, control: dict[str, Any]) -> None:
+        """Record a control that had nothing to change (pause while paused): a redelivery is
+        then recognised as a duplicate."""
+        self._transact([], str(control["controlId"]), control)
+
+    def _rollout_put(self, record: RolloutRecord, expected_sequence: int) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": record.to_item(),
+                "ConditionExpression": "#seq = :seq AND rolloutId = :id",
+                "ExpressionAttributeNames": {"#seq": "sequence"},
+                "ExpressionAttributeValues": {":seq": expected_sequence, ":id": record.rollout_id},
+            }
+        }
+
+    def _transact(self, items: list[dict[str, Any]], rollout_id: str, control: dict[str, Any] | None) -> None:
+        if control is not None:
+            items = [*items, self._control_put(control)]
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if control is not None and reasons and reasons[-1] == "ConditionalCheckFailed":
+                raise DuplicateChangeError(str(control["controlId"])) from error
+            if "ConditionalCheckFailed" in reasons:
+                raise RolloutConflictError(rollout_id) from error
+            raise
+
+    def _control_put(self, control: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": change_pk(str(control["controlId"])),
+                    "sk": CHANGE_SK,
+                    "kind": "change",
+                    "status": "accepted",
+                    **{k: v for k, v in control.items() if k != "controlId"},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def finish_rollout(
+        self,
+        record: RolloutRecord,
+        expected_sequence: int,
+        restore: VersionRecord | None = None,
+        payload_hash: str = "",
+        control: dict[str, Any] | None = None,
+    ) -> None:
+        """End a rollout in one transaction with the key's pointer.
+
+        Completed (``restore`` None): the pointer stays on the candidate and stops naming
+        the rollout, so the candidate is now every reader's value. Rolled back or aborted:
+        ``restore`` (a copy of the stable version, the next version number) is appended
+        and becomes current. Raises :class:`RolloutConflictError` if the rollout or the
+        pointer moved, :class:`DuplicateChangeError` if ``control`` was applied before."""
+        pk = key_pk(record.service, record.environment, record.key)
+        items: list[dict[str, Any]] = [self._rollout_put(record, expected_sequence)]
+        if restore is None:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": pk, "sk": CURRENT_SK},
+                        "UpdateExpression": "REMOVE rolloutId, stableVersion",
+                        "ConditionExpression": "version = :candidate AND rolloutId = :id",
+                        "ExpressionAttributeValues": {
+                            ":candidate": record.candidate_version,
+                            ":id": record.rollout_id,
+                        },
+                    }
+                }
+            )
+        else:
+            items += [
+                self._change_record_put(restore, payload_hash, restore.applied_at),
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": restore.to_item(),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                self._pointer_put(restore, record.candidate_version, expected_rollout=record.rollout_id),
+            ]
+        self._transact(items, record.rollout_id, control)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to ints/floats (a map or list as the resource returns it)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

@@ -31,6 +31,26 @@ class DetailType(StrEnum):
     CONFIGURATION_REJECTED = "ConfigurationRejected"
     CONFIGURATION_DELIVERED = "ConfigurationDelivered"
     CONFIGURATION_DELIVERY_FAILED = "ConfigurationDeliveryFailed"
+    CONFIGURATION_ROLLOUT_CONTROL = "ConfigurationRolloutControl"
+    CONFIGURATION_ROLLOUT_STARTED = "ConfigurationRolloutStarted"
+    CONFIGURATION_ROLLOUT_STEPPED = "ConfigurationRolloutStepped"
+    CONFIGURATION_ROLLOUT_PAUSED = "ConfigurationRolloutPaused"
+    CONFIGURATION_ROLLOUT_RESUMED = "ConfigurationRolloutResumed"
+    CONFIGURATION_ROLLOUT_COMPLETED = "ConfigurationRolloutCompleted"
+    CONFIGURATION_ROLLOUT_ROLLED_BACK = "ConfigurationRolloutRolledBack"
+    CONFIGURATION_ROLLOUT_ABORTED = "ConfigurationRolloutAborted"
+
+
+#: The rollout lifecycle announcements (one model, :class:`ConfigurationRolloutEvent`).
+ROLLOUT_EVENT_TYPES = (
+    DetailType.CONFIGURATION_ROLLOUT_STARTED,
+    DetailType.CONFIGURATION_ROLLOUT_STEPPED,
+    DetailType.CONFIGURATION_ROLLOUT_PAUSED,
+    DetailType.CONFIGURATION_ROLLOUT_RESUMED,
+    DetailType.CONFIGURATION_ROLLOUT_COMPLETED,
+    DetailType.CONFIGURATION_ROLLOUT_ROLLED_BACK,
+    DetailType.CONFIGURATION_ROLLOUT_ABORTED,
+)
 
 
 # --- shared field rules -------------------------------------------------------------------
@@ -45,6 +65,31 @@ CHANGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_KEY_LENGTH = 200
 MAX_VALUE_BYTES = 4096
 MAX_VALUE_DEPTH = 32
+MAX_ROLLOUT_ALARMS = 10
+MAX_ROLLOUT_TARGETS = 100
+MAX_SUBJECT_LENGTH = 128
+MAX_BAKE_MINUTES = 24 * 60
+
+
+def check_service(v: str) -> str:
+    if v != GLOBAL_SERVICE and not SERVICE_PATTERN.fullmatch(v):
+        raise ValueError("service must match ^[a-z][a-z0-9-]{0,41}$ or be 'global'")
+    return v
+
+
+def check_environment(v: str) -> str:
+    if not ENVIRONMENT_PATTERN.fullmatch(v):
+        raise ValueError("environment must match ^[a-z][a-z0-9-]{0,31}$")
+    return v
+
+
+def check_key(v: str) -> str:
+    if len(v) > MAX_KEY_LENGTH or not KEY_PATTERN.fullmatch(v) or set(v) == {"."}:
+        raise ValueError(
+            f"key must match ^[a-zA-Z0-9\\-_.]+$, be at most {MAX_KEY_LENGTH} characters "
+            "and not consist of dots only"
+        )
+    return v
 
 
 class ReasonCode(StrEnum):
@@ -72,6 +117,10 @@ class ReasonCode(StrEnum):
     VERSION_CONFLICT = "VERSION_CONFLICT"
     UNKNOWN_VERSION = "UNKNOWN_VERSION"
     KEY_NOT_FOUND = "KEY_NOT_FOUND"
+    INVALID_ROLLOUT = "INVALID_ROLLOUT"
+    ROLLOUT_NOT_ALLOWED = "ROLLOUT_NOT_ALLOWED"
+    ROLLOUT_IN_PROGRESS = "ROLLOUT_IN_PROGRESS"
+    NO_ACTIVE_ROLLOUT = "NO_ACTIVE_ROLLOUT"
 
 
 class Operation(StrEnum):
@@ -98,6 +147,34 @@ class _Contract(BaseModel):
 # --- ConfigurationChange (published by teams) ---------------------------------------------
 
 
+class RolloutRequest(_Contract):
+    """How a change goes out progressively (docs/rollouts.md). The strategy is checked by
+    ``configpipe.release.strategies`` (one implementation for releases and rollouts), so a
+    bad one is reported as ``INVALID_ROLLOUT`` with the strategy's own message."""
+
+    strategy: str | dict[str, Any] = Field(
+        description="A strategy name (Canary10Percent5Minutes, AppConfig.Linear20PercentEvery6Minutes, ...) "
+        "or a custom strategy object"
+    )
+    alarms: list[str] = Field(default_factory=list, max_length=MAX_ROLLOUT_ALARMS)
+    bake_minutes: int | None = Field(default=None, ge=0, le=MAX_BAKE_MINUTES)
+    targets: list[str] = Field(default_factory=list, max_length=MAX_ROLLOUT_TARGETS)
+
+    @field_validator("alarms")
+    @classmethod
+    def _alarms(cls, v: list[str]) -> list[str]:
+        if any(not 1 <= len(a) <= 255 for a in v) or len(set(v)) != len(v):
+            raise ValueError("alarms must be distinct CloudWatch alarm names of 1-255 characters")
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        if any(not 1 <= len(t) <= MAX_SUBJECT_LENGTH for t in v) or len(set(v)) != len(v):
+            raise ValueError(f"targets must be distinct subjects of 1-{MAX_SUBJECT_LENGTH} characters")
+        return v
+
+
 class ConfigurationChange(_Contract):
     """A request to change one key. Structure only; the rules that need the service
     registry (allow-lists, schemas, authorisation) live in ``configpipe.validation``."""
@@ -121,6 +198,9 @@ class ConfigurationChange(_Contract):
         default=None, ge=0, description="Compare-and-set: 0 means the key must not exist yet"
     )
     sensitive: bool | None = None
+    rollout: RolloutRequest | None = Field(
+        default=None, description="For put and rollback: go out progressively (docs/rollouts.md)"
+    )
     author: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=1024)
 
@@ -134,26 +214,17 @@ class ConfigurationChange(_Contract):
     @field_validator("service")
     @classmethod
     def _service(cls, v: str) -> str:
-        if v != GLOBAL_SERVICE and not SERVICE_PATTERN.fullmatch(v):
-            raise ValueError("service must match ^[a-z][a-z0-9-]{0,41}$ or be 'global'")
-        return v
+        return check_service(v)
 
     @field_validator("environment")
     @classmethod
     def _environment(cls, v: str) -> str:
-        if not ENVIRONMENT_PATTERN.fullmatch(v):
-            raise ValueError("environment must match ^[a-z][a-z0-9-]{0,31}$")
-        return v
+        return check_environment(v)
 
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:
-        if len(v) > MAX_KEY_LENGTH or not KEY_PATTERN.fullmatch(v) or set(v) == {"."}:
-            raise ValueError(
-                f"key must match ^[a-zA-Z0-9\\-_.]+$, be at most {MAX_KEY_LENGTH} characters "
-                "and not consist of dots only"
-            )
-        return v
+        return check_key(v)
 
 
 # --- events emitted by the pipeline -------------------------------------------------------
@@ -229,3 +300,113 @@ class ConfigurationDeliveryFailed(_DeliveryOutcome):
 
 
 ChangeOutcome = Literal["accepted", "rejected", "duplicate"]
+
+
+# --- progressive rollouts (docs/rollouts.md) ------------------------------------------------
+
+
+class RolloutAction(StrEnum):
+    PROMOTE = "promote"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
+
+
+class RolloutStatus(StrEnum):
+    ROLLING_OUT = "ROLLING_OUT"
+    COMPLETED = "COMPLETED"
+    ROLLED_BACK = "ROLLED_BACK"
+    ABORTED = "ABORTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not RolloutStatus.ROLLING_OUT
+
+
+class ConfigurationRolloutControl(_Contract):
+    """A person's control of a key's active rollout (published by teams, like a change)."""
+
+    control_id: str = Field(description="Client idempotency key, like changeId")
+    service: str
+    environment: str
+    key: str
+    action: RolloutAction
+    rollout_id: str | None = Field(
+        default=None, description="Act only if this is still the key's active rollout"
+    )
+    author: str = Field(min_length=1, max_length=256)
+    reason: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("control_id")
+    @classmethod
+    def _control_id(cls, v: str) -> str:
+        if not CHANGE_ID_PATTERN.fullmatch(v):
+            raise ValueError("controlId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        return v
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, v: str) -> str:
+        return check_service(v)
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, v: str) -> str:
+        return check_environment(v)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        return check_key(v)
+
+
+class RolloutCandidate(_Contract):
+    """Where a rollout's candidate value is, and its hash. The value itself only when it is
+    not sensitive and small (``valueInline``)."""
+
+    value_hash: str
+    sensitive: bool = False
+    deleted: bool = False
+    parameter_name: str | None = None
+    secret_arn: str | None = None
+    secret_version_id: str | None = None
+    value_inline: bool = False
+    value: Any = None
+
+
+class RolloutOutcome(_Contract):
+    code: str
+    message: str
+    alarms: list[str] = Field(default_factory=list)
+
+
+class RolloutView(_Contract):
+    """A key's rollout as readers see it: materialised at ``/config/{service}/{environment}/{key}/rollout``
+    and carried by every rollout announcement. Enough to decide, for any subject, whether it
+    reads the stable or the candidate version."""
+
+    rollout_id: str
+    service: str
+    environment: str
+    key: str
+    status: RolloutStatus
+    sequence: int = Field(ge=0, description="Increases with every state change of the rollout")
+    stable_version: int | None = Field(default=None, description="None: the key had no value before")
+    candidate_version: int = Field(ge=1)
+    weight: float = Field(ge=0, le=100, description="Percent of subjects that read the candidate")
+    targets: list[str] = Field(default_factory=list)
+    strategy: str
+    paused: bool = False
+    alarms: list[str] = Field(default_factory=list)
+    started_at: datetime
+    candidate: RolloutCandidate
+
+
+class ConfigurationRolloutEvent(RolloutView):
+    """Every ``ConfigurationRollout*`` announcement: the view after the event, the event's
+    time, and for a rollback or abort why."""
+
+    event_at: datetime
+    author: str
+    reason: str
+    outcome: RolloutOutcome | None = None

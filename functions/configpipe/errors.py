@@ -35,3 +35,8 @@ class EventPublishError(ConfigpipeError):
 
 class RegistryUnavailableError(ConfigpipeError):
     pass
+
+
+class RolloutConflictError(ConfigpipeError):
+    """A key's rollout moved on since it was read (another reconcile or control won the
+    conditional write); the caller re-reads and decides again."""

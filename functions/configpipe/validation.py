@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from configpipe.contracts import (
     GLOBAL_SERVICE,
@@ -25,21 +25,29 @@ from configpipe.contracts import (
 from configpipe.registry import Registry
 from configpipe.values import canonical_json, nesting_depth
 
+M = TypeVar("M", bound=BaseModel)
+
 _FIELD_CODES = {
     "changeId": ReasonCode.INVALID_CHANGE_ID,
     "service": ReasonCode.INVALID_SERVICE,
     "environment": ReasonCode.INVALID_ENVIRONMENT,
     "key": ReasonCode.INVALID_KEY,
     "operation": ReasonCode.INVALID_OPERATION,
+    "action": ReasonCode.INVALID_OPERATION,
 }
 
 
 def parse_change(detail: Any) -> tuple[ConfigurationChange | None, list[Reason]]:
     """The typed change, or the reasons it is not one."""
+    return parse_model(ConfigurationChange, detail)
+
+
+def parse_model(model: type[M], detail: Any) -> tuple[M | None, list[Reason]]:
+    """A command's detail as its contract model, or the reasons it is not one (stable codes)."""
     if not isinstance(detail, dict):
         return None, [Reason(code=ReasonCode.MALFORMED_EVENT, message="event detail must be a JSON object")]
     try:
-        return ConfigurationChange.model_validate(detail), []
+        return model.model_validate(detail), []
     except ValidationError as error:
         return None, [_reason_from(e) for e in error.errors(include_input=False, include_url=False)]
 
@@ -52,6 +60,8 @@ def _reason_from(error: Any) -> Reason:
         code = ReasonCode.MISSING_FIELD
     elif kind == "extra_forbidden":
         code = ReasonCode.UNKNOWN_FIELD
+    elif top == "rollout":
+        code = ReasonCode.INVALID_ROLLOUT
     elif top in _FIELD_CODES and kind in {"value_error", "enum", "string_type"}:
         code = _FIELD_CODES[top]
     else:
@@ -100,7 +110,36 @@ def check_rules(change: ConfigurationChange, source: str, registry: Registry) ->
                 )
             )
     reasons.extend(_check_operation_fields(change))
+    reasons.extend(check_rollout(change))
     return reasons
+
+
+def check_rollout(change: ConfigurationChange) -> list[Reason]:
+    """A rollout is for put and rollback only, and its strategy must be one releases accept."""
+    if change.rollout is None:
+        return []
+    if change.operation is Operation.DELETE:
+        return [
+            Reason(
+                code=ReasonCode.ROLLOUT_NOT_ALLOWED,
+                message="a delete cannot roll out progressively; roll out a put instead",
+                field="rollout",
+            )
+        ]
+    # Imported here: the release strategies are needed only by changes that carry a rollout.
+    from configpipe.release.strategies import StrategyError
+    from configpipe.rollout.engine import strategy_of
+
+    try:
+        strategy_of(change.rollout.strategy, change.rollout.bake_minutes)
+    except StrategyError as error:
+        return [Reason(code=ReasonCode.INVALID_ROLLOUT, message=error.message, field="rollout.strategy")]
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = f"invalid custom strategy ({where}): {first['msg']}" if where else "invalid custom strategy"
+        return [Reason(code=ReasonCode.INVALID_ROLLOUT, message=message, field="rollout.strategy")]
+    return []
 
 
 def _check_operation_fields(change: ConfigurationChange) -> list[Reason]:

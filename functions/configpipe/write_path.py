@@ -29,6 +29,8 @@ from configpipe.crypto import SecretsKey, UndecryptableValueError
 from configpipe.errors import DuplicateChangeError, VersionConflictError
 from configpipe.naming import scope_id
 from configpipe.registry import Registry
+from configpipe.rollout.engine import strategy_of
+from configpipe.rollout.service import new_rollout
 from configpipe.validation import check_rules, check_value, parse_change
 from configpipe.values import canonical_json, is_sensitive, value_hash
 
@@ -167,6 +169,8 @@ class WritePath:
         for _ in range(MAX_APPEND_ATTEMPTS):
             pointer = self._log.current(change.service, change.environment, change.key)
             current = pointer.version if pointer else 0
+            if pointer is not None and pointer.rollout_id is not None:
+                raise _Rejection(_rolling_out(pointer.rollout_id, pointer.version))
             if change.expected_version is not None and change.expected_version != current:
                 raise _Rejection(_conflict(change.expected_version, current))
             content = resolved or self._state_for(change, pointer)
@@ -189,10 +193,25 @@ class WritePath:
                 secret_ciphertext=content.secret_ciphertext,
                 rolled_back_to=content.rolled_back_to,
                 previous_sensitive=pointer.sensitive if pointer else None,
+                rollout=change.rollout.to_detail() if change.rollout else None,
+            )
+            rollout = (
+                new_rollout(
+                    change,
+                    record,
+                    stable_version=pointer.version if pointer else None,
+                    strategy=strategy_of(change.rollout.strategy, change.rollout.bake_minutes),
+                    now=now,
+                )
+                if change.rollout
+                else None
             )
             try:
                 self._log.append(
-                    record, payload_hash=_payload_hash(change, content.value_hash), received_at=now
+                    record,
+                    payload_hash=_payload_hash(change, content.value_hash),
+                    received_at=now,
+                    rollout=rollout,
                 )
             except DuplicateChangeError:
                 return Outcome(status="duplicate", change_id=change.change_id)
@@ -261,6 +280,15 @@ class WritePath:
         )
         digest = hashlib.sha256(repr(event).encode("utf-8", "replace")).hexdigest()[:32]
         return self._reject(f"malformed:{digest}", str(source or "unknown")[:256], [reason], {}, now)
+
+
+def _rolling_out(rollout_id: str, candidate_version: int) -> Reason:
+    return Reason(
+        code=ReasonCode.ROLLOUT_IN_PROGRESS,
+        message=f"the key is rolling out version {candidate_version} (rollout {rollout_id}); "
+        "finish it with 'configpipe rollout promote' or undo it with 'configpipe rollout abort' first",
+        field="key",
+    )
 
 
 def _conflict(expected: int, actual: int) -> Reason:
