@@ -125,10 +125,16 @@ class CustomStrategy(_Contract):
     :mod:`configpipe.release.strategies`). Range checks live there so that a bad value is
     reported with its own reason code rather than as a generic field error."""
 
-    type: Literal["canary", "linear", "allAtOnce", "blueGreen"]
+    type: Literal["canary", "linear", "allAtOnce", "blueGreen", "appConfig"]
     percentage: float | None = None
     interval_minutes: int | None = None
     bake_minutes: int | None = None
+    # type "appConfig": AWS AppConfig's DeploymentStrategy parameters (growthType LINEAR or
+    # EXPONENTIAL, any case; growthFactor 1-100; durationMinutes and finalBakeMinutes 0-1440).
+    growth_type: str | None = None
+    growth_factor: float | None = None
+    duration_minutes: int | None = None
+    final_bake_minutes: int | None = None
 
 
 class ReleaseRequested(_Contract):
@@ -241,7 +247,9 @@ class _ReleaseEvent(_Contract):
 
 class ReleaseStarted(_ReleaseEvent):
     previous_weights: Weights
-    schedule: list[tuple[int, float]] = Field(description="(minute after first shift, percent) pairs")
+    schedule: list[tuple[int | float, float]] = Field(
+        description="(minute after first shift, percent) pairs; fractional for sub-minute steps"
+    )
     alarms: list[str]
     pre_traffic_hook: str | None = None
     post_traffic_hook: str | None = None

@@ -22,7 +22,8 @@ Order of precedence (first match wins):
 8. pre-traffic hook not passed → ``RunHook(PreTraffic)``;
 9. shifting: the strategy wants another weight → ``Shift``; at 100 % → ``TrafficComplete``;
 10. post-traffic hook not passed → ``RunHook(PostTraffic)``;
-11. the strategy's end (last shift, or the BlueGreen bake) reached or promoted → ``Complete``.
+11. the strategy's end (last shift plus its final bake, e.g. BlueGreen's or AppConfig's) reached
+    or promoted → ``Complete``.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def next_step_at(state: ReleaseState, now: datetime) -> datetime | None:
         return None
     elapsed = state.elapsed_seconds(now)
     upcoming = state.strategy.next_shift_after(elapsed)
-    end = state.strategy.duration_minutes * 60.0
+    end = state.strategy.duration_seconds
     if upcoming is None and end > elapsed:
         upcoming = end
     return None if upcoming is None else now + timedelta(seconds=upcoming - elapsed)
@@ -173,6 +174,6 @@ def decide(
         return Wait("waiting for the post-traffic hook result to be recorded")
 
     # BAKING: every shift done and every hook passed; the previous version stays one call away.
-    if state.promoted or state.elapsed_seconds(now) >= state.strategy.duration_minutes * 60:
+    if state.promoted or state.elapsed_seconds(now) >= state.strategy.duration_seconds:
         return Complete()
     return Wait("baking", next_step_at(state, now))
