@@ -5,7 +5,7 @@ through a change."""
 from __future__ import annotations
 
 import os
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +35,16 @@ class MaterialiserSettings(_Settings):
 class PropagatorSettings(_Settings):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
+
+
+class RolloutSettings(_Settings):
+    change_log_table: str = Field(alias="CHANGE_LOG_TABLE", min_length=1)
+    registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
+    #: What an alarm in INSUFFICIENT_DATA (or a missing one) means to a rollout: "rollback"
+    #: (AWS AppConfig's default) or "ignore". See docs/rollouts.md.
+    rollout_insufficient_data: Literal["rollback", "ignore"] = Field(
+        alias="ROLLOUT_INSUFFICIENT_DATA", default="rollback"
+    )
 
 
 #: How long a function trusts its cached copy of the registry.

@@ -117,9 +117,7 @@ APPCONFIG_STRATEGIES: dict[str, tuple[GrowthType, float, int, int]] = {
 _CANARY = re.compile(r"^Canary(?P<p>\d+(?:\.\d+)?)Percent(?P<n>\d+)Minutes?$")
 _LINEAR = re.compile(r"^Linear(?P<p>\d+(?:\.\d+)?)PercentEvery(?P<n>\d+)Minutes?$")
 _BLUE_GREEN = re.compile(r"^BlueGreen(?:(?P<n>\d+)Minutes?)?$")
-_APPCONFIG = re.compile(
-    r"^(?P<t>Linear|Exponential)(?P<g>\d+(?:\.\d+)?)PercentOver(?P<d>\d+)Minutes?$"
-)
+_APPCONFIG = re.compile(r"^(?P<t>Linear|Exponential)(?P<g>\d+(?:\.\d+)?)PercentOver(?P<d>\d+)Minutes?$")
 _BAKE_SUFFIX = re.compile(r"^(?P<base>.+?)Bake(?P<b>\d+)Minutes?$")
 
 StrategyKind = Literal["canary", "linear", "allAtOnce", "blueGreen", "appConfig"]

@@ -147,8 +147,11 @@ class RolloutService:
 
     # --- the tick ------------------------------------------------------------------------
 
+    def active_scopes(self) -> list[tuple[str, str, str]]:
+        return self._log.active_rollouts()
+
     def reconcile_all(self) -> list[ReconcileResult]:
-        return [self.reconcile(*scope) for scope in self._log.active_rollouts()]
+        return [self.reconcile(*scope) for scope in self.active_scopes()]
 
     def reconcile(self, service: str, environment: str, key: str) -> ReconcileResult:
         """Move one key's rollout as far as it is due now (one or more writes), or not at all."""

@@ -127,8 +127,18 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
             {"AttributeName": "sk", "AttributeType": "S"},
             {"AttributeName": "gsi1pk", "AttributeType": "S"},
             {"AttributeName": "gsi1sk", "AttributeType": "S"},
+            {"AttributeName": "rolloutActive", "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
+            {
+                # sparse: only rollouts in progress carry rolloutActive (the rollout tick's query)
+                "IndexName": "activeRollouts",
+                "KeySchema": [
+                    {"AttributeName": "rolloutActive", "KeyType": "HASH"},
+                    {"AttributeName": "pk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
             {
                 "IndexName": "byScope",
                 "KeySchema": [
