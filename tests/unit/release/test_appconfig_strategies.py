@@ -149,7 +149,10 @@ def test_with_bake_adds_a_bake_after_100_percent_without_moving_any_step() -> No
     assert baked.duration_seconds == 15 * 60
     assert baked.name == "Canary10Percent5MinutesBake10Minutes"
     assert parse_strategy(baked.name) == baked
-    assert parse_strategy("CodeDeployDefault.LambdaLinear10PercentEvery1MinuteBake2Minutes").duration_minutes == 11
+    assert (
+        parse_strategy("CodeDeployDefault.LambdaLinear10PercentEvery1MinuteBake2Minutes").duration_minutes
+        == 11
+    )
     assert parse_strategy("AllAtOnceBake5Minutes").duration_seconds == 300
 
 

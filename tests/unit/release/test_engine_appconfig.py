@@ -53,9 +53,7 @@ def test_linear_50_every_30_seconds_steps_at_0_30_60_then_bakes_and_completes() 
     half = AliasTarget.of("1", {"2": 0.5})
     assert engine.decide(s, alias("1"), [], at(30)) == engine.Shift(half, 50.0, "schedule")
     s = state(applied=half)
-    assert engine.decide(s, alias("1", {"2": 0.5}), [], at(59.9)) == engine.Wait(
-        "next step not due", at(60)
-    )
+    assert engine.decide(s, alias("1", {"2": 0.5}), [], at(59.9)) == engine.Wait("next step not due", at(60))
 
     # 60 s: all of it.
     full = AliasTarget.of("2")
