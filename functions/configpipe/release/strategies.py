@@ -43,8 +43,8 @@ and the API reference ``DeploymentStrategy``
   alarms after the configuration has been deployed to 100 % of its targets, before considering
   the deployment to be complete. If an alarm is triggered during this time, AWS AppConfig rolls
   back the deployment." Here: 100 % from D, still watched and rollbackable, complete at D + bake.
-* Ranges (API reference): GrowthFactor 1.0–100.0, DeploymentDurationInMinutes 0–1440,
-  FinalBakeTimeInMinutes 0–1440, GrowthType LINEAR | EXPONENTIAL.
+* Ranges (API reference): GrowthFactor 1.0-100.0, DeploymentDurationInMinutes 0-1440,
+  FinalBakeTimeInMinutes 0-1440, GrowthType LINEAR | EXPONENTIAL.
 * Predefined (growth type, G, D, bake), from the predefined-strategies page:
   ``AppConfig.Linear20PercentEvery6Minutes`` (linear, 20 %, 30 min, bake 30 min) → 20 % at 6,
   40 % at 12, 60 % at 18, 80 % at 24, 100 % at 30, complete at 60 min;
@@ -172,7 +172,8 @@ class Strategy(BaseModel):
                 if spec == params:
                     return predefined
             growth = "Linear" if self.growth_type == "linear" else "Exponential"
-            base = f"{APPCONFIG_PREFIX}{growth}{_number(self.percentage)}PercentOver{self.deployment_minutes}Minutes"
+            over = f"{_number(self.percentage)}PercentOver{self.deployment_minutes}Minutes"
+            base = f"{APPCONFIG_PREFIX}{growth}{over}"
         elif self.kind == "canary":
             base = f"Canary{_number(self.percentage)}Percent{self.interval_minutes}Minutes"
         elif self.kind == "linear":

@@ -68,8 +68,8 @@ def test_uniform_within_one_point(weight: float) -> None:
 @pytest.mark.parametrize("seed", [5, 11, 12, 13])
 @pytest.mark.parametrize("weight", [1, 5, 10, 25, 50, 90])
 def test_uniform_within_binomial_noise(weight: float, seed: int) -> None:
-    # ±1 point is only ~2 standard deviations at w=50 for 10,000 subjects (σ = 0.5 point), so
-    # an honest test of any population bounds the error by the binomial noise: 4σ.
+    # ±1 point is only ~2 standard deviations at w=50 for 10,000 subjects (sigma = 0.5 point), so
+    # an honest test of any population bounds the error by the binomial noise: 4 sigma.
     sigma = (weight * (100 - weight) / N) ** 0.5
     assert abs(share("timeout", "7", weight, subjects(seed)) - weight) <= 4 * sigma
 
