@@ -19,6 +19,7 @@ from stacks.constructs.operator import OperatorPolicy
 from stacks.constructs.pipeline_functions import PipelineFunctions
 from stacks.constructs.publishers import PublisherPolicies
 from stacks.constructs.registry_parameter import RegistryParameter
+from stacks.constructs.rollouts import RolloutManager
 from stacks.constructs.service_handlers import ServiceHandlers
 from stacks.release import ReleaseManager
 from stacks.settings import PipelineSettings
@@ -58,6 +59,16 @@ class ConfigPipeStack(Stack):
             validator=self.pipeline.validator,
             propagator=self.pipeline.propagator,
         )
+        self.rollouts = RolloutManager(
+            self,
+            "Rollouts",
+            settings=settings,
+            shared=shared,
+            keys=self.keys,
+            change_log=self.change_log,
+            bus=self.config_bus.bus,
+            registry_parameter=self.registry.parameter,
+        )
         self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
 
         self.releases = ReleaseManager(
@@ -69,7 +80,12 @@ class ConfigPipeStack(Stack):
             self,
             "Operations",
             alarm_key=self.keys.alarm_key,
-            functions=[*self.pipeline.all, *self.services.handlers.values(), self.releases.manager],
+            functions=[
+                *self.pipeline.all,
+                self.rollouts.function,
+                *self.services.handlers.values(),
+                self.releases.manager,
+            ],
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,
         )
@@ -96,7 +112,12 @@ class ConfigPipeStack(Stack):
             dead_letter_queues=self.dead_letter_queues,
             functions=[
                 fn.function
-                for fn in (*self.pipeline.all, *self.services.handlers.values(), self.releases.manager)
+                for fn in (
+                    *self.pipeline.all,
+                    self.rollouts.function,
+                    *self.services.handlers.values(),
+                    self.releases.manager,
+                )
             ],
             change_log=self.change_log.table,
             stream_arn=self.change_log.stream_arn,
@@ -115,6 +136,7 @@ class ConfigPipeStack(Stack):
             "ValidatorFunctionName": self.pipeline.validator.function_name,
             "MaterialiserFunctionName": self.pipeline.materialiser.function_name,
             "PropagatorFunctionName": self.pipeline.propagator.function_name,
+            "RolloutFunctionName": self.rollouts.function.function_name,
             "AlarmTopicArn": self.operations.topic.topic_arn,
             "ReleaseTableName": self.releases.table.table_name,
             "ReleaseFunctionName": self.releases.function.function_name,

@@ -59,6 +59,7 @@ _KNOWN_KEYS = {
     "publisherAccounts",
     "inlineValueMaxBytes",
     "retainData",
+    "rolloutInsufficientData",
 }
 
 
@@ -81,6 +82,9 @@ class PipelineSettings:
     inline_value_max_bytes: int = DEFAULT_INLINE_VALUE_MAX_BYTES
     #: Keep the change log (and applied-state table) when the stack is deleted.
     retain_data: bool = True
+    #: What a rollout does when a watched alarm has no data (or does not exist): "rollback"
+    #: (AWS AppConfig's default) or "ignore" (docs/rollouts.md).
+    rollout_insufficient_data: str = "rollback"
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -115,7 +119,18 @@ class PipelineSettings:
                 raw.get("inlineValueMaxBytes", DEFAULT_INLINE_VALUE_MAX_BYTES)
             ),
             retain_data=_flag("retainData", raw.get("retainData", True)),
+            rollout_insufficient_data=_choice(
+                "rolloutInsufficientData",
+                raw.get("rolloutInsufficientData", "rollback"),
+                ("rollback", "ignore"),
+            ),
         )
+
+
+def _choice(field: str, raw: Any, allowed: tuple[str, ...]) -> str:
+    if raw not in allowed:
+        raise SettingsError(field, f"must be one of {', '.join(allowed)}")
+    return str(raw)
 
 
 def _registry(raw: Any) -> Registry:

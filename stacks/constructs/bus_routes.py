@@ -7,7 +7,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
-from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX, DetailType
+from configpipe.contracts import PIPELINE_SOURCE, ROLLOUT_EVENT_TYPES, TEAM_SOURCE_PREFIX, DetailType
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction
 
@@ -45,9 +45,9 @@ class BusRoutes(Construct):
             self,
             "ConfigurationUpdated",
             event_bus=bus,
-            description="Pipeline announcements of new versions → propagator",
+            description="Pipeline announcements of new versions and rollout steps → propagator",
             event_pattern=events.EventPattern(
-                detail_type=[DetailType.CONFIGURATION_UPDATED.value],
+                detail_type=[DetailType.CONFIGURATION_UPDATED.value, *(t.value for t in ROLLOUT_EVENT_TYPES)],
                 source=[PIPELINE_SOURCE],
             ),
             targets=[self._target(propagator, self.updates_dlq)],

@@ -10,7 +10,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from configpipe.changelog import SCOPE_INDEX
+from configpipe.changelog import ACTIVE_ROLLOUTS_INDEX, SCOPE_INDEX
 
 
 class ChangeLog(Construct):
@@ -37,6 +37,14 @@ class ChangeLog(Construct):
             index_name=SCOPE_INDEX,
             partition_key=dynamodb.Attribute(name="gsi1pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        # Sparse: only rollouts in progress carry rolloutActive, so the rollout tick reads
+        # exactly the active ones without scanning.
+        self.table.add_global_secondary_index(
+            index_name=ACTIVE_ROLLOUTS_INDEX,
+            partition_key=dynamodb.Attribute(name="rolloutActive", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
 

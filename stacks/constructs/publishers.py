@@ -25,7 +25,12 @@ from configpipe.release.store import ALIAS_INDEX, QUEUE_INDEX
 from stacks.constructs import nag
 
 #: What a team may publish on the config bus.
-PUBLISHED_DETAIL_TYPES = ["ConfigurationChange", "ReleaseRequested", "ReleaseControl"]
+PUBLISHED_DETAIL_TYPES = [
+    "ConfigurationChange",
+    "ConfigurationRolloutControl",
+    "ReleaseRequested",
+    "ReleaseControl",
+]
 #: Prefix of the temporary queues and rules `configpipe watch` creates (see docs/cli.md).
 WATCH_PREFIX = "configpipe-watch-"
 

@@ -48,7 +48,16 @@ def test_change_log_is_recoverable_streamed_and_encrypted_with_the_customer_key(
                         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
                     ],
                     "Projection": {"ProjectionType": "ALL"},
-                }
+                },
+                {
+                    # sparse: only rollouts in progress carry rolloutActive (the rollout tick)
+                    "IndexName": "activeRollouts",
+                    "KeySchema": [
+                        {"AttributeName": "rolloutActive", "KeyType": "HASH"},
+                        {"AttributeName": "pk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                },
             ],
         },
     )

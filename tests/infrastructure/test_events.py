@@ -40,7 +40,19 @@ def test_updated_rule_matches_only_pipeline_announcements_and_targets_the_propag
     template.has_resource_properties(
         "AWS::Events::Rule",
         {
-            "EventPattern": {"detail-type": ["ConfigurationUpdated"], "source": ["configpipe.pipeline"]},
+            "EventPattern": {
+                "detail-type": [
+                    "ConfigurationUpdated",
+                    "ConfigurationRolloutStarted",
+                    "ConfigurationRolloutStepped",
+                    "ConfigurationRolloutPaused",
+                    "ConfigurationRolloutResumed",
+                    "ConfigurationRolloutCompleted",
+                    "ConfigurationRolloutRolledBack",
+                    "ConfigurationRolloutAborted",
+                ],
+                "source": ["configpipe.pipeline"],
+            },
             "Targets": [
                 {"Arn": {"Fn::GetAtt": [Match.string_like_regexp("^PipelinePropagatorFunction"), "Arn"]}}
             ],
@@ -50,8 +62,9 @@ def test_updated_rule_matches_only_pipeline_announcements_and_targets_the_propag
 
 def test_every_rule_target_retries_for_a_day_then_dead_letters(template_json: dict[str, Any]) -> None:
     rules = resources(template_json, "AWS::Events::Rule")
-    # configuration changes, announcements, release commands, and the release reconcile tick
-    assert len(rules) == 4
+    # configuration changes, announcements, release commands, the release reconcile tick,
+    # rollout controls and the rollout tick
+    assert len(rules) == 6
     queues = resources(template_json, "AWS::SQS::Queue")
     dlqs = []
     for rule in rules.values():
@@ -134,3 +147,21 @@ def test_configured_publisher_accounts_replace_the_deploying_account() -> None:
         "arn:<AWS::Partition>:iam::222222222222:root",
     ]
     assert allow["Condition"] == {"ForAllValues:StringLike": {"events:source": ["configpipe.team.*"]}}
+
+
+def test_rollout_controls_from_teams_and_a_minute_tick_reach_the_rollout_function(template: Template) -> None:
+    target = [{"Arn": {"Fn::GetAtt": [Match.string_like_regexp("^RolloutsFunction"), "Arn"]}}]
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "detail-type": ["ConfigurationRolloutControl"],
+                "source": [{"prefix": "configpipe.team."}],
+            },
+            "Targets": Match.array_with([Match.object_like(target[0])]),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {"ScheduleExpression": "rate(1 minute)", "Targets": Match.array_with([Match.object_like(target[0])])},
+    )

@@ -41,7 +41,7 @@ def test_every_function_is_traced_logs_json_and_uses_the_powertools_layer(
     template_json: dict[str, Any],
 ) -> None:
     functions = resources(template_json, "AWS::Lambda::Function")
-    assert len(functions) == 7  # validator, materialiser, propagator, 3 demo handlers, releases
+    assert len(functions) == 8  # validator, materialiser, propagator, rollouts, 3 demo handlers, releases
     log_groups = resources(template_json, "AWS::Logs::LogGroup")
     for fn in functions.values():
         props = fn["Properties"]

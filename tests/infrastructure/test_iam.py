@@ -62,7 +62,7 @@ def test_no_role_uses_aws_managed_policies_and_each_function_has_its_own(
         assert "ManagedPolicyArns" not in role["Properties"]
     functions = resources(template_json, "AWS::Lambda::Function").values()
     roles = [role_of(fn) for fn in functions]
-    assert len(roles) == len(set(roles)) == 7
+    assert len(roles) == len(set(roles)) == 8
 
 
 def test_validator_writes_only_the_change_log(template_json: dict[str, Any], ids: dict[str, str]) -> None:
@@ -170,3 +170,25 @@ def test_each_function_writes_only_its_own_log_group(template_json: dict[str, An
         statements = statements_of_role(template_json, role_of(fn))
         log_writes = [s for s in statements if "logs:PutLogEvents" in actions_of(s)]
         assert [rendered(r) for s in log_writes for r in resources_of(s)] == [f"<{log_group}.Arn>"]
+
+
+def test_the_rollout_function_writes_only_the_change_log_and_reads_alarms_and_the_registry(
+    template_json: dict[str, Any],
+) -> None:
+    _, fn = the_function(template_json, "configpipe.handlers.rollout.handler")
+    statements = statements_of_role(template_json, role_of(fn))
+    actions = {a for s in statements if s["Effect"] == "Allow" for a in actions_of(s)}
+
+    assert {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:Query",
+    } <= actions
+    assert "cloudwatch:DescribeAlarms" in actions
+    # it never publishes, materialises or invokes: the stream and the materialiser do that
+    assert not {
+        a for a in actions if a.startswith(("events:", "ssm:Put", "secretsmanager:", "lambda:Invoke"))
+    }
+    query = next(s for s in statements if "dynamodb:Query" in actions_of(s))
+    assert [rendered(r).rsplit("/index/", 1)[1] for r in resources_of(query)] == ["activeRollouts"]

@@ -21,7 +21,7 @@ def _alarms(template_json: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_every_queue_is_an_encrypted_two_week_dlq_with_ssl_enforced(template_json: dict[str, Any]) -> None:
     queues = resources(template_json, "AWS::SQS::Queue")
-    assert len(queues) == 10  # 8 for the pipeline, 2 for releases
+    assert len(queues) == 12  # 8 for the pipeline, 2 for rollouts, 2 for releases
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600

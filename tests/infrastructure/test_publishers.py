@@ -42,6 +42,7 @@ def test_a_team_publishes_only_its_own_source_and_contract_types(template_json: 
     assert publish["Condition"]["StringEquals"] == {"events:source": "configpipe.team.checkout"}
     assert set(publish["Condition"]["ForAllValues:StringEquals"]["events:detail-type"]) == {
         "ConfigurationChange",
+        "ConfigurationRolloutControl",
         "ReleaseRequested",
         "ReleaseControl",
     }

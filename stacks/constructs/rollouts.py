@@ -1,0 +1,130 @@
+"""The rollout function: moves progressive configuration rollouts (docs/rollouts.md).
+
+* a ``rate(1 minute)`` tick on the default bus (the same durable timer as releases: the weight
+  due is a pure function of time, so a lost tick is repaired by the next one);
+* ``ConfigurationRolloutControl`` from team sources (promote, pause, resume, abort);
+* it writes only the change log (the stream makes each state readable and announced), reads
+  the registry (who may control a service's rollouts) and the watched alarms' states.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack, Token
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from configpipe.changelog import ACTIVE_ROLLOUTS_INDEX
+from configpipe.contracts import TEAM_SOURCE_PREFIX, DetailType
+from stacks.constructs import nag
+from stacks.constructs.change_log import ChangeLog
+from stacks.constructs.dead_letters import DeadLetterQueue
+from stacks.constructs.keys import PipelineKeys
+from stacks.constructs.observed_function import ObservedFunction, SharedCode
+from stacks.settings import PipelineSettings
+
+HANDLER = "configpipe.handlers.rollout.handler"
+TICK_RATE = Duration.minutes(1)
+
+
+class RolloutManager(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        shared: SharedCode,
+        keys: PipelineKeys,
+        change_log: ChangeLog,
+        bus: events.IEventBus,
+        registry_parameter: ssm.IStringParameter,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        table = change_log.table
+        self.function = ObservedFunction(
+            self,
+            "Function",
+            shared=shared,
+            settings=settings,
+            handler=HANDLER,
+            service_name="rollout",
+            description="configpipe rollouts: the tick moves every active config rollout; team controls",
+            timeout=Duration.seconds(60),
+            environment={
+                "CHANGE_LOG_TABLE": table.table_name,
+                "REGISTRY_PARAMETER": registry_parameter.parameter_name,
+                "ROLLOUT_INSUFFICIENT_DATA": settings.rollout_insufficient_data,
+            },
+        )
+        fn = self.function
+        # Steps are conditional writes; an ending is a transaction with the pointer (and, for a
+        # rollback, the restoring version and its change record).
+        fn.allow(
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
+            [table.table_arn],
+        )
+        index = f"{table.table_arn}/index/{ACTIVE_ROLLOUTS_INDEX}"
+        fn.allow(["dynamodb:Query"], [index])
+        # The change log is encrypted with the pipeline's key; no secret is decrypted here (a
+        # rollback copies the stable version's ciphertext as it is).
+        fn.allow(["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [keys.secrets_key.key_arn])
+        fn.allow(["ssm:GetParameter"], [registry_parameter.parameter_arn])
+        stack = Stack.of(self)
+        fn.allow(
+            ["cloudwatch:DescribeAlarms"],
+            [f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"],
+        )
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+        nag.acknowledge(
+            fn.role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{region}:{account}:alarm:*]",
+            "DescribeAlarms on this account's and region's alarms: the alarms a rollout watches are named "
+            "in each change, at run time, and the call only reads their state.",
+        )
+
+        self.delivery_dlq = DeadLetterQueue(self, "DeliveryDlq", failure_path="the rollout rules' targets")
+        self.async_dlq = DeadLetterQueue(
+            self, "AsyncDlq", failure_path="the rollout function's async invocations"
+        )
+        fn.function.configure_async_invoke(
+            retry_attempts=2, on_failure=destinations.SqsDestination(self.async_dlq)
+        )
+
+        self.control_rule = events.Rule(
+            self,
+            "Controls",
+            event_bus=bus,
+            description="Rollout controls from teams → rollout function",
+            event_pattern=events.EventPattern(
+                source=events.Match.prefix(TEAM_SOURCE_PREFIX),
+                detail_type=[DetailType.CONFIGURATION_ROLLOUT_CONTROL.value],
+            ),
+        )
+        self.control_rule.add_target(
+            targets.LambdaFunction(
+                fn.function,
+                dead_letter_queue=self.delivery_dlq,
+                retry_attempts=185,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        # Scheduled rules only exist on the default bus. A lost tick costs one minute, so the
+        # target retries briefly and a persistently failing tick lands in the DLQ (alarmed).
+        self.tick_rule = events.Rule(
+            self,
+            "Tick",
+            description="Durable rollout timer: reconcile every active configuration rollout",
+            schedule=events.Schedule.rate(TICK_RATE),
+        )
+        self.tick_rule.add_target(
+            targets.LambdaFunction(
+                fn.function,
+                dead_letter_queue=self.delivery_dlq,
+                retry_attempts=2,
+                max_event_age=Duration.minutes(5),
+            )
+        )
