@@ -59,6 +59,12 @@ class ConfigPipeStack(Stack):
             validator=self.pipeline.validator,
             propagator=self.pipeline.propagator,
         )
+        self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
+
+        self.releases = ReleaseManager(
+            self, "Releases", bus=self.config_bus.bus, settings=settings, shared=shared
+        )
+
         self.rollouts = RolloutManager(
             self,
             "Rollouts",
@@ -68,11 +74,7 @@ class ConfigPipeStack(Stack):
             change_log=self.change_log,
             bus=self.config_bus.bus,
             registry_parameter=self.registry.parameter,
-        )
-        self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
-
-        self.releases = ReleaseManager(
-            self, "Releases", bus=self.config_bus.bus, settings=settings, shared=shared
+            release_table=self.releases.table,
         )
 
         # Last, so every function and every dead-letter queue above is watched.

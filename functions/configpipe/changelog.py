@@ -192,6 +192,8 @@ class RolloutRecord:
     author: str = ""
     reason: str = ""
     outcome: dict[str, Any] | None = None
+    #: A rollout that goes out with a code release: {releaseId, function, targetVersion}.
+    release: dict[str, str] | None = None
 
     @property
     def active(self) -> bool:
@@ -235,6 +237,7 @@ class RolloutRecord:
             "bakeMinutes": self.bake_minutes,
             "pausedAt": self.paused_at,
             "outcome": self.outcome,
+            "release": self.release,
             "rolloutActive": ACTIVE if self.active else None,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
@@ -274,6 +277,7 @@ class RolloutRecord:
             author=str(item.get("author", "")),
             reason=str(item.get("reason", "")),
             outcome=_plain(item["outcome"]) if item.get("outcome") else None,
+            release={k: str(v) for k, v in item["release"].items()} if item.get("release") else None,
         )
 
 

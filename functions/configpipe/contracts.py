@@ -147,14 +147,36 @@ class _Contract(BaseModel):
 # --- ConfigurationChange (published by teams) ---------------------------------------------
 
 
-class RolloutRequest(_Contract):
-    """How a change goes out progressively (docs/rollouts.md). The strategy is checked by
-    ``configpipe.release.strategies`` (one implementation for releases and rollouts), so a
-    bad one is reported as ``INVALID_ROLLOUT`` with the strategy's own message."""
+class RolloutRelease(_Contract):
+    """Ties a config rollout to a code release: invocations of ``function`` at
+    ``targetVersion`` read the candidate, every other reader the stable value, and the
+    rollout completes or rolls back with the release (docs/rollouts.md)."""
 
-    strategy: str | dict[str, Any] = Field(
+    release_id: str
+    function: str = Field(min_length=1, max_length=140)
+    target_version: str = Field(pattern=r"^[0-9]{1,10}$")
+
+    @field_validator("release_id")
+    @classmethod
+    def _release_id(cls, v: str) -> str:
+        if not CHANGE_ID_PATTERN.fullmatch(v):
+            raise ValueError("releaseId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        return v
+
+
+class RolloutRequest(_Contract):
+    """How a change goes out progressively (docs/rollouts.md): by a strategy, or with a code
+    release. The strategy is checked by ``configpipe.release.strategies`` (one implementation
+    for releases and rollouts), so a bad one is reported as ``INVALID_ROLLOUT`` with the
+    strategy's own message."""
+
+    strategy: str | dict[str, Any] | None = Field(
+        default=None,
         description="A strategy name (Canary10Percent5Minutes, AppConfig.Linear20PercentEvery6Minutes, ...) "
-        "or a custom strategy object"
+        "or a custom strategy object; not with release",
+    )
+    release: RolloutRelease | None = Field(
+        default=None, description="Go out with this code release instead of by a strategy"
     )
     alarms: list[str] = Field(default_factory=list, max_length=MAX_ROLLOUT_ALARMS)
     bake_minutes: int | None = Field(default=None, ge=0, le=MAX_BAKE_MINUTES)
@@ -400,6 +422,9 @@ class RolloutView(_Contract):
     alarms: list[str] = Field(default_factory=list)
     started_at: datetime
     candidate: RolloutCandidate
+    release: RolloutRelease | None = Field(
+        default=None, description="Bound to a code release: only that function version reads the candidate"
+    )
 
 
 class ConfigurationRolloutEvent(RolloutView):

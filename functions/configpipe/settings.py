@@ -45,6 +45,8 @@ class RolloutSettings(_Settings):
     rollout_insufficient_data: Literal["rollback", "ignore"] = Field(
         alias="ROLLOUT_INSUFFICIENT_DATA", default="rollback"
     )
+    #: The release table, read to follow the releases config rollouts ride on.
+    release_table: str = Field(alias="RELEASE_TABLE", min_length=1)
 
 
 #: How long a function trusts its cached copy of the registry.

@@ -110,11 +110,37 @@ def check_rules(change: ConfigurationChange, source: str, registry: Registry) ->
                 )
             )
     reasons.extend(_check_operation_fields(change))
-    reasons.extend(check_rollout(change))
+    reasons.extend(check_rollout(change, registry))
     return reasons
 
 
-def check_rollout(change: ConfigurationChange) -> list[Reason]:
+def _check_release_binding(change: ConfigurationChange, registry: Registry) -> list[Reason]:
+    """A config change may ride only on a release of a function its own service registered,
+    and carries no alarms or targets of its own (the release's alarms and traffic decide)."""
+    assert change.rollout is not None and change.rollout.release is not None
+    entry = registry.services.get(change.service)
+    if entry is None or change.rollout.release.function not in entry.functions:
+        return [
+            Reason(
+                code=ReasonCode.INVALID_ROLLOUT,
+                message=f"function {change.rollout.release.function!r} is not registered for releases of "
+                f"service {change.service!r}",
+                field="rollout.release.function",
+            )
+        ]
+    if change.rollout.alarms or change.rollout.targets or change.rollout.bake_minutes is not None:
+        return [
+            Reason(
+                code=ReasonCode.INVALID_ROLLOUT,
+                message="a rollout with a release takes the release's alarms, hooks and schedule; "
+                "alarms, targets and bakeMinutes are not allowed with it",
+                field="rollout",
+            )
+        ]
+    return []
+
+
+def check_rollout(change: ConfigurationChange, registry: Registry) -> list[Reason]:
     """A rollout is for put and rollback only, and its strategy must be one releases accept."""
     if change.rollout is None:
         return []
@@ -126,12 +152,24 @@ def check_rollout(change: ConfigurationChange) -> list[Reason]:
                 field="rollout",
             )
         ]
+    rollout = change.rollout
+    if (rollout.strategy is None) == (rollout.release is None):
+        return [
+            Reason(
+                code=ReasonCode.INVALID_ROLLOUT,
+                message="a rollout takes either a strategy or a release, not both and not neither",
+                field="rollout",
+            )
+        ]
+    if rollout.release is not None:
+        return _check_release_binding(change, registry)
     # Imported here: the release strategies are needed only by changes that carry a rollout.
     from configpipe.release.strategies import StrategyError
     from configpipe.rollout.engine import strategy_of
 
+    assert rollout.strategy is not None
     try:
-        strategy_of(change.rollout.strategy, change.rollout.bake_minutes)
+        strategy_of(rollout.strategy, rollout.bake_minutes)
     except StrategyError as error:
         return [Reason(code=ReasonCode.INVALID_ROLLOUT, message=error.message, field="rollout.strategy")]
     except ValidationError as error:

@@ -200,7 +200,11 @@ class WritePath:
                     change,
                     record,
                     stable_version=pointer.version if pointer else None,
-                    strategy=strategy_of(change.rollout.strategy, change.rollout.bake_minutes),
+                    strategy=(
+                        strategy_of(change.rollout.strategy, change.rollout.bake_minutes)
+                        if change.rollout.strategy is not None
+                        else None
+                    ),
                     now=now,
                 )
                 if change.rollout

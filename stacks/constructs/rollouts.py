@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack, Token
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_destinations as destinations
@@ -41,6 +42,7 @@ class RolloutManager(Construct):
         change_log: ChangeLog,
         bus: events.IEventBus,
         registry_parameter: ssm.IStringParameter,
+        release_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         table = change_log.table
@@ -57,6 +59,7 @@ class RolloutManager(Construct):
                 "CHANGE_LOG_TABLE": table.table_name,
                 "REGISTRY_PARAMETER": registry_parameter.parameter_name,
                 "ROLLOUT_INSUFFICIENT_DATA": settings.rollout_insufficient_data,
+                "RELEASE_TABLE": release_table.table_name,
             },
         )
         fn = self.function
@@ -72,6 +75,8 @@ class RolloutManager(Construct):
         # rollback copies the stable version's ciphertext as it is).
         fn.allow(["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [keys.secrets_key.key_arn])
         fn.allow(["ssm:GetParameter"], [registry_parameter.parameter_arn])
+        # A rollout riding on a code release follows the release's state (read only).
+        fn.allow(["dynamodb:GetItem"], [release_table.table_arn])
         stack = Stack.of(self)
         fn.allow(
             ["cloudwatch:DescribeAlarms"],

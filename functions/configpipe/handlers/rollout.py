@@ -21,6 +21,7 @@ from configpipe.contracts import DetailType
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
 from configpipe.release.health import AlarmHealth
+from configpipe.release.store import ReleaseStore
 from configpipe.rollout.engine import InsufficientDataPolicy
 from configpipe.rollout.service import RolloutService
 from configpipe.settings import RolloutSettings
@@ -40,6 +41,7 @@ def rollout_service() -> RolloutService:
         alarms=AlarmHealth(),
         registry=RegistrySource(settings.registry_parameter),
         policy=InsufficientDataPolicy(settings.rollout_insufficient_data),
+        releases=ReleaseStore(settings.release_table),
     )
 
 

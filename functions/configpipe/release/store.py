@@ -249,6 +249,12 @@ class ReleaseStore:
         item = response.get("Item")
         return ReleaseState.model_validate_json(item["doc"]["S"]) if item else None
 
+    def status(self, release_id: str) -> str | None:
+        """The release's status, None if it does not exist (what a config rollout riding on the
+        release follows; see configpipe.rollout.engine.decide_with_release)."""
+        state = self.get(release_id)
+        return state.status.value if state else None
+
     def has_control(self, release_id: str, control_id: str) -> bool:
         response = self._client.get_item(
             TableName=self._table,

@@ -38,6 +38,14 @@ class RolloutOutcomeCode(StrEnum):
     ALARM = "ALARM"
     ALARM_INSUFFICIENT_DATA = "ALARM_INSUFFICIENT_DATA"
     ABORTED = "ABORTED"
+    #: The code release the rollout rode on was rolled back or aborted.
+    RELEASE_ROLLED_BACK = "RELEASE_ROLLED_BACK"
+    #: The code release never started (rejected, or never requested) within the grace period.
+    RELEASE_NOT_STARTED = "RELEASE_NOT_STARTED"
+
+
+#: How long a rollout bound to a release waits for the release to exist before it gives up.
+RELEASE_START_GRACE_SECONDS = 15 * 60
 
 
 class InsufficientDataPolicy(StrEnum):
@@ -106,6 +114,24 @@ def unhealthy_alarms(
         if no_data:
             return RolloutOutcomeCode.ALARM_INSUFFICIENT_DATA, no_data
     return None
+
+
+def decide_with_release(record: RolloutRecord, release_status: str | None, now: datetime) -> Action:
+    """A rollout bound to a code release follows it: the release's traffic decides who reads
+    the candidate (its target version), its alarms and hooks decide its fate, and the config
+    ends exactly when the release does, so code and the config it was written for never mix."""
+    if not record.active:
+        return Wait("rollout has ended")
+    if record.promoted or release_status == "COMPLETED":
+        return Complete("release completed" if release_status == "COMPLETED" else "promoted")
+    if release_status in ("ROLLED_BACK", "ABORTED"):
+        return RollBack(RolloutOutcomeCode.RELEASE_ROLLED_BACK, f"release ended {release_status}")
+    if release_status is None and elapsed_seconds(record, now) >= RELEASE_START_GRACE_SECONDS:
+        return RollBack(
+            RolloutOutcomeCode.RELEASE_NOT_STARTED,
+            f"release did not start within {RELEASE_START_GRACE_SECONDS // 60} minutes",
+        )
+    return Wait("following the release")
 
 
 def decide(

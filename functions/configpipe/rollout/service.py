@@ -39,6 +39,7 @@ from configpipe.errors import DuplicateChangeError, RolloutConflictError
 from configpipe.registry import Registry
 from configpipe.release.strategies import Strategy
 from configpipe.rollout.engine import (
+    Action,
     Complete,
     InsufficientDataPolicy,
     RollBack,
@@ -46,6 +47,7 @@ from configpipe.rollout.engine import (
     Step,
     Wait,
     decide,
+    decide_with_release,
     elapsed_seconds,
     strategy_of,
 )
@@ -62,15 +64,24 @@ class AlarmStates(Protocol):
     def states(self, names: Sequence[str]) -> dict[str, str]: ...
 
 
+class ReleaseStatuses(Protocol):
+    def status(self, release_id: str) -> str | None:
+        """The release's status (a ``ReleaseStatus`` value), None if it does not exist."""
+        ...
+
+
 def new_rollout(
     change: ConfigurationChange,
     candidate: VersionRecord,
     stable_version: int | None,
-    strategy: Strategy,
+    strategy: Strategy | None,
     now: str,
 ) -> RolloutRecord:
-    """The rollout a change starts: its first step (the strategy's weight at 0 s) is taken at once."""
+    """The rollout a change starts: its first step (the strategy's weight at 0 s) is taken at
+    once. A rollout bound to a release has no strategy and weight 0: only the release's target
+    version reads the candidate."""
     assert change.rollout is not None
+    release = change.rollout.release
     return RolloutRecord(
         rollout_id=change.change_id,
         service=change.service,
@@ -78,8 +89,10 @@ def new_rollout(
         key=change.key,
         stable_version=stable_version,
         candidate_version=candidate.version,
-        strategy_spec=change.rollout.strategy,
-        strategy_name=strategy.name,
+        strategy_spec=change.rollout.strategy if change.rollout.strategy is not None else "Release",
+        strategy_name=strategy.name
+        if strategy is not None
+        else f"Release:{release.release_id if release else ''}",
         alarms=list(change.rollout.alarms),
         targets=list(change.rollout.targets),
         bake_minutes=change.rollout.bake_minutes,
@@ -87,11 +100,12 @@ def new_rollout(
         candidate_sensitive=candidate.sensitive,
         candidate_deleted=candidate.deleted,
         started_at=now,
-        weight=strategy.percent_at(0),
+        weight=strategy.percent_at(0) if strategy is not None else 0.0,
         event=DetailType.CONFIGURATION_ROLLOUT_STARTED.value,
         updated_at=now,
         author=change.author,
         reason=change.reason,
+        release=release.to_detail() if release is not None else None,
     )
 
 
@@ -138,8 +152,10 @@ class RolloutService:
         registry: Callable[[], Registry],
         policy: InsufficientDataPolicy = InsufficientDataPolicy.ROLLBACK,
         clock: Callable[[], datetime] = utc_now,
+        releases: ReleaseStatuses | None = None,
     ) -> None:
         self._log = change_log
+        self._releases = releases
         self._alarms = alarms
         self._registry = registry
         self._policy = policy
@@ -162,10 +178,7 @@ class RolloutService:
             if record is None or not record.active:
                 break
             now = self._clock()
-            states: Mapping[str, str] = self._alarms.states(record.alarms) if record.alarms else {}
-            action = decide(
-                record, strategy_of(record.strategy_spec, record.bake_minutes), states, now, self._policy
-            )
+            action = self._decide(record, now)
             if isinstance(action, Wait):
                 break
             try:
@@ -180,6 +193,15 @@ class RolloutService:
             status=final.status if final else None,
             weight=final.weight if final else None,
         )
+
+    def _decide(self, record: RolloutRecord, now: datetime) -> Action:
+        if record.release is not None:
+            if self._releases is None:
+                return Wait("no release table to follow")
+            return decide_with_release(record, self._releases.status(record.release["releaseId"]), now)
+        states: Mapping[str, str] = self._alarms.states(record.alarms) if record.alarms else {}
+        strategy = strategy_of(record.strategy_spec, record.bake_minutes)
+        return decide(record, strategy, states, now, self._policy)
 
     def _apply(self, record: RolloutRecord, action: Step | Complete | RollBack, now: datetime) -> None:
         stamp = now.isoformat()

@@ -162,7 +162,7 @@ def test_any_change_to_a_key_rolling_out_is_refused_naming_the_way_out(write_pat
         (change(rollout={"strategy": "AllAtOnce", "bakeMinutes": -1}), "INVALID_ROLLOUT"),
         (change(rollout={"strategy": "AllAtOnce", "targets": ["t"] * 2}), "INVALID_ROLLOUT"),
         (change(rollout={"strategy": "AllAtOnce", "colour": "red"}), "UNKNOWN_FIELD"),
-        (change(rollout={"alarms": []}), "MISSING_FIELD"),
+        (change(rollout={"alarms": []}), "INVALID_ROLLOUT"),  # neither a strategy nor a release
     ],
 )
 def test_a_bad_rollout_is_rejected_with_a_stable_code_and_writes_nothing_else(
@@ -416,3 +416,102 @@ def test_controls_are_refused_with_stable_codes_and_recorded(write_path, service
     assert log.rollout(*KEY).status == "ROLLING_OUT"  # type: ignore[union-attr]
     for control_id in ("n-1", "n-2", "n-3", "n-4"):
         assert log.change(control_id).status == "rejected"  # type: ignore[union-attr]
+
+
+# --- riding on a code release -----------------------------------------------------------------
+
+
+class Releases:
+    """The release table as the rollout function reads it: release id → status."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, str] = {}
+
+    def status(self, release_id: str) -> str | None:
+        return self.statuses.get(release_id)
+
+
+def bound(write_path, change_id: str = "r-rel", **extra: Any):
+    release = {"releaseId": "rel-1", "function": "checkout-api", "targetVersion": "7"}
+    return submit(write_path, change(value=50, change_id=change_id, rollout={"release": release, **extra}))
+
+
+@pytest.fixture
+def releases() -> Releases:
+    return Releases()
+
+
+@pytest.fixture
+def following(pipeline, log, clock, releases) -> RolloutService:
+    registry = RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm"))
+    return RolloutService(
+        log, AlarmHealth(boto3.client("cloudwatch")), registry, clock=clock, releases=releases
+    )
+
+
+def test_a_rollout_on_a_release_completes_with_it(write_path, following, log, releases, clock):
+    submit(write_path, change(value=10, change_id="v1"))
+    assert bound(write_path).status == "accepted"
+    rollout = log.rollout(*KEY)
+    assert rollout is not None
+    assert (rollout.weight, rollout.release) == (
+        0.0,
+        {"releaseId": "rel-1", "function": "checkout-api", "targetVersion": "7"},
+    )
+
+    releases.statuses["rel-1"] = "SHIFTING"
+    clock.advance(3600)
+    assert following.reconcile_all()[0].actions == []
+    releases.statuses["rel-1"] = "COMPLETED"
+    assert following.reconcile_all()[0].actions == ["Complete"]
+    assert log.rollout(*KEY).status == "COMPLETED"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("ending", ["ROLLED_BACK", "ABORTED"])
+def test_a_rollout_on_a_release_rolls_back_when_the_release_does(
+    write_path, following, log, releases, ending
+):
+    submit(write_path, change(value=10, change_id="v1"))
+    bound(write_path)
+    releases.statuses["rel-1"] = ending
+
+    following.reconcile_all()
+
+    rollout = log.rollout(*KEY)
+    assert rollout is not None and rollout.outcome is not None
+    assert (rollout.status, rollout.outcome["code"]) == ("ROLLED_BACK", "RELEASE_ROLLED_BACK")
+    assert json.loads(log.current_record(*KEY).value_json or "") == 10  # type: ignore[union-attr]
+
+
+def test_a_rollout_whose_release_never_starts_gives_up_after_the_grace_period(
+    write_path, following, log, clock
+):
+    bound(write_path)
+    clock.advance(14 * 60)
+    assert following.reconcile_all()[0].actions == []
+    clock.advance(60)
+    following.reconcile_all()
+
+    assert log.rollout(*KEY).outcome["code"] == "RELEASE_NOT_STARTED"  # type: ignore[index,union-attr]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"strategy": "AllAtOnce"}, "rollout"),
+        ({"alarms": ["a"]}, "rollout"),
+    ],
+)
+def test_a_release_binding_takes_nothing_the_release_decides(write_path, extra, field):
+    outcome = bound(write_path, **extra)
+
+    assert outcome.codes == ["INVALID_ROLLOUT"]
+    assert outcome.reasons[0].field == field
+
+
+def test_a_release_binding_names_a_function_of_the_changes_own_service(write_path):
+    release = {"releaseId": "rel-1", "function": "payments-api", "targetVersion": "7"}
+    outcome = submit(write_path, change(value=1, change_id="x", rollout={"release": release}))
+
+    assert outcome.codes == ["INVALID_ROLLOUT"]
+    assert outcome.reasons[0].field == "rollout.release.function"
