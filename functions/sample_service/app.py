@@ -203,7 +203,7 @@ def make_handler(
         if "detail-type" in event:
             return updates(event, context)
         read = TenantRead.model_validate(event)
-        read_environment = read.environment or environment
+        read_environment = read.environment or environment or (client.environment if client else None)
         if not read_environment:
             raise ValueError("a tenant read needs an environment (in the event or CONFIG_ENVIRONMENT)")
         if read_environment not in readers:
