@@ -1,15 +1,26 @@
 """The sample ``<service>-config-update-handler``: what a service team writes on top of
 :func:`configpipe.client.config_update_handler`.
 
-Its callback records what it applied in the ``DemoApplied`` table (pk = service,
-sk = ``{environment}#{key}``: version, valueHash, deleted, appliedAt) with a conditional
-write ``attribute_not_exists(pk) OR version < :v``: a durable stale-version guard that
-holds across cold starts and concurrent executions. A lost condition means a newer (or
-the same) version is already applied, which is success, not an error. The value itself is
-never written (only its hash), so a secret cannot leak into the table.
+Its callbacks record what it applied in the ``DemoApplied`` table with conditional writes,
+durable guards that hold across cold starts and concurrent executions; a lost condition
+means something at least as new is already recorded, which is success, not an error:
+
+* ``ConfigurationUpdated`` — pk = service, sk = ``{environment}#{key}``: version, valueHash,
+  deleted, appliedAt; condition ``attribute_not_exists(pk) OR version < :v``.
+* ``ConfigurationRollout*`` — pk = service, sk = ``{environment}#{key}#rollout``: rollout id,
+  status, weight, stable and candidate versions, sequence, candidate valueHash; condition on
+  (candidateVersion, sequence). A separate row, so a rollout never claims that its
+  candidate version is *the* applied version (only completion's ``ConfigurationUpdated``
+  does that).
+
+Values themselves are never written (only hashes), so a secret cannot leak into the table.
+
+The function also answers a direct invoke ``{"tenant": "t-1", "key": "max_items"}`` (optional
+``"environment"``) with the value that tenant reads through ``ConfigClient.get(key,
+subject=tenant)`` — the per-tenant read the rollout demo and e2e tests observe.
 
 Environment: ``SERVICE_NAME``, ``APPLIED_TABLE``; optional ``CONFIG_ENVIRONMENT`` (the
-environment whose config cache this function keeps warm).
+environment whose config cache this function keeps warm, and the default of a tenant read).
 """
 
 from __future__ import annotations
@@ -22,18 +33,20 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from configpipe.client import ConfigClient, config_update_handler
+from configpipe.values import value_hash
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
     from configpipe.client.update_handler import LambdaHandler
-    from configpipe.contracts import ConfigurationUpdated
+    from configpipe.contracts import ConfigurationRolloutEvent, ConfigurationUpdated
 
 log = logging.getLogger("sample_service")
 
 
 class AppliedVersions:
-    """The DemoApplied table: the version of each key this service has applied."""
+    """The DemoApplied table: the version of each key this service has applied, and the latest
+    step of each key's rollout it has seen."""
 
     def __init__(self, service: str, table_name: str, table: Table | None = None) -> None:
         if table is None:
@@ -46,29 +59,83 @@ class AppliedVersions:
     def record(self, update: ConfigurationUpdated, value: Any) -> bool:
         """Record ``update`` as applied unless a version at least as new already is.
         ``value`` is deliberately unused: only the hash is kept."""
+        return self._put(
+            {
+                "pk": self._service,
+                "sk": f"{update.environment}#{update.key}",
+                "service": update.service,
+                "key": update.key,
+                "environment": update.environment,
+                "version": update.version,
+                "valueHash": update.value_hash,
+                "deleted": update.deleted,
+                "changeId": update.change_id,
+                "appliedAt": datetime.now(UTC).isoformat(),
+            },
+            condition="attribute_not_exists(pk) OR version < :v",
+            values={":v": update.version},
+            names={},
+            key=update.key,
+            version=update.version,
+        )
+
+    def record_rollout(self, event: ConfigurationRolloutEvent, stable: Any, candidate: Any) -> bool:
+        """Record the rollout step ``event`` unless a step at least as new (candidate version,
+        sequence) already is. ``stable`` / ``candidate`` are deliberately unused: only the
+        candidate's hash (from the event) is kept."""
+        item: dict[str, Any] = {
+            "pk": self._service,
+            "sk": f"{event.environment}#{event.key}#rollout",
+            "service": event.service,
+            "key": event.key,
+            "environment": event.environment,
+            "rolloutId": event.rollout_id,
+            "status": str(event.status),
+            "weight": str(event.weight),  # DynamoDB numbers refuse floats; the text is exact
+            "candidateVersion": event.candidate_version,
+            "sequence": event.sequence,
+            "candidateValueHash": event.candidate.value_hash,
+            "sensitive": event.candidate.sensitive,
+            "appliedAt": datetime.now(UTC).isoformat(),
+        }
+        if event.stable_version is not None:
+            item["stableVersion"] = event.stable_version
+        return self._put(
+            item,
+            condition=(
+                "attribute_not_exists(pk) OR candidateVersion < :cv "
+                "OR (candidateVersion = :cv AND #sequence < :seq)"
+            ),
+            values={":cv": event.candidate_version, ":seq": event.sequence},
+            names={"#sequence": "sequence"},
+            key=event.key,
+            version=event.candidate_version,
+        )
+
+    def _put(
+        self,
+        item: dict[str, Any],
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str],
+        key: str,
+        version: int,
+    ) -> bool:
+        kwargs: dict[str, Any] = {
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         try:
-            self._table.put_item(
-                Item={
-                    "pk": self._service,
-                    "sk": f"{update.environment}#{update.key}",
-                    "service": update.service,
-                    "key": update.key,
-                    "environment": update.environment,
-                    "version": update.version,
-                    "valueHash": update.value_hash,
-                    "deleted": update.deleted,
-                    "changeId": update.change_id,
-                    "appliedAt": datetime.now(UTC).isoformat(),
-                },
-                ConditionExpression="attribute_not_exists(pk) OR version < :v",
-                ExpressionAttributeValues={":v": update.version},
-            )
+            self._table.put_item(**kwargs)
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             log.info(
-                "a version at least as new is already applied",
-                extra={"configService": self._service, "key": update.key, "version": update.version},
+                "something at least as new is already recorded",
+                extra={"configService": self._service, "key": key, "version": version},
             )
             return False
         return True
@@ -78,6 +145,27 @@ class AppliedVersions:
             Key={"pk": self._service, "sk": f"{environment}#{key}"}, ConsistentRead=True
         ).get("Item")
 
+    def get_rollout(self, environment: str, key: str) -> dict[str, Any] | None:
+        return self.get(environment, f"{key}#rollout")
+
+
+def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
+    """What ``tenant`` reads for ``key`` right now, and whether that is a rollout's candidate.
+    Non-sensitive keys only (``get`` never reads Secrets Manager), so no secret is returned."""
+    value = client.get(key, subject=tenant)
+    rollout = client.rollout(key)
+    return {
+        "service": client.service,
+        "environment": client.environment,
+        "tenant": tenant,
+        "key": key,
+        "value": value,
+        "valueHash": value_hash(value),
+        "readsCandidate": client.reads_candidate(key, subject=tenant),
+        "candidateVersion": rollout["candidateVersion"] if rollout else None,
+        "weight": rollout["weight"] if rollout else None,
+    }
+
 
 def make_handler(
     service: str,
@@ -86,14 +174,43 @@ def make_handler(
     table: Table | None = None,
     client: ConfigClient | None = None,
 ) -> LambdaHandler:
+    """The function's handler: config announcements go to the update handler; a direct
+    invoke naming a ``tenant`` is a per-tenant read."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class TenantRead(BaseModel):
+        """A direct invoke asking what one tenant reads."""
+
+        model_config = ConfigDict(extra="forbid")
+        tenant: str = Field(min_length=1, max_length=128)
+        key: str = Field(min_length=1, max_length=200)
+        environment: str | None = None
+
     applied = AppliedVersions(service, applied_table, table)
     if client is None and environment:
         client = ConfigClient(service, environment)
+    readers: dict[str, ConfigClient] = {client.environment: client} if client else {}
 
     def on_update(update: ConfigurationUpdated, value: Any) -> None:
         applied.record(update, value)
 
-    return config_update_handler(service, on_update=on_update, client=client)
+    def on_rollout(event: ConfigurationRolloutEvent, stable: Any, candidate: Any) -> None:
+        applied.record_rollout(event, stable, candidate)
+
+    updates = config_update_handler(service, on_update=on_update, client=client, on_rollout=on_rollout)
+
+    def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        if "detail-type" in event:
+            return updates(event, context)
+        read = TenantRead.model_validate(event)
+        read_environment = read.environment or environment or (client.environment if client else None)
+        if not read_environment:
+            raise ValueError("a tenant read needs an environment (in the event or CONFIG_ENVIRONMENT)")
+        if read_environment not in readers:
+            readers[read_environment] = ConfigClient(service, read_environment)
+        return answer(readers[read_environment], read.tenant, read.key)
+
+    return handler
 
 
 _handler: LambdaHandler | None = None

@@ -8,6 +8,8 @@ from configpipe.client.config import (
     ConfigTypeError,
     ConfigUnavailableError,
     SupersededValueError,
+    fetch_candidate,
+    fetch_stable,
     fetch_value,
 )
 from configpipe.client.update_handler import config_update_handler
@@ -18,5 +20,7 @@ __all__ = [
     "ConfigUnavailableError",
     "SupersededValueError",
     "config_update_handler",
+    "fetch_candidate",
+    "fetch_stable",
     "fetch_value",
 ]

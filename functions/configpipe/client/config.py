@@ -2,9 +2,19 @@
 
 Reads every key of one service+environment (``/config/{service}/{environment}/``) plus
 the environment's global keys (``/config/global/{environment}/``; a service key of the
-same name wins) with one paginated GetParametersByPath each, keeps them for
+same name wins) with one paginated, recursive GetParametersByPath each, keeps them for
 ``ttl_seconds``, and serves reads from memory: **a cache hit makes no AWS call**.
 Secrets are read from Secrets Manager on demand and cached the same way.
+
+Progressive rollouts (docs/rollouts.md): the same recursive read brings each key's
+``<key>/rollout`` view and ``<key>/candidate`` value, so a cold instance that never heard an
+announcement reads a consistent view. While a key rolls out, a read *for a subject* returns
+the candidate when :func:`~configpipe.rollout.bucketing.receives_candidate` says so, else the
+stable value (the main parameter); a reader that names no subject is bucketed per execution
+environment. Pushed ``ConfigurationRollout*`` events (:meth:`ConfigClient.apply_rollout`)
+are applied only when their (candidate version, sequence) is newer than the one held, and are
+pinned for one TTL like pushed values. Views are kept as plain dicts (the camelCase wire
+form), never parsed with pydantic, so the read path stays cheap.
 
 When the store is unreachable the last good values keep being served (logged) and the
 store is tried again after ``retry_after_failure_seconds``. Pushed updates
@@ -22,12 +32,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from configpipe.errors import ConfigpipeError
 from configpipe.naming import parameter_name, parameter_path, scope_id, secret_name
+from configpipe.rollout.bucketing import execution_environment_subject, receives_candidate
 from configpipe.stores import ParameterStore, SecretStore, StoreUnavailableError, secret_version_token
 from configpipe.values import value_hash
 
@@ -35,13 +48,19 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_ssm import SSMClient
 
-    from configpipe.contracts import ConfigurationUpdated
+    from configpipe.contracts import ConfigurationUpdated, RolloutView
 
 log = logging.getLogger("configpipe.client")
 
 #: Same as ``configpipe.contracts.GLOBAL_SERVICE`` (a test keeps them equal); not imported
 #: from there because contracts pulls in pydantic, which service cold starts should not pay for.
 GLOBAL_SERVICE = "global"
+#: Same as ``RolloutStatus.ROLLING_OUT`` (a test keeps them equal), for the same reason.
+ROLLING_OUT = "ROLLING_OUT"
+COMPLETED = "COMPLETED"
+#: The parameters a rollout adds one level below its key (keys never contain ``/``).
+ROLLOUT_SUFFIX = "rollout"
+CANDIDATE_SUFFIX = "candidate"
 
 _MISSING: Any = object()
 #: A key deleted by a pushed update: hidden from reads, remembered for its version.
@@ -68,6 +87,45 @@ class _Entry:
     pushed_at: float | None = None
 
 
+@dataclass
+class _View:
+    """A key's rollout as this client holds it.
+
+    ``detail`` is the view's wire form (camelCase dict), or ``None`` for a rollout this client
+    was told has ended: the tombstone hides a store copy the materialiser has not deleted yet.
+    ``candidate`` is the candidate value when known (``_DELETED`` for a deleted candidate);
+    ``_MISSING`` means it cannot be served (sensitive: read on demand by ``get_secret``;
+    otherwise not readable yet), and then every subject reads the stable value, which is
+    always safe."""
+
+    detail: dict[str, Any] | None
+    order: tuple[int, int]
+    candidate: Any = _MISSING
+    pushed_at: float | None = None
+    targets: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def active(self) -> bool:
+        return self.detail is not None
+
+    @property
+    def sensitive(self) -> bool:
+        return bool(self.detail and (self.detail.get("candidate") or {}).get("sensitive"))
+
+
+def _order(detail: Mapping[str, Any]) -> tuple[int, int]:
+    """Announcements of a key are ordered by (candidate version, sequence)."""
+    return int(detail["candidateVersion"]), int(detail["sequence"])
+
+
+def _detail_of(event: RolloutView | Mapping[str, Any]) -> dict[str, Any]:
+    to_detail = getattr(event, "to_detail", None)
+    if callable(to_detail):
+        detail: dict[str, Any] = to_detail()
+        return detail
+    return dict(event)
+
+
 def fetch_value(update: ConfigurationUpdated, parameters: ParameterStore, secrets: SecretStore) -> Any:
     """The value of exactly ``update.version``, read from where the update says it lives.
 
@@ -88,14 +146,113 @@ def fetch_value(update: ConfigurationUpdated, parameters: ParameterStore, secret
             raise SupersededValueError(f"version {update.version} of secret {scope} is gone")
         return json.loads(text)
     name = update.parameter_name or parameter_name(update.service, update.environment, update.key)
-    text = parameters.get(name)
-    if text is not None and value_hash(json.loads(text)) == update.value_hash:
-        return json.loads(text)
-    for older in reversed(parameters.history(name)):
+    return _value_with_hash(
+        parameters, [name], name, update.value_hash, f"version {update.version} of {scope}"
+    )
+
+
+def _value_with_hash(
+    parameters: ParameterStore, names: list[str], history_of: str, wanted_hash: str | None, what: str
+) -> Any:
+    """The first of ``names`` whose value hashes to ``wanted_hash``, else the newest such value in
+    ``history_of``'s history; hash-checked because the store may already hold another version."""
+    for name in names:
+        text = parameters.get(name)
+        if text is not None and value_hash(json.loads(text)) == wanted_hash:
+            return json.loads(text)
+    for older in reversed(parameters.history(history_of)):
         candidate = json.loads(older)
-        if value_hash(candidate) == update.value_hash:
+        if value_hash(candidate) == wanted_hash:
             return candidate
-    raise SupersededValueError(f"version {update.version} of {scope} is no longer in the parameter's history")
+    raise SupersededValueError(f"{what} is no longer in the parameter's history")
+
+
+def candidate_secret_version(detail: Mapping[str, Any]) -> tuple[str, str]:
+    """(secret id, version id) of a sensitive candidate: the key's secret, version id derived
+    from the candidate version exactly as the materialiser stages it (``CONFIGPIPE_CANDIDATE``)."""
+    service, environment, key = detail["service"], detail["environment"], detail["key"]
+    candidate = detail.get("candidate") or {}
+    secret_id = candidate.get("secretArn") or secret_name(service, environment, key)
+    version_id = candidate.get("secretVersionId") or secret_version_token(
+        scope_id(service, environment, key), int(detail["candidateVersion"])
+    )
+    return secret_id, version_id
+
+
+def fetch_candidate(
+    rollout: RolloutView | Mapping[str, Any], parameters: ParameterStore, secrets: SecretStore
+) -> Any:
+    """The candidate value of a rollout (a ``RolloutView``/``ConfigurationRolloutEvent`` or its
+    camelCase detail), exactly: inline; a sensitive candidate from its secret version; otherwise
+    the ``<key>/candidate`` parameter checked against ``candidate.valueHash`` — or, once the
+    rollout has completed, the main parameter or its history. Raises
+    :class:`SupersededValueError` if that value is gone (the rollout ended and a newer version
+    replaced it)."""
+    detail = _detail_of(rollout)
+    candidate = detail.get("candidate") or {}
+    service, environment, key = detail["service"], detail["environment"], detail["key"]
+    what = f"candidate {detail['candidateVersion']} of {scope_id(service, environment, key)}"
+    if candidate.get("deleted"):
+        return None
+    if candidate.get("valueInline"):
+        return candidate.get("value")
+    if candidate.get("sensitive"):
+        secret_id, version_id = candidate_secret_version(detail)
+        text = secrets.get_value(secret_id, version_id=version_id)
+        if text is None:
+            raise SupersededValueError(f"{what} is gone from its secret")
+        return json.loads(text)
+    main = parameter_name(service, environment, key)
+    names = [f"{main}/{CANDIDATE_SUFFIX}", main]
+    if candidate.get("parameterName") and candidate["parameterName"] not in names:
+        names.insert(0, candidate["parameterName"])
+    return _value_with_hash(parameters, names, main, candidate.get("valueHash"), what)
+
+
+def fetch_stable(
+    rollout: RolloutView | Mapping[str, Any], parameters: ParameterStore, secrets: SecretStore
+) -> Any:
+    """The stable value of a rollout: ``None`` when the key had none; a secret's exact stable
+    version; otherwise the main parameter as it is now (during a rollout that is the stable
+    value; after completion it may already be the candidate — the view carries no stable hash
+    to check against)."""
+    detail = _detail_of(rollout)
+    stable_version = detail.get("stableVersion")
+    if stable_version is None:
+        return None
+    service, environment, key = detail["service"], detail["environment"], detail["key"]
+    if (detail.get("candidate") or {}).get("sensitive"):
+        text = secrets.get_value(
+            secret_name(service, environment, key),
+            version_id=secret_version_token(scope_id(service, environment, key), int(stable_version)),
+        )
+    else:
+        text = parameters.get(parameter_name(service, environment, key))
+    return None if text is None else json.loads(text)
+
+
+def _read_tree(parameters: ParameterStore, path: str) -> dict[str, str]:
+    """Every parameter under ``path`` at any depth, as {name relative to path: value}: one
+    paginated GetParametersByPath, so rollout views and candidates cost no extra call.
+
+    Here rather than in :class:`ParameterStore` only to keep this change inside the client;
+    errors are translated the same way (``StoreUnavailableError``)."""
+    found: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"Path": path, "Recursive": True, "MaxResults": 10}
+    try:
+        while True:
+            page = parameters.client.get_parameters_by_path(**kwargs)
+            for parameter in page.get("Parameters", []):
+                found[parameter["Name"][len(path) :]] = parameter["Value"]
+            token = page.get("NextToken")
+            if not token:
+                return found
+            kwargs["NextToken"] = token
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", "ClientError"))
+        raise StoreUnavailableError("GetParametersByPath", path, code) from error
+    except BotoCoreError as error:
+        raise StoreUnavailableError("GetParametersByPath", path, type(error).__name__) from error
 
 
 class ConfigClient:
@@ -119,34 +276,46 @@ class ConfigClient:
         self._lock = threading.RLock()
         self._origins = [service] if service == GLOBAL_SERVICE else [service, GLOBAL_SERVICE]
         self._layers: dict[str, dict[str, _Entry]] = {origin: {} for origin in self._origins}
+        self._views: dict[str, dict[str, _View]] = {origin: {} for origin in self._origins}
         self._loaded_at: float | None = None
         self._retry_at: float = float("-inf")
         self._versions: dict[tuple[str, str], int] = {}
+        #: Highest (candidate version, sequence) seen per (origin, key), pushed or read.
+        self._rollout_orders: dict[tuple[str, str], tuple[int, int]] = {}
         self._secret_cache: dict[str, tuple[Any, float]] = {}
+        #: Sensitive candidates by (origin, key, candidate version): a version never changes.
+        self._candidate_secrets: dict[tuple[str, str, int], Any] = {}
 
     # --- reads -----------------------------------------------------------------------------
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The key's value (service key over global key), or ``default`` if it has none."""
+    def get(self, key: str, default: Any = None, subject: str | None = None) -> Any:
+        """The key's value for ``subject`` (service key over global key), or ``default`` if it
+        has none. During a rollout the subject reads the candidate or the stable value; without
+        a subject this execution environment is the subject, so the answer is the same on every
+        call in this process."""
         self._ensure_fresh()
-        for origin in self._origins:
-            entry = self._layers[origin].get(key)
-            if entry is not None and entry.value is not _DELETED:
-                return entry.value
-        return default
+        value = self._resolve(key, subject)
+        return default if value is _MISSING else value
 
-    def get_all(self) -> dict[str, Any]:
+    def get_all(self, subject: str | None = None) -> dict[str, Any]:
+        """Every key's value for ``subject`` (see :meth:`get`)."""
         self._ensure_fresh()
+        keys: set[str] = set()
+        for origin in self._origins:
+            keys.update(self._layers[origin])
+            keys.update(k for k, v in self._views[origin].items() if v.active)
         merged: dict[str, Any] = {}
-        for origin in reversed(self._origins):  # global first, service keys override
-            merged.update({k: e.value for k, e in self._layers[origin].items() if e.value is not _DELETED})
+        for key in sorted(keys):
+            value = self._resolve(key, subject)
+            if value is not _MISSING:
+                merged[key] = value
         return merged
 
-    def get_json(self, key: str, default: Any = None) -> Any:
-        return self.get(key, default)
+    def get_json(self, key: str, default: Any = None, subject: str | None = None) -> Any:
+        return self.get(key, default, subject=subject)
 
-    def get_bool(self, key: str, default: bool = False) -> bool:
-        value = self.get(key, _MISSING)
+    def get_bool(self, key: str, default: bool = False, subject: str | None = None) -> bool:
+        value = self.get(key, _MISSING, subject=subject)
         if value is _MISSING:
             return default
         if isinstance(value, bool):
@@ -159,8 +328,8 @@ class ConfigClient:
             return bool(value)
         raise ConfigTypeError(f"{key} is not a boolean")
 
-    def get_int(self, key: str, default: int = 0) -> int:
-        value = self.get(key, _MISSING)
+    def get_int(self, key: str, default: int = 0, subject: str | None = None) -> int:
+        value = self.get(key, _MISSING, subject=subject)
         if value is _MISSING:
             return default
         if isinstance(value, bool):
@@ -176,8 +345,8 @@ class ConfigClient:
                 pass
         raise ConfigTypeError(f"{key} is not an integer")
 
-    def get_float(self, key: str, default: float = 0.0) -> float:
-        value = self.get(key, _MISSING)
+    def get_float(self, key: str, default: float = 0.0, subject: str | None = None) -> float:
+        value = self.get(key, _MISSING, subject=subject)
         if value is _MISSING:
             return default
         if isinstance(value, bool):
@@ -191,8 +360,8 @@ class ConfigClient:
                 pass
         raise ConfigTypeError(f"{key} is not a number")
 
-    def get_str(self, key: str, default: str = "") -> str:
-        value = self.get(key, _MISSING)
+    def get_str(self, key: str, default: str = "", subject: str | None = None) -> str:
+        value = self.get(key, _MISSING, subject=subject)
         if value is _MISSING:
             return default
         if isinstance(value, str):
@@ -201,10 +370,24 @@ class ConfigClient:
             return json.dumps(value)
         raise ConfigTypeError(f"{key} is a JSON {type(value).__name__}, not a string")
 
-    def get_secret(self, key: str, default: Any = None) -> Any:
+    def get_secret(self, key: str, default: Any = None, subject: str | None = None) -> Any:
         """A sensitive key's value from Secrets Manager (service secret over global one),
         cached for the TTL; the last good value is served while Secrets Manager is
-        unreachable."""
+        unreachable. During a rollout of the secret a subject that receives the candidate
+        reads exactly the candidate's secret version (staged ``CONFIGPIPE_CANDIDATE``)."""
+        self._views_best_effort()
+        for origin in self._origins:
+            view = self._views[origin].get(key)
+            if view is None or not view.active or not view.sensitive:
+                continue
+            if self._receives(origin, key, view, subject):
+                candidate = self._candidate_secret(origin, key, view)
+                if candidate is not _MISSING:
+                    return default if candidate is _DELETED else candidate
+            break  # the service's rollout decides; a global one only when the service has none
+        return self._stable_secret(key, default)
+
+    def _stable_secret(self, key: str, default: Any) -> Any:
         now = self._clock()
         cached = self._secret_cache.get(key)
         if cached is not None and now - cached[1] < self.ttl:
@@ -234,6 +417,53 @@ class ConfigClient:
             self._secret_cache[key] = (value, now)
             return default if value is _DELETED else value
 
+    def _candidate_secret(self, origin: str, key: str, view: _View) -> Any:
+        """The sensitive candidate, read once per candidate version (a version's value never
+        changes); ``_MISSING`` if it cannot be read, and then the stable secret is served."""
+        assert view.detail is not None
+        cache_key = (origin, key, view.order[0])
+        if cache_key in self._candidate_secrets:
+            return self._candidate_secrets[cache_key]
+        if (view.detail.get("candidate") or {}).get("deleted"):
+            return _DELETED
+        secret_id, version_id = candidate_secret_version(view.detail)
+        identity = {"configService": origin, "environment": self.environment, "key": key}
+        try:
+            text = self.secrets.get_value(secret_id, version_id=version_id)
+        except StoreUnavailableError as error:
+            log.warning(
+                "candidate secret unreadable; serving the stable value",
+                extra={**identity, "code": error.code},
+            )
+            return _MISSING
+        if text is None:
+            log.info("candidate secret version is gone; serving the stable value", extra=identity)
+            return _MISSING
+        value = json.loads(text)
+        self._candidate_secrets[cache_key] = value
+        return value
+
+    def rollout(self, key: str) -> dict[str, Any] | None:
+        """The key's active rollout view (camelCase, as ``RolloutView.to_detail()``), service key
+        over global key, or ``None``."""
+        self._ensure_fresh()
+        for origin in self._origins:
+            view = self._views[origin].get(key)
+            if view is not None and view.detail is not None:
+                return dict(view.detail)
+        return None
+
+    def reads_candidate(self, key: str, subject: str | None = None) -> bool:
+        """Whether ``subject`` currently reads the candidate of the key's active rollout."""
+        self._ensure_fresh()
+        for origin in self._origins:
+            view = self._views[origin].get(key)
+            if view is not None and view.active:
+                return self._receives(origin, key, view, subject)
+            if key in self._layers[origin]:
+                return False
+        return False
+
     def version_of(self, key: str) -> int | None:
         """The highest version of ``key`` this client has been told about (by a push), if any;
         service key first."""
@@ -242,6 +472,38 @@ class ConfigClient:
             if version is not None:
                 return version
         return None
+
+    def _receives(self, origin: str, key: str, view: _View, subject: str | None) -> bool:
+        assert view.detail is not None
+        return receives_candidate(
+            service=origin,
+            environment=self.environment,
+            key=key,
+            candidate_version=view.order[0],
+            subject=execution_environment_subject() if subject is None else subject,
+            weight_percent=float(view.detail.get("weight", 0)),
+            targets=view.targets,
+        )
+
+    def _resolve(self, key: str, subject: str | None) -> Any:
+        """Service layer over global layer; within a layer, an active rollout's candidate for
+        the subjects that receive it, else the stable value. A deleted candidate (or a stable
+        value that does not exist) lets the global key show through, as a delete would."""
+        for origin in self._origins:
+            view = self._views[origin].get(key)
+            if (
+                view is not None
+                and view.active
+                and view.candidate is not _MISSING
+                and self._receives(origin, key, view, subject)
+            ):
+                if view.candidate is _DELETED:
+                    continue
+                return view.candidate
+            entry = self._layers[origin].get(key)
+            if entry is not None and entry.value is not _DELETED:
+                return entry.value
+        return _MISSING
 
     # --- freshness -------------------------------------------------------------------------
 
@@ -257,14 +519,26 @@ class ConfigClient:
                 return
             self.refresh()
 
+    def _views_best_effort(self) -> None:
+        """Secrets live in Secrets Manager but their rollout views in SSM: a secret reader
+        refreshes the views when due, and without them serves the stable secret rather than
+        failing (a rollout never makes a secret unreadable)."""
+        try:
+            self._ensure_fresh()
+        except ConfigUnavailableError as error:
+            log.warning(
+                "rollout views unreadable; serving stable secrets",
+                extra={"configService": self.service, "environment": self.environment, "error": str(error)},
+            )
+
     def refresh(self) -> None:
-        """Read every key from the store now. On failure keep the last good values (or raise
-        :class:`ConfigUnavailableError` if there are none)."""
+        """Read every key, rollout view and candidate from the store now. On failure keep the
+        last good values (or raise :class:`ConfigUnavailableError` if there are none)."""
         with self._lock:
             started = self._clock()
             try:
                 fetched = {
-                    origin: self.parameters.get_by_path(parameter_path(origin, self.environment))
+                    origin: _read_tree(self.parameters, parameter_path(origin, self.environment))
                     for origin in self._origins
                 }
             except StoreUnavailableError as error:
@@ -282,20 +556,84 @@ class ConfigClient:
                     },
                 )
                 return
-            for origin, values in fetched.items():
+            for origin, tree in fetched.items():
+                values: dict[str, str] = {}
+                views: dict[str, str] = {}
+                candidates: dict[str, str] = {}
+                for name, text in tree.items():
+                    key, _, suffix = name.partition("/")
+                    if not suffix:
+                        values[key] = text
+                    elif suffix == ROLLOUT_SUFFIX:
+                        views[key] = text
+                    elif suffix == CANDIDATE_SUFFIX:
+                        candidates[key] = text
                 self._merge(self._layers[origin], values, started)
+                self._merge_views(origin, views, candidates, started)
             self._loaded_at = started
             self._retry_at = float("-inf")
 
-    def _merge(self, layer: dict[str, _Entry], values: dict[str, str], now: float) -> None:
-        def pinned(entry: _Entry | None) -> bool:
-            return entry is not None and entry.pushed_at is not None and now - entry.pushed_at < self.ttl
+    def _pinned(self, pushed_at: float | None, now: float) -> bool:
+        return pushed_at is not None and now - pushed_at < self.ttl
 
-        for key in [k for k in layer if k not in values and not pinned(layer[k])]:
+    def _merge(self, layer: dict[str, _Entry], values: dict[str, str], now: float) -> None:
+        for key in [k for k in layer if k not in values and not self._pinned(layer[k].pushed_at, now)]:
             del layer[key]
         for key, text in values.items():
-            if not pinned(layer.get(key)):
+            held = layer.get(key)
+            if held is None or not self._pinned(held.pushed_at, now):
                 layer[key] = _Entry(json.loads(text))
+
+    def _merge_views(
+        self, origin: str, views: dict[str, str], candidates: dict[str, str], now: float
+    ) -> None:
+        """Store views replace held ones unless a push pinned them; a pinned view gives way
+        only to a strictly newer store view (a later step the push has not reached yet)."""
+        layer = self._views[origin]
+        stored: dict[str, _View] = {}
+        for key, text in views.items():
+            try:
+                detail = json.loads(text)
+                view = _View(detail, _order(detail), targets=frozenset(detail.get("targets") or ()))
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable rollout view ignored", extra={"configService": origin, "key": key})
+                continue
+            if detail.get("status") != ROLLING_OUT:
+                continue  # a terminal view left behind is not a rollout
+            held = layer.get(key)
+            if held is not None and held.order == view.order and held.candidate is not _MISSING:
+                view.candidate = held.candidate  # same step: keep the value already read
+            else:
+                view.candidate = self._stored_candidate(origin, key, detail, candidates.get(key))
+            stored[key] = view
+        for key in [k for k in layer if k not in stored and not self._pinned(layer[k].pushed_at, now)]:
+            del layer[key]
+        for key, view in stored.items():
+            held = layer.get(key)
+            if held is None or not self._pinned(held.pushed_at, now) or view.order > held.order:
+                layer[key] = view
+                seen = self._rollout_orders.get((origin, key))
+                self._rollout_orders[(origin, key)] = view.order if seen is None else max(seen, view.order)
+
+    def _stored_candidate(self, origin: str, key: str, detail: dict[str, Any], text: str | None) -> Any:
+        candidate = detail.get("candidate") or {}
+        if candidate.get("deleted"):
+            return _DELETED
+        if candidate.get("sensitive"):
+            return _MISSING  # read on demand by get_secret, never into this cache
+        if candidate.get("valueInline"):
+            return candidate.get("value")
+        if text is not None:
+            value = json.loads(text)
+            if value_hash(value) == candidate.get("valueHash"):
+                return value
+        # The view and its candidate are written separately; until both agree nobody gets
+        # the candidate, which is the safe half of the race.
+        log.info(
+            "rollout candidate not readable yet; serving the stable value",
+            extra={"configService": origin, "key": key, "candidateVersion": detail.get("candidateVersion")},
+        )
+        return _MISSING
 
     # --- pushed updates ----------------------------------------------------------------------
 
@@ -308,7 +646,9 @@ class ConfigClient:
         the update is for another scope or not newer than the version held for its key.
 
         ``value`` is the update's value when the caller already fetched it; without it an
-        inline value is used, or the value is fetched from its store (exactly that version)."""
+        inline value is used, or the value is fetched from its store (exactly that version).
+        A version at least as new as a held rollout's candidate ends that rollout here (the
+        completion or rollback it follows may have been lost)."""
         if update.environment != self.environment or update.service not in self._layers:
             return False
         with self._lock:
@@ -334,4 +674,120 @@ class ConfigClient:
                     value = fetch_value(update, self.parameters, self.secrets)
                 self._layers[update.service][update.key] = _Entry(value, pushed_at=now)
             self._versions[(update.service, update.key)] = update.version
+            view = self._views[update.service].get(update.key)
+            if view is not None and view.active and view.order[0] <= update.version:
+                self._end_view(update.service, update.key, view.order, now)
             return True
+
+    def apply_rollout(self, event: RolloutView | Mapping[str, Any], candidate_value: Any = _MISSING) -> bool:
+        """Apply a pushed ``ConfigurationRollout*`` event (the model or its camelCase detail).
+        Returns ``False`` (and changes nothing) if it is for another scope or its (candidate
+        version, sequence) is not newer than the one held for the key, so duplicated and
+        reordered announcements have one effect.
+
+        An active rollout replaces the key's view (pinned for one TTL); ``candidate_value`` is
+        the candidate when the caller already fetched it, else it is inline or read from the
+        ``<key>/candidate`` parameter (a sensitive one is read on demand by :meth:`get_secret`).
+        An ended rollout removes the view; a completed one also makes a known candidate the
+        key's value at once, so readers that had it do not flip back to the stable value while
+        the following ``ConfigurationUpdated`` is on its way."""
+        detail = _detail_of(event)
+        origin, key = detail.get("service"), detail.get("key")
+        if detail.get("environment") != self.environment or origin not in self._views or not key:
+            return False
+        order = _order(detail)
+        identity = {"configService": origin, "key": key, "candidateVersion": order[0], "sequence": order[1]}
+        with self._lock:
+            seen = self._rollout_orders.get((origin, key))
+            if seen is not None and order <= seen:
+                log.info(
+                    "stale or duplicate rollout event ignored", extra={**identity, "heldOrder": list(seen)}
+                )
+                return False
+            now = self._clock()
+            held = self._views[origin].get(key)
+            if detail.get("status") == ROLLING_OUT:
+                candidate = candidate_value
+                if candidate is _MISSING:
+                    candidate = self._pushed_candidate(origin, key, detail, held)
+                elif (detail.get("candidate") or {}).get("deleted"):
+                    candidate = _DELETED
+                view = _View(
+                    detail, order, candidate, pushed_at=now, targets=frozenset(detail.get("targets") or ())
+                )
+                if view.sensitive:
+                    if candidate_value is not _MISSING:
+                        self._candidate_secrets[(origin, key, order[0])] = candidate_value
+                    view.candidate = _MISSING
+                self._views[origin][key] = view
+            else:
+                if detail.get("status") == COMPLETED:
+                    self._promote(origin, key, detail, candidate_value, held, now)
+                self._end_view(origin, key, order, now)
+            self._rollout_orders[(origin, key)] = order
+            log.info("rollout event applied", extra={**identity, "status": detail.get("status")})
+            return True
+
+    def _pushed_candidate(self, origin: str, key: str, detail: dict[str, Any], held: _View | None) -> Any:
+        candidate = detail.get("candidate") or {}
+        if candidate.get("deleted"):
+            return _DELETED
+        if candidate.get("sensitive"):
+            return _MISSING
+        if candidate.get("valueInline"):
+            return candidate.get("value")
+        if (
+            held is not None
+            and held.order[0] == int(detail["candidateVersion"])
+            and held.candidate is not _MISSING
+        ):
+            return held.candidate  # a later step of the same candidate: the value has not changed
+        try:
+            return fetch_candidate(detail, self.parameters, self.secrets)
+        except (SupersededValueError, StoreUnavailableError) as error:
+            log.warning(
+                "rollout candidate unreadable; serving the stable value",
+                extra={"configService": origin, "key": key, "error": type(error).__name__},
+            )
+            return _MISSING
+
+    def _promote(
+        self,
+        origin: str,
+        key: str,
+        detail: dict[str, Any],
+        candidate_value: Any,
+        held: _View | None,
+        now: float,
+    ) -> None:
+        version = int(detail["candidateVersion"])
+        if version <= self._versions.get((origin, key), 0):
+            return
+        candidate = detail.get("candidate") or {}
+        if candidate.get("sensitive"):
+            value = self._candidate_secrets.get((origin, key, version), candidate_value)
+            if candidate.get("deleted"):
+                value = _DELETED
+            if value is _MISSING:
+                self._secret_cache.pop(key, None)  # read the new current version on next get
+                return
+            self._secret_cache[key] = (value, now)
+        else:
+            value = candidate_value
+            if value is _MISSING and candidate.get("valueInline"):
+                value = candidate.get("value")
+            if value is _MISSING and held is not None and held.order[0] == version:
+                value = held.candidate
+            if candidate.get("deleted"):
+                value = _DELETED
+            if value is _MISSING:
+                return  # the following ConfigurationUpdated brings it
+            self._layers[origin][key] = _Entry(value, pushed_at=now)
+        self._versions[(origin, key)] = version
+
+    def _end_view(self, origin: str, key: str, order: tuple[int, int], now: float) -> None:
+        """Leave a pinned tombstone: a refresh racing with the materialiser's delete of the view
+        must not bring the ended rollout back for one TTL."""
+        self._views[origin][key] = _View(None, order, pushed_at=now)
+        for cached in [c for c in self._candidate_secrets if c[:2] == (origin, key)]:
+            del self._candidate_secrets[cached]

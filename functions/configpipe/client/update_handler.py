@@ -1,16 +1,24 @@
 """The building block of every ``<service>-config-update-handler``.
 
-:func:`config_update_handler` returns a Lambda handler that parses the
-``ConfigurationUpdated`` EventBridge event (Powertools parser, the contracts model), drops
-it if its version is not newer than the one already applied for the key, reads the value
-when it is not inline (exactly that version, from SSM or Secrets Manager; a secret never
-travels on the bus), calls the service's callback with ``(update, value)``, and then
-refreshes the :class:`~configpipe.client.config.ConfigClient` cache, if one is given.
+:func:`config_update_handler` returns a Lambda handler for the two kinds of announcement
+the propagator fans out, told apart by the EventBridge ``detail-type``:
 
-The version is remembered only after the callback returns, so a failing callback makes
-the invocation fail and Lambda's async retries deliver the update again. The in-memory
-guard covers duplicates within one execution environment; a callback that must survive
-cold starts keeps its own durable guard (the sample service uses a conditional write).
+* ``ConfigurationUpdated`` — parsed with the contracts model (Powertools parser), dropped if
+  its version is not newer than the one already applied for the key, the value read when
+  not inline (exactly that version, from SSM or Secrets Manager; a secret never travels on
+  the bus), the service's ``on_update(update, value)`` called, then the
+  :class:`~configpipe.client.config.ConfigClient` cache refreshed, if one is given.
+* ``ConfigurationRollout*`` (docs/rollouts.md) — parsed as ``ConfigurationRolloutEvent``,
+  dropped unless its (candidate version, sequence) is newer than the one applied for the
+  key; with an ``on_rollout`` callback the candidate value (inline, the ``<key>/candidate``
+  parameter checked against its hash, or the candidate's secret version) and the stable
+  value are read and ``on_rollout(event, stable, candidate)`` is called — the weight is
+  ``event.weight``; then the client, if given, applies the event.
+
+What was applied is remembered only after the callback returns, so a failing callback makes
+the invocation fail and Lambda's async retries deliver the event again. The in-memory guard
+covers duplicates within one execution environment; a callback that must survive cold
+starts keeps its own durable guard (the sample service uses a conditional write).
 """
 
 from __future__ import annotations
@@ -19,15 +27,23 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from configpipe.client.config import ConfigClient, SupersededValueError, fetch_value
+from configpipe.client.config import (
+    ConfigClient,
+    SupersededValueError,
+    fetch_candidate,
+    fetch_stable,
+    fetch_value,
+)
 from configpipe.stores import ParameterStore, SecretStore
 
 if TYPE_CHECKING:
-    from configpipe.contracts import ConfigurationUpdated
+    from configpipe.contracts import ConfigurationRolloutEvent, ConfigurationUpdated
 
 log = logging.getLogger("configpipe.client")
 
 UpdateCallback = Callable[["ConfigurationUpdated", Any], None]
+#: ``on_rollout(event, stable_value, candidate_value)``
+RolloutCallback = Callable[["ConfigurationRolloutEvent", Any, Any], None]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -37,20 +53,29 @@ def config_update_handler(
     client: ConfigClient | None = None,
     parameters: ParameterStore | None = None,
     secrets: SecretStore | None = None,
+    on_rollout: RolloutCallback | None = None,
 ) -> LambdaHandler:
-    """A Lambda handler for ``service``'s config updates. ``parameters`` / ``secrets`` default
-    to the client's stores (or fresh ones) and are injectable for tests."""
+    """A Lambda handler for ``service``'s config updates and rollout announcements.
+    ``parameters`` / ``secrets`` default to the client's stores (or fresh ones) and are
+    injectable for tests. Without ``on_rollout`` a rollout event is only applied to the client."""
     # Imported here, not at module import: the parser and the contracts pull in pydantic,
     # which only the update handler (not every reader of the client) needs.
     from aws_lambda_powertools.utilities.parser import envelopes, parse
 
-    from configpipe.contracts import ConfigurationUpdated
+    from configpipe.contracts import (
+        ROLLOUT_EVENT_TYPES,
+        ConfigurationRolloutEvent,
+        ConfigurationUpdated,
+        RolloutStatus,
+    )
 
+    rollout_types = {str(t) for t in ROLLOUT_EVENT_TYPES}
     parameter_store = parameters or (client.parameters if client else ParameterStore())
     secret_store = secrets or (client.secrets if client else SecretStore())
     applied: dict[tuple[str, str, str], int] = {}
+    applied_rollouts: dict[tuple[str, str, str], tuple[int, int]] = {}
 
-    def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    def handle_update(event: dict[str, Any]) -> dict[str, Any]:
         update = cast(
             ConfigurationUpdated,
             parse(event=event, model=ConfigurationUpdated, envelope=envelopes.EventBridgeEnvelope),
@@ -80,5 +105,52 @@ def config_update_handler(
             client.apply_update(update, value)
         log.info("update applied", extra=identity)
         return {"applied": True, "version": update.version}
+
+    def handle_rollout(event: dict[str, Any]) -> dict[str, Any]:
+        rollout = cast(
+            ConfigurationRolloutEvent,
+            parse(event=event, model=ConfigurationRolloutEvent, envelope=envelopes.EventBridgeEnvelope),
+        )
+        scope = (rollout.service, rollout.environment, rollout.key)
+        order = (rollout.candidate_version, rollout.sequence)
+        summary = {
+            "rolloutId": rollout.rollout_id,
+            "status": str(rollout.status),
+            "candidateVersion": rollout.candidate_version,
+            "sequence": rollout.sequence,
+            "weight": rollout.weight,
+        }
+        identity = {"targetService": service, "configService": rollout.service, "key": rollout.key, **summary}
+        held = applied_rollouts.get(scope)
+        if held is not None and order <= held:
+            log.info("stale or duplicate rollout event ignored", extra={**identity, "held": list(held)})
+            return {"applied": False, "reason": "stale", **summary, "held": list(held)}
+        candidate: Any = None
+        candidate_known = False
+        if on_rollout is not None or client is not None:
+            try:
+                candidate = fetch_candidate(rollout, parameter_store, secret_store)
+                candidate_known = True
+            except SupersededValueError:
+                if rollout.status is RolloutStatus.ROLLING_OUT:
+                    # The rollout ended and the candidate went with it; that event is on its way.
+                    log.info("rollout candidate superseded before it could be read", extra=identity)
+                    return {"applied": False, "reason": "superseded", **summary}
+                # A rolled-back candidate may be gone already; the callback learns it as None.
+        if on_rollout is not None:
+            on_rollout(rollout, fetch_stable(rollout, parameter_store, secret_store), candidate)
+        applied_rollouts[scope] = order
+        if client is not None:
+            if candidate_known:
+                client.apply_rollout(rollout, candidate)
+            else:
+                client.apply_rollout(rollout)
+        log.info("rollout event applied", extra=identity)
+        return {"applied": True, **summary}
+
+    def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        if event.get("detail-type") in rollout_types:
+            return handle_rollout(event)
+        return handle_update(event)
 
     return handler
