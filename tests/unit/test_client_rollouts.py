@@ -19,6 +19,7 @@ from configpipe.contracts import (
     ConfigurationRolloutEvent,
     ConfigurationUpdated,
     RolloutCandidate,
+    RolloutRelease,
     RolloutStatus,
     RolloutView,
 )
@@ -443,3 +444,29 @@ def test_the_update_handler_reads_sensitive_stable_and_candidate_by_version(secr
     assert seen == [("pw-stable-4", "pw-candidate-5")]
     assert "pw-" not in json.dumps(event) + caplog.text
     assert config.get_secret("db_password", subject="t") == "pw-candidate-5"
+
+
+# --- a rollout riding on a code release ------------------------------------------------------
+
+
+def test_only_the_releases_target_version_reads_a_candidate_bound_to_it(ssm):
+    put(f"{ROOT}/max_items", 50)
+    bound = view(weight=0.0).model_copy(
+        update={"release": RolloutRelease(release_id="rel-1", function="checkout-api", target_version="7")}
+    )
+    materialise(bound)
+
+    def client(name: str, version: str) -> ConfigClient:
+        return ConfigClient(
+            "checkout", "production", ssm_client=ssm[0], function_name=name, function_version=version
+        )
+
+    new_code = client("checkout-api", "7")
+    old_code = client("checkout-api", "6")
+    other = client("search-api", "7")
+
+    assert new_code.get("max_items") == 60
+    assert all(new_code.get("max_items", subject=s) == 60 for s in SUBJECTS[:100])  # subjects do not matter
+    assert old_code.get("max_items") == 50
+    assert other.get("max_items") == 50
+    assert (new_code.reads_candidate("max_items"), old_code.reads_candidate("max_items")) == (True, False)

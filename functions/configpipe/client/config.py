@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -265,8 +266,14 @@ class ConfigClient:
         secrets_client: SecretsManagerClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         retry_after_failure_seconds: float = 5.0,
+        function_name: str | None = None,
+        function_version: str | None = None,
     ) -> None:
         self.service = service
+        #: Which function version this code is: a rollout that rides on a code release gives its
+        #: candidate to exactly the release's target version (Lambda sets both variables).
+        self.function_name = function_name or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = function_version or os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
         self.environment = environment
         self.ttl = ttl_seconds
         self.parameters = ParameterStore(ssm_client)
@@ -475,6 +482,14 @@ class ConfigClient:
 
     def _receives(self, origin: str, key: str, view: _View, subject: str | None) -> bool:
         assert view.detail is not None
+        release = view.detail.get("release")
+        if isinstance(release, dict):
+            # Code and the config it was written for never mix: only the release's target
+            # version reads the candidate, every other version (and every other reader) the stable.
+            return (release.get("function"), release.get("targetVersion")) == (
+                self.function_name,
+                self.function_version,
+            )
         return receives_candidate(
             service=origin,
             environment=self.environment,
