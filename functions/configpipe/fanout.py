@@ -1,4 +1,5 @@
-"""Fan-out: a ``ConfigurationUpdated`` reaches every affected service's update handler.
+"""Fan-out: a ``ConfigurationUpdated`` or ``ConfigurationRollout*`` announcement reaches
+every affected service's update handler.
 
 The affected services come from the registry (``global`` keys reach every service whose
 environments and key prefixes match). Each handler is invoked asynchronously
@@ -22,8 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from configpipe.bus import ConfigBus
 from configpipe.contracts import (
+    ROLLOUT_EVENT_TYPES,
     ConfigurationDelivered,
     ConfigurationDeliveryFailed,
+    ConfigurationRolloutEvent,
     ConfigurationUpdated,
     DetailType,
 )
@@ -36,6 +39,37 @@ if TYPE_CHECKING:
 
 #: Upper bound of concurrent Invoke calls from one propagator invocation.
 MAX_PARALLEL_INVOKES = 16
+
+#: What the propagator fans out: an update, or a step of a rollout (delivered the same way;
+#: its delivery records name the candidate version).
+Announcement = ConfigurationUpdated | ConfigurationRolloutEvent
+FANNED_OUT_TYPES = (DetailType.CONFIGURATION_UPDATED, *ROLLOUT_EVENT_TYPES)
+
+
+def parse_announcement(event: dict[str, Any]) -> Announcement:
+    """The EventBridge event's detail as the contract its ``detail-type`` names (raises
+    pydantic's ``ValidationError`` for anything else, as the Powertools parser did)."""
+    from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+    envelope = EventBridgeModel.model_validate(event)
+    if envelope.detail_type == DetailType.CONFIGURATION_UPDATED.value:
+        return ConfigurationUpdated.model_validate(envelope.detail)
+    if envelope.detail_type in {t.value for t in ROLLOUT_EVENT_TYPES}:
+        return ConfigurationRolloutEvent.model_validate(envelope.detail)
+    raise ValueError(f"detail-type {envelope.detail_type!r} is not fanned out")
+
+
+def announced_version(announcement: Announcement) -> int:
+    if isinstance(announcement, ConfigurationRolloutEvent):
+        return announcement.candidate_version
+    return announcement.version
+
+
+def correlation_id(announcement: Announcement) -> str:
+    """The change id of an update; a rollout's id is the change id that started it."""
+    if isinstance(announcement, ConfigurationRolloutEvent):
+        return announcement.rollout_id
+    return announcement.change_id
 
 
 class InvocationError(ConfigpipeError):
@@ -119,7 +153,7 @@ class FanOut:
         self._max_parallel = max_parallel
         self._clock = clock
 
-    def deliver(self, update: ConfigurationUpdated, event: dict[str, Any]) -> list[Delivery]:
+    def deliver(self, update: Announcement, event: dict[str, Any]) -> list[Delivery]:
         """Invoke every affected handler with ``event`` (the EventBridge event as received),
         publish one delivery event per service, raise if any failed."""
         registry = self._registry()
@@ -128,11 +162,12 @@ class FanOut:
             for service in registry.affected_services(update.service, update.environment, update.key)
         ]
         context = {
-            "changeId": update.change_id,
+            "changeId": correlation_id(update),
             "configService": update.service,
             "environment": update.environment,
             "key": update.key,
-            "version": update.version,
+            "version": announced_version(update),
+            "detailType": event.get("detail-type"),
         }
         if not targets:
             logger.info("no service is affected by this update", extra=context)
@@ -161,14 +196,14 @@ class FanOut:
             return Delivery(service, function_name, type(error).__name__, str(error))
         return Delivery(service, function_name)
 
-    def _delivery_event(self, update: ConfigurationUpdated, delivery: Delivery) -> dict[str, Any]:
+    def _delivery_event(self, update: Announcement, delivery: Delivery) -> dict[str, Any]:
         common = {
-            "change_id": update.change_id,
+            "change_id": correlation_id(update),
             "target_service": delivery.target_service,
             "service": update.service,
             "environment": update.environment,
             "key": update.key,
-            "version": update.version,
+            "version": announced_version(update),
             "function_name": delivery.function_name,
         }
         if delivery.ok:

@@ -29,12 +29,29 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from configpipe.bus import ConfigBus
-from configpipe.changelog import ChangeLog, VersionRecord
-from configpipe.contracts import ConfigurationRejected, ConfigurationUpdated, DetailType, Operation, Reason
+from configpipe.changelog import ChangeLog, CurrentPointer, RolloutRecord, VersionRecord
+from configpipe.contracts import (
+    ConfigurationRejected,
+    ConfigurationRolloutEvent,
+    ConfigurationUpdated,
+    DetailType,
+    Operation,
+    Reason,
+    RolloutCandidate,
+    RolloutOutcome,
+    RolloutStatus,
+    RolloutView,
+)
 from configpipe.errors import ConfigpipeError
-from configpipe.naming import parameter_name, scope_id, secret_name
+from configpipe.naming import (
+    candidate_parameter_name,
+    parameter_name,
+    rollout_parameter_name,
+    scope_id,
+    secret_name,
+)
 from configpipe.observability import logger
-from configpipe.stores import ParameterStore, SecretStore, secret_version_token
+from configpipe.stores import CANDIDATE_STAGE, ParameterStore, SecretStore, secret_version_token
 
 #: Rounds of "write current, re-read pointer" before giving up on a key whose pointer keeps
 #: moving; the record then fails and the stream retries it (by then the writers have settled).
@@ -54,14 +71,19 @@ class PointerKeepsMovingError(ConfigpipeError):
     """The key's pointer moved on every round; the record is retried by the stream."""
 
 
+class RolloutMissingError(ConfigpipeError):
+    """A rollout stream record names a rollout (or candidate version) the change log lacks."""
+
+
 class UnknownItemError(ConfigpipeError):
     """The stream delivered an item the materialiser has no rule for."""
 
 
 @dataclass(frozen=True)
 class Materialised:
-    """What the stores hold after materialising a key: its current version and, for a
-    sensitive current version, the secret's ARN."""
+    """What the main store holds after materialising a key: the version readers keep (the
+    current one, or the stable one while a rollout is active; 0 when that is "no value")
+    and, for a sensitive one, the secret's ARN."""
 
     version: int
     secret_arn: str | None = None
@@ -69,8 +91,8 @@ class Materialised:
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # "updated" | "rejected" | "skipped"
-    announced: ConfigurationUpdated | ConfigurationRejected | None = None
+    kind: str  # "updated" | "candidate" | "rollout" | "rejected" | "skipped"
+    announced: ConfigurationUpdated | ConfigurationRejected | ConfigurationRolloutEvent | None = None
     materialised: Materialised | None = None
 
 
@@ -99,6 +121,8 @@ class Materialiser:
         kind = image.get("kind")
         if kind == "version":
             return self.on_version(version_record_from_image(image))
+        if kind == "rollout":
+            return self.on_rollout(image)
         if kind == "change" and image.get("status") == "rejected":
             return Outcome("rejected", announced=self.on_rejection(image))
         if kind in {"change", "current"}:
@@ -113,6 +137,13 @@ class Materialiser:
         materialised = self.materialise_current(
             record.service, record.environment, record.key, sensitivity_flipped=_flipped(record), known=record
         )
+        if record.rollout is not None:
+            # A rollout's candidate: its rollout item's own record announces it (Started) and,
+            # when it completes, announces this version as ConfigurationUpdated.
+            logger.info(
+                "rollout candidate recorded", extra={**context, "readersVersion": materialised.version}
+            )
+            return Outcome("candidate", materialised=materialised)
         update = self.announcement(record, materialised)
         self._bus.publish([self._bus.entry(DetailType.CONFIGURATION_UPDATED, update, _resources(update))])
         logger.info("configuration announced", extra={**context, "currentVersion": materialised.version})
@@ -126,49 +157,82 @@ class Materialiser:
         sensitivity_flipped: bool = False,
         known: VersionRecord | None = None,
     ) -> Materialised:
-        """Write the key's current version to its store; repeat while the pointer moves.
+        """Write the version readers keep to the key's main store; repeat while it moves.
+
+        That is the current version, or, while the pointer names a rollout, the stable one
+        (None: the key had no value before the rollout, so the main store is emptied).
 
         ``sensitivity_flipped``: the version being processed changed the key between SSM
-        and Secrets Manager, so the store the current version does not use is emptied (the
-        current version may be later than that one and not a flip itself).
+        and Secrets Manager, so the store the written version does not use is emptied (the
+        written version may be later than that one and not a flip itself). While a rollout
+        has a sensitive candidate, its secret is never emptied: it holds the candidate.
         ``known``: the stream's copy of a version item, used instead of reading the item
-        again when it is the current version and complete (not a secret: the stream
+        again when it is the version to write and complete (not a secret: the stream
         image's ciphertext is not used)."""
         pointer = self._log.current(service, environment, key)
         for _ in range(self._max_rounds):
             if pointer is None:
                 raise PointerMissingError(f"no current version for {scope_id(service, environment, key)}")
-            current = (
-                known
-                if known is not None
-                and known.version == pointer.version
-                and (known.deleted or not known.sensitive)
-                else self._log.version(service, environment, key, pointer.version)
-            )
-            if current is None:
-                raise PointerMissingError(
-                    f"version {pointer.version} of {scope_id(service, environment, key)} is missing"
+            target = pointer.version_for_readers()
+            keep_secret = _candidate_in_secret(pointer)
+            if target is None:
+                materialised = self._clear(service, environment, key, keep_secret)
+            else:
+                current = (
+                    known
+                    if known is not None
+                    and known.version == target
+                    and (known.deleted or not known.sensitive)
+                    else self._log.version(service, environment, key, target)
                 )
-            materialised = self._write(current, clean_other_store=sensitivity_flipped or _flipped(current))
+                if current is None:
+                    raise PointerMissingError(
+                        f"version {target} of {scope_id(service, environment, key)} is missing"
+                    )
+                materialised = self._write(
+                    current,
+                    clean_other_store=sensitivity_flipped or _flipped(current),
+                    keep_secret=keep_secret,
+                )
             pointer = self._log.current(service, environment, key)
-            if pointer is not None and pointer.version == current.version:
+            if pointer is not None and pointer.version_for_readers() == target:
                 return materialised
             logger.info(
                 "pointer moved while materialising; writing again",
-                extra={**_log_context(current), "movedTo": pointer.version if pointer else None},
+                extra={
+                    "configService": service,
+                    "environment": environment,
+                    "key": key,
+                    "version": target,
+                    "movedTo": pointer.version_for_readers() if pointer else None,
+                },
             )
         raise PointerKeepsMovingError(
             f"current version of {scope_id(service, environment, key)} moved {self._max_rounds} times"
         )
 
-    def _write(self, record: VersionRecord, clean_other_store: bool) -> Materialised:
+    def _clear(self, service: str, environment: str, key: str, keep_secret: bool) -> Materialised:
+        """The key has no value for readers (a rollout of a key that had none before)."""
+        self._parameters.delete(parameter_name(service, environment, key))
+        if not keep_secret:
+            self._secrets.schedule_deletion(secret_name(service, environment, key))
+        logger.info(
+            "no stable value: main store emptied",
+            extra={"configService": service, "environment": environment, "key": key},
+        )
+        return Materialised(0)
+
+    def _write(
+        self, record: VersionRecord, clean_other_store: bool, keep_secret: bool = False
+    ) -> Materialised:
         name = parameter_name(record.service, record.environment, record.key)
         secret = secret_name(record.service, record.environment, record.key)
         context = _log_context(record)
         if record.deleted:
             # A tombstone removes the key from both stores (it may have changed sensitivity).
             self._parameters.delete(name)
-            self._secrets.schedule_deletion(secret)
+            if not keep_secret:
+                self._secrets.schedule_deletion(secret)
             logger.info("configuration deleted from stores", extra=context)
             return Materialised(record.version)
         if record.sensitive:
@@ -192,7 +256,7 @@ class Materialiser:
         if record.value_json is None:
             raise ConfigpipeError(f"version {record.version} of {context['scope']} has no value")
         self._parameters.put(name, record.value_json)
-        if clean_other_store:
+        if clean_other_store and not keep_secret:
             # The key was sensitive before: its old secret must not outlive it.
             self._secrets.schedule_deletion(secret)
         logger.info("parameter materialised", extra=context)
@@ -227,6 +291,149 @@ class Materialiser:
             reason=record.reason,
             applied_at=datetime.fromisoformat(record.applied_at),
             **fields,
+        )
+
+    # --- rollout records ------------------------------------------------------------------
+
+    def on_rollout(self, image: dict[str, Any]) -> Outcome:
+        """One state change of a key's rollout: make the key's *current* rollout state
+        readable (read fresh from the change log, so a replayed old image never brings back
+        an ended rollout), then announce the image's own event (as it was then: consumers
+        drop sequences older than one they hold)."""
+        as_of = RolloutRecord.from_item(image)
+        service, environment, key = as_of.service, as_of.environment, as_of.key
+        context = {
+            "rolloutId": as_of.rollout_id,
+            "configService": service,
+            "environment": environment,
+            "key": key,
+            "sequence": as_of.sequence,
+            "rolloutEvent": as_of.event,
+        }
+        latest = self._log.rollout(service, environment, key)
+        if latest is None:
+            raise RolloutMissingError(f"no rollout item for {scope_id(service, environment, key)}")
+        candidates: dict[int, VersionRecord] = {}
+        if latest.active:
+            candidate = self._candidate_record(latest, candidates)
+            placement = self._write_candidate(latest, candidate)
+            view = self._view(latest, placement)
+            self._parameters.put(
+                rollout_parameter_name(service, environment, key),
+                json.dumps(view.to_detail(), sort_keys=True, separators=(",", ":")),
+            )
+            self.materialise_current(service, environment, key)
+            logger.info("rollout materialised", extra={**context, "weight": latest.weight})
+        else:
+            materialised = self.materialise_current(service, environment, key)
+            self._parameters.delete(candidate_parameter_name(service, environment, key))
+            self._parameters.delete(rollout_parameter_name(service, environment, key))
+            if latest.candidate_sensitive:
+                self._secrets.remove_stage(secret_name(service, environment, key), CANDIDATE_STAGE)
+            logger.info("rollout ended", extra={**context, "readersVersion": materialised.version})
+
+        candidate = self._candidate_record(as_of, candidates)
+        event = self._rollout_event(as_of, candidate)
+        entries = [self._bus.entry(DetailType(as_of.event), event, _event_resources(event))]
+        if as_of.event == DetailType.CONFIGURATION_ROLLOUT_COMPLETED.value:
+            # Readers that know nothing of rollouts converge on the candidate.
+            update = self.announcement(candidate, Materialised(candidate.version, event.candidate.secret_arn))
+            entries.append(self._bus.entry(DetailType.CONFIGURATION_UPDATED, update, _resources(update)))
+        self._bus.publish(entries)
+        logger.info("rollout announced", extra=context)
+        return Outcome("rollout", announced=event)
+
+    def _candidate_record(self, rollout: RolloutRecord, cache: dict[int, VersionRecord]) -> VersionRecord:
+        if rollout.candidate_version not in cache:
+            record = self._log.version(
+                rollout.service, rollout.environment, rollout.key, rollout.candidate_version
+            )
+            if record is None:
+                raise RolloutMissingError(
+                    f"candidate version {rollout.candidate_version} of "
+                    f"{scope_id(rollout.service, rollout.environment, rollout.key)} is missing"
+                )
+            cache[rollout.candidate_version] = record
+        return cache[rollout.candidate_version]
+
+    def _write_candidate(self, rollout: RolloutRecord, candidate: VersionRecord) -> RolloutCandidate:
+        """Make an active rollout's candidate readable beside the stable value."""
+        service, environment, key = rollout.service, rollout.environment, rollout.key
+        if candidate.deleted:
+            # The candidate is "no value": nothing to read beside the stable one.
+            self._parameters.delete(candidate_parameter_name(service, environment, key))
+            return self._candidate(candidate, active=True)
+        if candidate.sensitive:
+            scope = scope_id(service, environment, key)
+            if candidate.secret_ciphertext is None:
+                raise ConfigpipeError(f"sensitive version {candidate.version} of {scope} has no ciphertext")
+            arn = self._secrets.put_staged_version(
+                secret_name(service, environment, key),
+                self._key.decrypt(scope, candidate.secret_ciphertext),
+                token=secret_version_token(scope, candidate.version),
+                stages=[CANDIDATE_STAGE],
+                tags={"configpipe:service": service, "configpipe:environment": environment},
+            )
+            # A non-sensitive candidate of an earlier rollout must not linger beside this one.
+            self._parameters.delete(candidate_parameter_name(service, environment, key))
+            return self._candidate(candidate, active=True, secret_arn=arn)
+        if candidate.value_json is None:
+            raise ConfigpipeError(
+                f"version {candidate.version} of {scope_id(service, environment, key)} has no value"
+            )
+        self._parameters.put(candidate_parameter_name(service, environment, key), candidate.value_json)
+        return self._candidate(candidate, active=True)
+
+    def _candidate(
+        self, candidate: VersionRecord, active: bool, secret_arn: str | None = None
+    ) -> RolloutCandidate:
+        """Where ``candidate`` can be read: beside the stable value while the rollout is active,
+        in the key's main store once it completed (and nowhere once it was rolled back)."""
+        service, environment, key = candidate.service, candidate.environment, candidate.key
+        fields: dict[str, Any] = {}
+        if candidate.deleted:
+            pass
+        elif candidate.sensitive:
+            fields["secret_arn"] = secret_arn or self._secrets.arn(secret_name(service, environment, key))
+            fields["secret_version_id"] = secret_version_token(
+                scope_id(service, environment, key), candidate.version
+            )
+        else:
+            fields["parameter_name"] = (
+                candidate_parameter_name(service, environment, key)
+                if active
+                else parameter_name(service, environment, key)
+            )
+            if (
+                candidate.value_json is not None
+                and len(candidate.value_json.encode("utf-8")) <= self._inline_max
+            ):
+                fields["value"] = json.loads(candidate.value_json)
+                fields["value_inline"] = True
+        return RolloutCandidate(
+            value_hash=candidate.value_hash,
+            sensitive=candidate.sensitive,
+            deleted=candidate.deleted,
+            **fields,
+        )
+
+    def _view(self, rollout: RolloutRecord, candidate: RolloutCandidate) -> RolloutView:
+        return RolloutView(**_view_fields(rollout), candidate=candidate)
+
+    def _rollout_event(self, rollout: RolloutRecord, candidate: VersionRecord) -> ConfigurationRolloutEvent:
+        status = RolloutStatus(rollout.status)
+        located = self._candidate(candidate, active=status is RolloutStatus.ROLLING_OUT)
+        if status in (RolloutStatus.ROLLED_BACK, RolloutStatus.ABORTED) and not candidate.sensitive:
+            # Rolled back: the candidate is no longer readable anywhere; keep its hash (and
+            # a small value inline, for the record) but point nowhere.
+            located = located.model_copy(update={"parameter_name": None})
+        return ConfigurationRolloutEvent(
+            **_view_fields(rollout),
+            candidate=located,
+            event_at=datetime.fromisoformat(rollout.updated_at or rollout.started_at),
+            author=rollout.author or "configpipe",
+            reason=rollout.reason or rollout.event,
+            outcome=RolloutOutcome.model_validate(rollout.outcome) if rollout.outcome else None,
         )
 
     # --- rejection records ----------------------------------------------------------------
@@ -275,6 +482,36 @@ def _flipped(record: VersionRecord) -> bool:
     if record.previous_version is None:
         return False
     return record.previous_sensitive is None or record.previous_sensitive != record.sensitive
+
+
+def _candidate_in_secret(pointer: CurrentPointer) -> bool:
+    """Does an active rollout keep its candidate in the key's secret (so it must not be
+    emptied while the main store holds the stable version)? The pointer describes the
+    candidate while it names a rollout."""
+    return pointer.rollout_id is not None and pointer.sensitive and not pointer.deleted
+
+
+def _view_fields(rollout: RolloutRecord) -> dict[str, Any]:
+    return {
+        "rollout_id": rollout.rollout_id,
+        "service": rollout.service,
+        "environment": rollout.environment,
+        "key": rollout.key,
+        "status": RolloutStatus(rollout.status),
+        "sequence": rollout.sequence,
+        "stable_version": rollout.stable_version,
+        "candidate_version": rollout.candidate_version,
+        "weight": rollout.weight,
+        "targets": list(rollout.targets),
+        "strategy": rollout.strategy_name,
+        "paused": rollout.paused,
+        "alarms": list(rollout.alarms),
+        "started_at": datetime.fromisoformat(rollout.started_at),
+    }
+
+
+def _event_resources(event: ConfigurationRolloutEvent) -> list[str]:
+    return [event.candidate.secret_arn] if event.candidate.secret_arn else []
 
 
 def _opt_str(value: Any) -> str | None:

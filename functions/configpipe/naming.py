@@ -10,6 +10,17 @@ def parameter_name(service: str, environment: str, key: str, root: str = PARAMET
     return f"{root}/{service}/{environment}/{key}"
 
 
+def rollout_parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:
+    """The view of the key's active rollout (JSON), one level below the key's own parameter:
+    keys never contain ``/``, so no key can collide with it."""
+    return f"{parameter_name(service, environment, key, root)}/rollout"
+
+
+def candidate_parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:
+    """The candidate value (canonical JSON) of the key's active rollout, when not sensitive."""
+    return f"{parameter_name(service, environment, key, root)}/candidate"
+
+
 def parameter_path(service: str, environment: str, root: str = PARAMETER_ROOT) -> str:
     return f"{root}/{service}/{environment}/"
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 #: Fixed forever: changing it would make retries of old versions create duplicate versions.
 SECRET_TOKEN_NAMESPACE = uuid.UUID("6f1c2d0e-6a43-5c1e-9d7b-2f2b8c0c0f1a")
 SECRET_RECOVERY_DAYS = 7
+CURRENT_STAGE = "AWSCURRENT"
+#: The stage of a rollout's sensitive candidate: readable by version id or stage, never current.
+CANDIDATE_STAGE = "CONFIGPIPE_CANDIDATE"
 
 
 class StoreUnavailableError(ConfigpipeError):
@@ -43,6 +46,10 @@ def secret_version_token(scope: str, version: int) -> str:
     """The Secrets Manager version id of config version ``version`` of ``scope``: deterministic,
     so a retried PutSecretValue is a no-op and a reader can ask for exactly that version."""
     return str(uuid.uuid5(SECRET_TOKEN_NAMESPACE, f"{scope}#{version}"))
+
+
+def _holder(stages: Any, stage: str) -> str | None:
+    return next((version for version, held in stages.items() if stage in held), None)
 
 
 def _code(error: Exception) -> str:
@@ -164,9 +171,89 @@ class SecretStore:
             if described.get("DeletedDate"):
                 # Scheduled for deletion by an earlier tombstone; the key was put again.
                 self.client.restore_secret(SecretId=name)
+            stages = described.get("VersionIdsToStages", {})
+            if token in stages:
+                # The version exists already (a retry, or a rollout's candidate that is now
+                # complete). PutSecretValue with an existing token changes nothing, so it
+                # would never become AWSCURRENT: move the stage to it explicitly.
+                if CURRENT_STAGE not in stages[token]:
+                    self._move_stage(name, CURRENT_STAGE, token, stages)
+                return described["ARN"]
             return self._put(name, secret_string, token)
         except (ClientError, BotoCoreError) as error:
             raise StoreUnavailableError("PutSecretValue", name, _code(error)) from error
+
+    def put_staged_version(
+        self, name: str, secret_string: str, token: str, stages: list[str], tags: dict[str, str]
+    ) -> str:
+        """Add ``secret_string`` under version id ``token`` with exactly ``stages`` (never
+        ``AWSCURRENT`` unless asked): the current value stays what it was. A secret that does
+        not exist is created empty first (creating it with a value would make that value
+        current); one scheduled for deletion is restored. Idempotent like :meth:`put_version`."""
+        try:
+            described: dict[str, Any]
+            try:
+                described = dict(self.client.describe_secret(SecretId=name))
+            except ClientError as error:
+                if _code(error) != "ResourceNotFoundException":
+                    raise
+                described = self._create_empty(name, tags)
+            if described.get("DeletedDate"):
+                self.client.restore_secret(SecretId=name)
+            existing = described.get("VersionIdsToStages", {})
+            if token in existing:
+                for stage in stages:
+                    if stage not in existing[token]:
+                        self._move_stage(name, stage, token, existing)
+                return str(described["ARN"])
+            response = self.client.put_secret_value(
+                SecretId=name, SecretString=secret_string, ClientRequestToken=token, VersionStages=stages
+            )
+            return response["ARN"]
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailableError("PutSecretValue", name, _code(error)) from error
+
+    def remove_stage(self, name: str, stage: str) -> bool:
+        """Take ``stage`` off whichever version holds it; ``False`` if none does, or the secret
+        is missing or scheduled for deletion (nothing can read the stage then)."""
+        try:
+            described = self.client.describe_secret(SecretId=name)
+            if described.get("DeletedDate"):
+                return False
+            holder = _holder(described.get("VersionIdsToStages", {}), stage)
+            if holder is None:
+                return False
+            self.client.update_secret_version_stage(
+                SecretId=name, VersionStage=stage, RemoveFromVersionId=holder
+            )
+        except ClientError as error:
+            if _code(error) in {"ResourceNotFoundException", "InvalidRequestException"}:
+                return False
+            raise StoreUnavailableError("UpdateSecretVersionStage", name, _code(error)) from error
+        except BotoCoreError as error:
+            raise StoreUnavailableError("UpdateSecretVersionStage", name, _code(error)) from error
+        return True
+
+    def _move_stage(self, name: str, stage: str, token: str, stages: dict[str, list[str]]) -> None:
+        holder = _holder(stages, stage)
+        kwargs: dict[str, Any] = {"SecretId": name, "VersionStage": stage, "MoveToVersionId": token}
+        if holder is not None:
+            kwargs["RemoveFromVersionId"] = holder
+        self.client.update_secret_version_stage(**kwargs)
+
+    def _create_empty(self, name: str, tags: dict[str, str]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+        }
+        if self._kms_key_id:
+            kwargs["KmsKeyId"] = self._kms_key_id
+        try:
+            self.client.create_secret(**kwargs)
+        except ClientError as error:
+            if _code(error) != "ResourceExistsException":
+                raise
+        return dict(self.client.describe_secret(SecretId=name))
 
     def _put(self, name: str, secret_string: str, token: str) -> str:
         response = self.client.put_secret_value(

@@ -13,10 +13,12 @@ from datetime import datetime
 from typing import Any
 
 #: The materialiser's event-source-mapping filter, as Lambda filter patterns: new version
-#: items and new rejection records. The CURRENT pointer and the accepted-change record,
-#: written in the same transaction, need no materialisation.
+#: items, new rejection records, and every new or changed rollout item (each state change of
+#: a rollout is a MODIFY of the key's one ROLLOUT item). The CURRENT pointer and the
+#: accepted-change record, written in the same transactions, need no materialisation.
 MATERIALISER_FILTER_PATTERNS: list[dict[str, Any]] = [
     {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["version"]}}}},
+    {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"kind": {"S": ["rollout"]}}}},
     {
         "eventName": ["INSERT"],
         "dynamodb": {"NewImage": {"kind": {"S": ["change"]}, "status": {"S": ["rejected"]}}},

@@ -47,7 +47,10 @@ def _materialiser() -> Materialiser:
 
 
 def record_handler(record: DynamoDBRecord, materialiser: Materialiser | None = None) -> None:
-    if record.event_name != DynamoDBRecordEventName.INSERT or record.dynamodb is None:
+    if record.dynamodb is None or record.event_name not in (
+        DynamoDBRecordEventName.INSERT,
+        DynamoDBRecordEventName.MODIFY,  # a rollout's state changes are updates of one item
+    ):
         return
     image = record.dynamodb.new_image
     try:
@@ -63,6 +66,8 @@ def record_handler(record: DynamoDBRecord, materialiser: Materialiser | None = N
         )
         metrics.add_metric(name="MaterialisationFailures", unit=MetricUnit.Count, value=1)
         raise
+    if outcome.kind == "rollout":
+        metrics.add_metric(name="RolloutEventsAnnounced", unit=MetricUnit.Count, value=1)
     if outcome.kind == "updated":
         metrics.add_metric(name="ConfigurationsMaterialised", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="UpdatesAnnounced", unit=MetricUnit.Count, value=1)

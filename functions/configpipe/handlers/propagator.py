@@ -1,19 +1,18 @@
-"""Propagator Lambda: ``ConfigurationUpdated`` (EventBridge) → :mod:`configpipe.fanout`.
+"""Propagator Lambda: ``ConfigurationUpdated`` / ``ConfigurationRollout*`` (EventBridge) →
+:mod:`configpipe.fanout`.
 
 The handler re-raises a failed delivery so the async retries and the on-failure DLQ of
 this function take over."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import envelopes, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from configpipe.bus import ConfigBus
-from configpipe.contracts import ConfigurationUpdated
-from configpipe.fanout import DeliveryFailedError, FanOut, LambdaInvoker
+from configpipe.fanout import DeliveryFailedError, FanOut, LambdaInvoker, parse_announcement
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
 from configpipe.settings import PropagatorSettings
@@ -37,15 +36,13 @@ def _fanout() -> FanOut:
     return _default
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.changeId", clear_state=True)
+@logger.inject_lambda_context(correlation_id_path="detail.changeId || detail.rolloutId", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext, fanout: FanOut | None = None) -> dict[str, Any]:
     """``fanout`` is an optional port for tests; Lambda never passes it."""
-    update = cast(
-        ConfigurationUpdated,
-        parse(event=event, model=ConfigurationUpdated, envelope=envelopes.EventBridgeEnvelope),
-    )
+    # Either contract, chosen by detail-type (an update, or a step of a rollout).
+    update = parse_announcement(event)
     try:
         deliveries = (fanout or _fanout()).deliver(update, event)
     except DeliveryFailedError as error:

@@ -2,8 +2,9 @@
 
 :class:`Chain` plays the parts AWS plays between our functions: it reads what reached the
 bus (through a catch-all rule, so moto's EventBridge does the routing), hands
-``ConfigurationChange`` to the validator handler and ``ConfigurationUpdated`` to the
-propagator handler, hands the change log's stream records to the materialiser handler,
+``ConfigurationChange`` to the validator handler and ``ConfigurationUpdated`` and every
+``ConfigurationRollout*`` announcement to the propagator handler, hands the change log's
+stream records (versions, rejections, rollout items) to the materialiser handler,
 and runs each async Lambda invocation of a service's update handler. Like AWS it is
 at-least-once: a failed invocation is retried with the same event, a failed stream
 record is redelivered.
@@ -25,6 +26,7 @@ import boto3
 
 from configpipe.bus import ConfigBus
 from configpipe.changelog import ChangeLog
+from configpipe.contracts import ROLLOUT_EVENT_TYPES
 from configpipe.crypto import SecretsKey
 from configpipe.fanout import FanOut
 from configpipe.handlers import materialiser as materialiser_handler
@@ -38,6 +40,7 @@ from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service.app import make_handler
 
 MAX_ATTEMPTS = 6
+_PROPAGATED = {"ConfigurationUpdated", *(t.value for t in ROLLOUT_EVENT_TYPES)}
 
 
 class SimulatedCrashError(Exception):
@@ -168,10 +171,10 @@ class Chain:
 
     def _target(self, event: dict[str, Any]) -> Callable[[dict[str, Any]], Any] | None:
         """The rules of the stack: ConfigurationChange from a team → validator;
-        ConfigurationUpdated from the pipeline → propagator."""
+        ConfigurationUpdated and ConfigurationRollout* from the pipeline → propagator."""
         if event["detail-type"] == "ConfigurationChange" and event["source"].startswith("configpipe.team."):
             return self.write_path.handle
-        if event["detail-type"] == "ConfigurationUpdated" and event["source"] == "configpipe.pipeline":
+        if event["detail-type"] in _PROPAGATED and event["source"] == "configpipe.pipeline":
             return lambda e: propagator_handler.handler(e, LambdaContext(), fanout=self.fanout)
         return None
 
@@ -210,7 +213,7 @@ class Chain:
                 self.update_handlers[function_name](event, LambdaContext(function_name=function_name))
             except Exception as error:
                 if attempts + 1 >= 3:  # Lambda async: 1 try + 2 retries, then the DLQ
-                    self.dead_letters.append((function_name, error))
+                    self.dead_letters.append((function_name, error, event.get("detail-type")))
                 else:
                     self._async_queue.append((function_name, event, attempts + 1))
         return bool(queue)
@@ -254,6 +257,11 @@ def snapshot(pipeline: Pipeline) -> dict[str, Any]:
         for i in log_items
         if i["kind"] in ("version", "current")
     )
+    rollouts = sorted(
+        (i["pk"], str(i["rolloutId"]), i["status"], int(i["sequence"]), str(i["weight"]))
+        for i in log_items
+        if i["kind"] == "rollout"
+    )
     changes = sorted(
         (i["pk"], i["status"], i.get("version") and int(i["version"]))
         for i in log_items
@@ -277,6 +285,7 @@ def snapshot(pipeline: Pipeline) -> dict[str, Any]:
     )
     return {
         "versions": versions,
+        "rollouts": rollouts,
         "changes": changes,
         "parameters": parameters,
         "secrets": secrets,
