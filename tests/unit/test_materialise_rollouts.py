@@ -312,3 +312,18 @@ def test_fan_out_delivers_a_rollout_event_to_the_affected_handlers(rig):
         "checkout",
         started["detail"]["rolloutId"],
     )
+
+
+def test_a_rollout_on_a_release_names_the_release_in_the_view_and_its_announcement(rig):
+    rig.put("max_items", 10)
+    rig.materialise()
+    rig.events()
+    release = {"releaseId": "rel-9", "function": "checkout-api", "targetVersion": "7"}
+
+    rig.put("max_items", 20, rollout={"release": release})
+    rig.materialise()
+
+    assert ssm_value(VIEW)["release"] == release
+    assert ssm_value(VIEW)["weight"] == 0
+    started = [e for e in rig.events() if e["detail-type"] == "ConfigurationRolloutStarted"]
+    assert started[0]["detail"]["release"] == release

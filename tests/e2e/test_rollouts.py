@@ -1,0 +1,271 @@
+"""Progressive configuration rollouts on the local pipeline, over HTTP, as a service team and
+its service code see them in AWS: a change with a rollout goes to some tenants first, service
+code reads per tenant from what is materialised, an alarm rolls it back, controls move it, and
+a code release carries config that only its new version reads.
+
+The session's pipeline fires the rollout tick every 2 s (``--schedule-speedup``), so an alarm
+is acted on within seconds; strategies still count real minutes, so the tests use long ones
+and move them with controls or alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from configpipe.client import ConfigClient
+from configpipe.contracts import ConfigurationRolloutControl, RolloutAction
+from configpipe.release.contracts import ReleaseDetailType, ReleaseRequested
+from tests.e2e.conftest import LocalStack, eventually
+
+pytestmark = pytest.mark.e2e
+
+CHECKOUT = "configpipe.team.checkout"
+SEARCH = "configpipe.team.search"
+DEADLINE = 30.0
+TENANTS = [f"tenant-{i}" for i in range(2000)]
+
+
+def alarm(local: LocalStack, name: str, state: str) -> None:
+    cloudwatch = local.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="e2e")
+
+
+def view(local: LocalStack, service: str, environment: str, key: str) -> dict[str, Any] | None:
+    ssm = local.client("ssm")
+    try:
+        text = ssm.get_parameter(Name=f"/config/{service}/{environment}/{key}/rollout")["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    found: dict[str, Any] = json.loads(text)
+    return found
+
+
+def rollout_item(local: LocalStack, service: str, environment: str, key: str) -> dict[str, Any]:
+    items = local.change_log_items(f"KEY#{service}#{environment}#{key}")
+    rollout = next((i for i in items if i["sk"]["S"] == "ROLLOUT"), None)
+    return {k: next(iter(v.values())) for k, v in rollout.items()} if rollout else {}
+
+
+def reader(local: LocalStack, service: str, **identity: str) -> ConfigClient:
+    """Service code's view, through the emulator's SSM: no push, only what is materialised."""
+    return ConfigClient(service, "development", ttl_seconds=0, ssm_client=local.client("ssm"), **identity)
+
+
+def tenant_answer(local: LocalStack, tenant: str, key: str) -> dict[str, Any]:
+    """The sample service's own per-tenant read, invoked as a Lambda."""
+    response = local.client("lambda").invoke(
+        FunctionName="checkout-config-update-handler",
+        Payload=json.dumps({"tenant": tenant, "key": key, "environment": "development"}).encode(),
+    )
+    answer: dict[str, Any] = json.loads(response["Payload"].read())
+    return answer
+
+
+def control(
+    local: LocalStack, source: str, key: str, action: RolloutAction, service: str = "checkout"
+) -> None:
+    detail = ConfigurationRolloutControl(
+        control_id=f"e2e-{uuid.uuid4()}",
+        service=service,
+        environment="development",
+        key=key,
+        action=action,
+        author="e2e",
+        reason=f"e2e {action.value}",
+    ).to_detail()
+    response = local.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": local.bus_name,
+                "Source": source,
+                "DetailType": "ConfigurationRolloutControl",
+                "Detail": json.dumps(detail),
+            }
+        ]
+    )
+    assert response["FailedEntryCount"] == 0, response
+
+
+def test_a_canary_reaches_some_tenants_first_and_an_alarm_rolls_it_back(
+    local: LocalStack, unique: str
+) -> None:
+    key = f"rate_limit_{unique}"
+    alarm_name = f"checkout-errors-{unique}"
+    alarm(local, alarm_name, "OK")
+    local.put_change(CHECKOUT, service="checkout", key=key, value=100)
+    eventually(lambda: local.parameter("checkout", "development", key) == 100, what="stable value")
+
+    # When the new value goes out as a 10 % canary, with one tenant named first
+    change_id = local.put_change(
+        CHECKOUT,
+        service="checkout",
+        key=key,
+        value=200,
+        rollout={"strategy": "Canary10Percent30Minutes", "alarms": [alarm_name], "targets": ["tenant-vip"]},
+    )
+
+    # Then readers see a consistent view from what is materialised, without any push
+    current = eventually(lambda: view(local, "checkout", "development", key), timeout=DEADLINE, what="view")
+    assert (current["rolloutId"], current["weight"], current["candidateVersion"]) == (change_id, 10.0, 2)
+    assert local.parameter("checkout", "development", key) == 100, "the stable value stays where it was"
+    client = reader(local, "checkout")
+    share = sum(client.get(key, subject=t) == 200 for t in TENANTS) / len(TENANTS)
+    assert 0.07 <= share <= 0.13, share
+    assert client.get(key, subject="tenant-vip") == 200
+    # and the sample service answers per tenant the same way
+    assert tenant_answer(local, "tenant-vip", key)["value"] == 200
+    outsider = next(t for t in TENANTS if client.get(key, subject=t) == 100)
+    assert tenant_answer(local, outsider, key)["value"] == 100
+    started = eventually(
+        lambda: local.bus.events("ConfigurationRolloutStarted", key=key), timeout=DEADLINE, what="started"
+    )
+    assert started[0]["detail"]["weight"] == 10.0
+
+    # When the alarm fires
+    alarm(local, alarm_name, "ALARM")
+
+    # Then within a tick everyone is back on the stable value, announced, and history shows it
+    eventually(
+        lambda: view(local, "checkout", "development", key) is None, timeout=DEADLINE, what="view gone"
+    )
+    rolled = rollout_item(local, "checkout", "development", key)
+    assert rolled["status"] == "ROLLED_BACK"
+    assert rolled["outcome"]["code"]["S"] == "ALARM"
+    assert local.parameter("checkout", "development", key) == 100
+    assert eventually(
+        lambda: local.bus.events("ConfigurationRolloutRolledBack", key=key),
+        timeout=DEADLINE,
+        what="announced",
+    )
+    eventually(
+        lambda: (a := local.applied("checkout", "development", key)) and int(a["version"]) == 3,
+        timeout=DEADLINE,
+        what="the handler applied the restoring version",
+    )
+    assert all(reader(local, "checkout").get(key, subject=t) == 100 for t in TENANTS[:200])
+
+
+def test_a_change_to_a_key_rolling_out_is_refused_until_it_is_promoted(
+    local: LocalStack, unique: str
+) -> None:
+    key = f"feature_{unique}"
+    local.put_change(CHECKOUT, service="checkout", key=key, value="off")
+    eventually(lambda: local.parameter("checkout", "development", key) == "off", what="stable")
+    local.put_change(
+        CHECKOUT,
+        service="checkout",
+        key=key,
+        value="on",
+        rollout={"strategy": "Linear10PercentEvery10Minutes"},
+    )
+    eventually(lambda: view(local, "checkout", "development", key), timeout=DEADLINE, what="view")
+
+    refused = local.put_change(CHECKOUT, service="checkout", key=key, value="maybe")
+    rejected = eventually(
+        lambda: local.bus.events("ConfigurationRejected", changeId=refused),
+        timeout=DEADLINE,
+        what="rejection",
+    )
+    assert [r["code"] for r in rejected[0]["detail"]["reasons"]] == ["ROLLOUT_IN_PROGRESS"]
+
+    control(local, CHECKOUT, key, RolloutAction.PROMOTE)
+
+    eventually(
+        lambda: local.parameter("checkout", "development", key) == "on", timeout=DEADLINE, what="promoted"
+    )
+    assert view(local, "checkout", "development", key) is None
+    assert rollout_item(local, "checkout", "development", key)["status"] == "COMPLETED"
+    assert eventually(
+        lambda: local.bus.events("ConfigurationRolloutCompleted", key=key), timeout=DEADLINE, what="completed"
+    )
+    eventually(
+        lambda: (a := local.applied("checkout", "development", key)) and int(a["version"]) == 2,
+        timeout=DEADLINE,
+        what="the candidate applied everywhere",
+    )
+
+
+def test_a_release_carries_config_that_only_its_new_version_reads_and_both_roll_back_on_its_alarm(
+    local: LocalStack, unique: str
+) -> None:
+    key = f"search_boost_{unique}"
+    alarm_name = f"search-errors-{unique}"
+    alarm(local, alarm_name, "OK")
+    local.put_change(SEARCH, service="search", key=key, value=1.0)
+    eventually(lambda: local.parameter("search", "development", key) == 1.0, what="stable")
+    release_id = f"e2e-combined-{unique}"
+
+    # One release: the config change rides on it, then the alias shift starts
+    local.put_change(
+        SEARCH,
+        service="search",
+        key=key,
+        value=2.5,
+        rollout={"release": {"releaseId": release_id, "function": "search-api", "targetVersion": "2"}},
+    )
+    eventually(lambda: view(local, "search", "development", key), timeout=DEADLINE, what="config bound")
+    request = ReleaseRequested(
+        release_id=release_id,
+        function="search-api",
+        alias="live",
+        target_version="2",
+        strategy="Canary10Percent30Minutes",
+        alarms=[alarm_name],
+        author="e2e",
+        reason="code and config together",
+    )
+    response = local.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": local.bus_name,
+                "Source": SEARCH,
+                "DetailType": ReleaseDetailType.RELEASE_REQUESTED.value,
+                "Detail": json.dumps(request.to_detail()),
+            }
+        ]
+    )
+    assert response["FailedEntryCount"] == 0
+    eventually(
+        lambda: local.client("lambda").get_alias(FunctionName="search-api", Name="live").get("RoutingConfig"),
+        timeout=DEADLINE,
+        what="canary traffic on version 2",
+    )
+
+    # Then each function version reads the config it was written for
+    assert reader(local, "search", function_name="search-api", function_version="2").get(key) == 2.5
+    assert reader(local, "search", function_name="search-api", function_version="1").get(key) == 1.0
+
+    # When the release's alarm fires, code and config roll back together
+    alarm(local, alarm_name, "ALARM")
+    eventually(
+        lambda: (
+            local.client("lambda").get_alias(FunctionName="search-api", Name="live")["FunctionVersion"] == "1"
+            and not (
+                local.client("lambda").get_alias(FunctionName="search-api", Name="live").get("RoutingConfig")
+                or {}
+            ).get("AdditionalVersionWeights")
+        ),
+        timeout=DEADLINE,
+        what="alias restored",
+    )
+    eventually(
+        lambda: view(local, "search", "development", key) is None, timeout=DEADLINE, what="config back"
+    )
+    item = rollout_item(local, "search", "development", key)
+    assert (item["status"], item["outcome"]["code"]["S"]) == ("ROLLED_BACK", "RELEASE_ROLLED_BACK")
+    assert reader(local, "search", function_name="search-api", function_version="2").get(key) == 1.0
+    assert local.parameter("search", "development", key) == 1.0
