@@ -499,21 +499,24 @@ def history(
         table = Table(title=f"{service}/{environment}/{key}", title_justify="left")
         for column in ("version", "operation", "who", "when", "why", "hash"):
             table.add_column(column, overflow="fold")
+        if rollouts:  # only for keys that ever rolled out
+            table.add_column("rollout", overflow="fold")
         for r in records:
             hash_text = Text(r.value_hash[:20] + "…" if len(r.value_hash) > 21 else r.value_hash)
             if r.sensitive:
                 hash_text = Text("secret ", style="magenta") + hash_text
             table.add_row(
                 Text(str(r.version)),
-                Text(
-                    operation_text(r)
-                    + (" (deleted)" if r.deleted and r.operation != "delete" else "")
-                    + (f" [{history_text(rollouts[r.version])}]" if r.version in rollouts else "")
-                ),
+                Text(operation_text(r) + (" (deleted)" if r.deleted and r.operation != "delete" else "")),
                 Text(r.author),
                 Text(r.applied_at),
                 Text(r.reason),
                 hash_text,
+                *(
+                    [Text(history_text(rollouts[r.version]) if r.version in rollouts else "")]
+                    if rollouts
+                    else []
+                ),
             )
         console.print(table)
 

@@ -765,5 +765,5 @@ def history_text(note: dict[str, Any]) -> str:
     if "request" in note:
         strategy = note["request"].get("strategy")
         name = strategy if isinstance(strategy, str) else "custom strategy"
-        return f"rollout {name}: {note['status'].lower().replace('_', ' ')}"
+        return f"{note['status'].lower().replace('_', ' ')} ({name})"
     return f"ends rollout of v{note['candidateVersion']}"
