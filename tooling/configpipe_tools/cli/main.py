@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from configpipe.changelog import VersionRecord
-from configpipe.contracts import Operation
+from configpipe.contracts import Operation, ReasonCode
 from configpipe.naming import secret_name
 from configpipe_tools.cli.common import OutputOpt, SourceOpt, guarded
 from configpipe_tools.cli.context import (
@@ -43,6 +43,8 @@ from configpipe_tools.cli.output import (
 )
 from configpipe_tools.cli.publishing import WriteRequest, WriteResult, submit
 from configpipe_tools.cli.release import app as release_app
+from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt
+from configpipe_tools.cli.rollout import app as rollout_app
 from configpipe_tools.cli.watching import WatchFilter, run_watch
 
 app = typer.Typer(
@@ -205,11 +207,16 @@ def put(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 30.0,
     change_id: ChangeIdOpt = None,
+    rollout: RolloutOpt = None,
+    alarm: AlarmOpt = None,
+    bake: BakeOpt = None,
+    target: TargetOpt = None,
     source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
-    """Set KEY of SERVICE in ENV to VALUE (or the content of --file)."""
+    """Set KEY of SERVICE in ENV to VALUE (or the content of --file); --rollout: progressively."""
     from configpipe_tools.cli.inputs import resolve_put_value
+    from configpipe_tools.cli.rollout import rollout_request
 
     request = WriteRequest(
         service,
@@ -221,6 +228,7 @@ def put(
         sensitive_flag=sensitive,
         expected_version=expected_version,
         change_id=change_id,
+        rollout=rollout_request(Operation.PUT, rollout, alarm, bake, target),
     )
     return _write(ctx, request, dry_run, wait, timeout)
 
@@ -268,10 +276,16 @@ def rollback(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 30.0,
     change_id: ChangeIdOpt = None,
+    rollout: RolloutOpt = None,
+    alarm: AlarmOpt = None,
+    bake: BakeOpt = None,
+    target: TargetOpt = None,
     source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
-    """Restore KEY to the value it had at version --to."""
+    """Restore KEY to the value it had at version --to; --rollout: progressively."""
+    from configpipe_tools.cli.rollout import rollout_request
+
     request = WriteRequest(
         service,
         environment,
@@ -281,6 +295,7 @@ def rollback(
         to_version=to,
         expected_version=expected_version,
         change_id=change_id,
+        rollout=rollout_request(Operation.ROLLBACK, rollout, alarm, bake, target),
     )
     return _write(ctx, request, dry_run, wait, timeout)
 
@@ -288,11 +303,23 @@ def rollback(
 def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool, timeout: float) -> ExitCode:
     cli: CliContext = ctx.obj  # a --source given after the command was applied by `guarded`
     result = submit(cli, request, dry_run=dry_run, wait=wait, timeout=timeout)
-    Output(cli.json).result(result.to_dict(), lambda console: _render_write(console, result))
+    payload = result.to_dict()
+    if result.status == "accepted" and request.rollout is not None:
+        from configpipe_tools.cli.rollout import started_summary
+
+        result.rollout = started_summary(
+            cli.change_log(), request.service, request.environment, request.key, result.change_id
+        )
+        payload = result.to_dict()
+    if any(r.get("code") == ReasonCode.ROLLOUT_IN_PROGRESS for r in result.reasons):
+        from configpipe_tools.cli.rollout import way_out
+
+        payload["hint"] = way_out(request.service, request.environment, request.key)
+    Output(cli.json).result(payload, lambda console: _render_write(console, result, payload.get("hint")))
     return result.exit_code
 
 
-def _render_write(console: Console, result: WriteResult) -> None:
+def _render_write(console: Console, result: WriteResult, hint: str | None = None) -> None:
     label = f"{result.change['service']}/{result.change['environment']}/{result.change['key']}"
     if result.status == "published":
         console.print(Text(f"published change {result.change_id} for {label} (not waiting for the verdict)"))
@@ -301,10 +328,16 @@ def _render_write(console: Console, result: WriteResult) -> None:
             Text("✓ accepted: ", style="green")
             + Text(f"{label} is now version {result.version} (change {result.change_id})")
         )
+        if result.rollout is not None:
+            from configpipe_tools.cli.rollout import render_started
+
+            render_started(console, result.rollout)
     elif result.status == "rejected":
         console.print(Text("✗ rejected: ", style="bold red") + Text(f"change {result.change_id} for {label}"))
         for reason in result.reasons:
             console.print(Text("  - ") + reason_text(reason))
+        if hint:
+            console.print(Text("hint: ", style="cyan") + Text(hint))
     else:
         dry = result.dry_run or {}
         if result.status == "would-accept":
@@ -318,6 +351,8 @@ def _render_write(console: Console, result: WriteResult) -> None:
             )
             for reason in result.reasons:
                 console.print(Text("  - ") + reason_text(reason))
+            if hint:
+                console.print(Text("hint: ", style="cyan") + Text(hint))
         if not dry.get("registryChecked"):
             console.print(
                 Text("note: the registry was not readable; only the contract was checked", style="yellow")
@@ -438,25 +473,34 @@ def history(
     output: OutputOpt = None,
 ) -> None:
     """Every version of KEY, newest first: who, when, why, hash (secrets masked)."""
+    from configpipe_tools.cli.rollout import history_rollouts, history_text
+
     cli: CliContext = ctx.obj
-    records = list(cli.change_log().history(service, environment, key, newest_first=True, limit=limit))
+    log = cli.change_log()
+    records = list(log.history(service, environment, key, newest_first=True, limit=limit))
     if not records:
         raise invalid(
             f"{service}/{environment}/{key} has no history",
             code="KEY_NOT_FOUND",
             hint=f"`configpipe list {service} {environment}` lists the keys that exist.",
         )
+    rollouts = history_rollouts(records, log.rollout(service, environment, key))
     payload = {
         "service": service,
         "environment": environment,
         "key": key,
-        "versions": [version_view(r) for r in records],
+        "versions": [
+            {**version_view(r), **({"rollout": rollouts[r.version]} if r.version in rollouts else {})}
+            for r in records
+        ],
     }
 
     def render(console: Console) -> None:
         table = Table(title=f"{service}/{environment}/{key}", title_justify="left")
         for column in ("version", "operation", "who", "when", "why", "hash"):
             table.add_column(column, overflow="fold")
+        if rollouts:  # only for keys that ever rolled out
+            table.add_column("rollout", overflow="fold")
         for r in records:
             hash_text = Text(r.value_hash[:20] + "…" if len(r.value_hash) > 21 else r.value_hash)
             if r.sensitive:
@@ -468,6 +512,11 @@ def history(
                 Text(r.applied_at),
                 Text(r.reason),
                 hash_text,
+                *(
+                    [Text(history_text(rollouts[r.version]) if r.version in rollouts else "")]
+                    if rollouts
+                    else []
+                ),
             )
         console.print(table)
 
@@ -581,6 +630,7 @@ def watch(
 
 
 app.add_typer(release_app, name="release")
+app.add_typer(rollout_app, name="rollout")
 app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
 

@@ -59,6 +59,8 @@ class WriteRequest:
     expected_version: int | None = None
     sensitive_flag: bool = False
     change_id: str | None = None
+    #: The change's ``rollout`` (camelCase detail), checked by ``cli.rollout.rollout_request``.
+    rollout: dict[str, Any] | None = None
 
     @property
     def sensitive(self) -> bool:
@@ -84,6 +86,8 @@ class WriteRequest:
             detail["toVersion"] = self.to_version
         if self.expected_version is not None:
             detail["expectedVersion"] = self.expected_version
+        if self.rollout is not None:
+            detail["rollout"] = self.rollout
         return detail
 
 
@@ -95,6 +99,8 @@ class WriteResult:
     version: int | None = None
     reasons: list[dict[str, Any]] = field(default_factory=list)
     dry_run: dict[str, Any] | None = None
+    #: The rollout an accepted change started (``cli.rollout.rollout_view``).
+    rollout: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -108,6 +114,8 @@ class WriteResult:
             body["reasons"] = self.reasons
         if self.dry_run is not None:
             body["dryRun"] = self.dry_run
+        if self.rollout is not None:
+            body["rollout"] = self.rollout
         return body
 
 
@@ -244,6 +252,8 @@ def _identity(request: WriteRequest) -> dict[str, Any]:
     }
     if request.sensitive:
         summary["sensitive"] = True
+    if request.rollout is not None:
+        summary["rolloutRequest"] = request.rollout
     return summary
 
 
@@ -258,6 +268,15 @@ def _dry_run(
     current = change_log.current_record(request.service, request.environment, request.key)
     current_version = current.version if current else 0
     reasons: list[Reason] = []
+    pointer = change_log.current(request.service, request.environment, request.key)
+    if pointer is not None and pointer.rollout_id is not None:
+        reasons.append(
+            Reason(
+                code=ReasonCode.ROLLOUT_IN_PROGRESS,
+                message=f"the key is rolling out version {pointer.version} (rollout {pointer.rollout_id})",
+                field="key",
+            )
+        )
     if request.expected_version is not None and request.expected_version != current_version:
         reasons.append(
             Reason(
