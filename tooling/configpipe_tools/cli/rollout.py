@@ -43,6 +43,7 @@ from configpipe.contracts import (
     RolloutRequest,
     RolloutStatus,
 )
+from configpipe.registry import Registry
 from configpipe.release.health import AlarmHealth
 from configpipe.rollout.engine import elapsed_seconds, strategy_of
 from configpipe.rollout.service import rollback_change_id
@@ -174,7 +175,8 @@ def rollout_request(
         operation=operation,
         rollout=request,
     )
-    _refuse(check_rollout(change))
+    # A strategy rollout needs nothing from the registry (only a release binding does).
+    _refuse(check_rollout(change, Registry()))
     return request.to_detail()
 
 
