@@ -279,9 +279,17 @@ def snapshot(pipeline: Pipeline) -> dict[str, Any]:
         deleted = "DeletedDate" in secret
         value = None if deleted else secretsmanager.get_secret_value(SecretId=secret["ARN"])["SecretString"]
         secrets[secret["Name"]] = (deleted, value)
+    applied_items = dynamodb.Table(pipeline.applied_table_name).scan(ConsistentRead=True)["Items"]
     applied = sorted(
         (i["pk"], i["sk"], int(i["version"]), _stable(i["valueHash"]), bool(i.get("deleted")))
-        for i in dynamodb.Table(pipeline.applied_table_name).scan(ConsistentRead=True)["Items"]
+        for i in applied_items
+        if "version" in i
+    )
+    # the sample service's record of the last rollout step it applied, per key
+    applied_rollouts = sorted(
+        (i["pk"], i["sk"], i["rolloutId"], i["status"], int(i["candidateVersion"]), int(i["sequence"]))
+        for i in applied_items
+        if "rolloutId" in i
     )
     return {
         "versions": versions,
@@ -290,6 +298,7 @@ def snapshot(pipeline: Pipeline) -> dict[str, Any]:
         "parameters": parameters,
         "secrets": secrets,
         "applied": applied,
+        "appliedRollouts": applied_rollouts,
     }
 
 
