@@ -4,6 +4,16 @@ Every event that crosses the config bus is described here once, as a pydantic
 model. The Lambdas, the CLI, the client helpers and the tests all import these
 models; nothing else may describe an event's shape. JSON field names are
 camelCase (the bus's convention); Python attributes are snake_case.
+
+Two kinds, two rules about fields a model does not know:
+
+* a :class:`Command` (``ConfigurationChange``, ``ReleaseRequested``, ``ReleaseControl``)
+  comes *in* from a team and is checked by the pipeline: an unknown field is refused
+  (``UNKNOWN_FIELD``), so a typo never passes silently;
+* an :class:`Announcement` (``ConfigurationUpdated``, ``ConfigurationRejected``,
+  ``ConfigurationDelivered`` / ``ConfigurationDeliveryFailed``, the release lifecycle
+  events) goes *out* to consumers that deploy on their own schedule: an unknown field is
+  ignored, so the pipeline can add a field without breaking a deployed update handler.
 """
 
 from __future__ import annotations
@@ -80,13 +90,13 @@ class Operation(StrEnum):
     ROLLBACK = "rollback"
 
 
-class _Contract(BaseModel):
-    """Base of every contract: camelCase on the wire, unknown fields refused."""
+class Contract(BaseModel):
+    """Base of every contract: camelCase on the wire, immutable. Subclass :class:`Command`
+    or :class:`Announcement`, never this directly: they decide what an unknown field means."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
-        extra="forbid",
         frozen=True,
     )
 
@@ -95,10 +105,23 @@ class _Contract(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class Command(Contract):
+    """A request coming in from a team: unknown fields are refused (``UNKNOWN_FIELD``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Announcement(Contract):
+    """An event going out from the pipeline: consumers ignore fields they do not know, so
+    adding a field never breaks one that is already deployed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 # --- ConfigurationChange (published by teams) ---------------------------------------------
 
 
-class ConfigurationChange(_Contract):
+class ConfigurationChange(Command):
     """A request to change one key. Structure only; the rules that need the service
     registry (allow-lists, schemas, authorisation) live in ``configpipe.validation``."""
 
@@ -159,7 +182,7 @@ class ConfigurationChange(_Contract):
 # --- events emitted by the pipeline -------------------------------------------------------
 
 
-class ConfigurationUpdated(_Contract):
+class ConfigurationUpdated(Announcement):
     """Announced after a version is materialised. Carries the value only when it is not
     sensitive and small; otherwise readers follow ``parameterName`` / ``secretArn``."""
 
@@ -183,13 +206,13 @@ class ConfigurationUpdated(_Contract):
     applied_at: datetime
 
 
-class Reason(_Contract):
+class Reason(Announcement):
     code: ReasonCode
     message: str
     field: str | None = None
 
 
-class ConfigurationRejected(_Contract):
+class ConfigurationRejected(Announcement):
     """Why a change was refused. Never carries the value."""
 
     change_id: str
@@ -202,7 +225,7 @@ class ConfigurationRejected(_Contract):
     rejected_at: datetime
 
 
-class _DeliveryOutcome(_Contract):
+class _DeliveryOutcome(Announcement):
     """What happened to one affected service's copy of an update."""
 
     change_id: str

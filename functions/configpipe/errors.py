@@ -31,7 +31,3 @@ class EventPublishError(ConfigpipeError):
         codes = sorted({str(e.get("ErrorCode")) for e in failed_entries})
         super().__init__(f"{len(failed_entries)} event(s) not published: {', '.join(codes)}")
         self.failed_entries = failed_entries
-
-
-class RegistryUnavailableError(ConfigpipeError):
-    pass

@@ -1,11 +1,12 @@
 """The building block of every ``<service>-config-update-handler``.
 
 :func:`config_update_handler` returns a Lambda handler that parses the
-``ConfigurationUpdated`` EventBridge event (Powertools parser, the contracts model), drops
-it if its version is not newer than the one already applied for the key, reads the value
-when it is not inline (exactly that version, from SSM or Secrets Manager; a secret never
-travels on the bus), calls the service's callback with ``(update, value)``, and then
-refreshes the :class:`~configpipe.client.config.ConfigClient` cache, if one is given.
+``ConfigurationUpdated`` EventBridge event (Powertools parser, the contracts model; fields
+added by a newer pipeline are ignored, as for every announcement), drops it if its version
+is not newer than the one already applied for the key, reads the value when it is not
+inline (exactly that version, from SSM or Secrets Manager; a secret never travels on the
+bus), calls the service's callback with ``(update, value)``, and then refreshes the
+:class:`~configpipe.client.config.ConfigClient` cache, if one is given.
 
 The version is remembered only after the callback returns, so a failing callback makes
 the invocation fail and Lambda's async retries deliver the update again. The in-memory
