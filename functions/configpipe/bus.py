@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from configpipe.contracts import PIPELINE_SOURCE, DetailType, _Contract
+from configpipe.contracts import PIPELINE_SOURCE, Contract, DetailType
 from configpipe.errors import EventPublishError
 from configpipe.values import canonical_json
 
@@ -25,7 +25,7 @@ class ConfigBus:
         self._client = client or boto3.client("events")
 
     def entry(
-        self, detail_type: DetailType, detail: _Contract, resources: Sequence[str] = ()
+        self, detail_type: DetailType, detail: Contract, resources: Sequence[str] = ()
     ) -> dict[str, Any]:
         return {
             "EventBusName": self._bus_name,

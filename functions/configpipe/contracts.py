@@ -4,6 +4,17 @@ Every event that crosses the config bus is described here once, as a pydantic
 model. The Lambdas, the CLI, the client helpers and the tests all import these
 models; nothing else may describe an event's shape. JSON field names are
 camelCase (the bus's convention); Python attributes are snake_case.
+
+Two kinds, two rules about fields a model does not know:
+
+* a :class:`Command` (``ConfigurationChange``, ``ConfigurationRolloutControl``,
+  ``ReleaseRequested``, ``ReleaseControl``)
+  comes *in* from a team and is checked by the pipeline: an unknown field is refused
+  (``UNKNOWN_FIELD``), so a typo never passes silently;
+* an :class:`Announcement` (``ConfigurationUpdated``, ``ConfigurationRejected``,
+  ``ConfigurationDelivered`` / ``ConfigurationDeliveryFailed``, ``ConfigurationRollout*``,
+  the release lifecycle events) goes *out* to consumers that deploy on their own schedule: an unknown field is
+  ignored, so the pipeline can add a field without breaking a deployed update handler.
 """
 
 from __future__ import annotations
@@ -129,13 +140,13 @@ class Operation(StrEnum):
     ROLLBACK = "rollback"
 
 
-class _Contract(BaseModel):
-    """Base of every contract: camelCase on the wire, unknown fields refused."""
+class Contract(BaseModel):
+    """Base of every contract: camelCase on the wire, immutable. Subclass :class:`Command`
+    or :class:`Announcement`, never this directly: they decide what an unknown field means."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
-        extra="forbid",
         frozen=True,
     )
 
@@ -144,10 +155,23 @@ class _Contract(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class Command(Contract):
+    """A request coming in from a team: unknown fields are refused (``UNKNOWN_FIELD``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Announcement(Contract):
+    """An event going out from the pipeline: consumers ignore fields they do not know, so
+    adding a field never breaks one that is already deployed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 # --- ConfigurationChange (published by teams) ---------------------------------------------
 
 
-class RolloutRelease(_Contract):
+class RolloutRelease(Command):
     """Ties a config rollout to a code release: invocations of ``function`` at
     ``targetVersion`` read the candidate, every other reader the stable value, and the
     rollout completes or rolls back with the release (docs/rollouts.md)."""
@@ -164,7 +188,7 @@ class RolloutRelease(_Contract):
         return v
 
 
-class RolloutRequest(_Contract):
+class RolloutRequest(Command):
     """How a change goes out progressively (docs/rollouts.md): by a strategy, or with a code
     release. The strategy is checked by ``configpipe.release.strategies`` (one implementation
     for releases and rollouts), so a bad one is reported as ``INVALID_ROLLOUT`` with the
@@ -197,7 +221,7 @@ class RolloutRequest(_Contract):
         return v
 
 
-class ConfigurationChange(_Contract):
+class ConfigurationChange(Command):
     """A request to change one key. Structure only; the rules that need the service
     registry (allow-lists, schemas, authorisation) live in ``configpipe.validation``."""
 
@@ -252,7 +276,7 @@ class ConfigurationChange(_Contract):
 # --- events emitted by the pipeline -------------------------------------------------------
 
 
-class ConfigurationUpdated(_Contract):
+class ConfigurationUpdated(Announcement):
     """Announced after a version is materialised. Carries the value only when it is not
     sensitive and small; otherwise readers follow ``parameterName`` / ``secretArn``."""
 
@@ -276,13 +300,13 @@ class ConfigurationUpdated(_Contract):
     applied_at: datetime
 
 
-class Reason(_Contract):
+class Reason(Announcement):
     code: ReasonCode
     message: str
     field: str | None = None
 
 
-class ConfigurationRejected(_Contract):
+class ConfigurationRejected(Announcement):
     """Why a change was refused. Never carries the value."""
 
     change_id: str
@@ -295,7 +319,7 @@ class ConfigurationRejected(_Contract):
     rejected_at: datetime
 
 
-class _DeliveryOutcome(_Contract):
+class _DeliveryOutcome(Announcement):
     """What happened to one affected service's copy of an update."""
 
     change_id: str
@@ -345,7 +369,7 @@ class RolloutStatus(StrEnum):
         return self is not RolloutStatus.ROLLING_OUT
 
 
-class ConfigurationRolloutControl(_Contract):
+class ConfigurationRolloutControl(Command):
     """A person's control of a key's active rollout (published by teams, like a change)."""
 
     control_id: str = Field(description="Client idempotency key, like changeId")
@@ -382,7 +406,7 @@ class ConfigurationRolloutControl(_Contract):
         return check_key(v)
 
 
-class RolloutCandidate(_Contract):
+class RolloutCandidate(Announcement):
     """Where a rollout's candidate value is, and its hash. The value itself only when it is
     not sensitive and small (``valueInline``)."""
 
@@ -396,13 +420,13 @@ class RolloutCandidate(_Contract):
     value: Any = None
 
 
-class RolloutOutcome(_Contract):
+class RolloutOutcome(Announcement):
     code: str
     message: str
     alarms: list[str] = Field(default_factory=list)
 
 
-class RolloutView(_Contract):
+class RolloutView(Announcement):
     """A key's rollout as readers see it: materialised at ``/config/{service}/{environment}/{key}/rollout``
     and carried by every rollout announcement. Enough to decide, for any subject, whether it
     reads the stable or the candidate version."""
@@ -422,7 +446,9 @@ class RolloutView(_Contract):
     alarms: list[str] = Field(default_factory=list)
     started_at: datetime
     candidate: RolloutCandidate
-    release: RolloutRelease | None = Field(
+    #: {releaseId, function, targetVersion} of the code release the rollout rides on (the
+    #: request's RolloutRelease; a plain mapping here, so a field added to it later is tolerated).
+    release: dict[str, str] | None = Field(
         default=None, description="Bound to a code release: only that function version reads the candidate"
     )
 

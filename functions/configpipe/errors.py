@@ -33,10 +33,6 @@ class EventPublishError(ConfigpipeError):
         self.failed_entries = failed_entries
 
 
-class RegistryUnavailableError(ConfigpipeError):
-    pass
-
-
 class RolloutConflictError(ConfigpipeError):
     """A key's rollout moved on since it was read (another reconcile or control won the
     conditional write); the caller re-reads and decides again."""

@@ -39,7 +39,6 @@ from configpipe.contracts import (
     Reason,
     RolloutCandidate,
     RolloutOutcome,
-    RolloutRelease,
     RolloutStatus,
     RolloutView,
 )
@@ -508,7 +507,7 @@ def _view_fields(rollout: RolloutRecord) -> dict[str, Any]:
         "paused": rollout.paused,
         "alarms": list(rollout.alarms),
         "started_at": datetime.fromisoformat(rollout.started_at),
-        "release": RolloutRelease.model_validate(rollout.release) if rollout.release else None,
+        "release": dict(rollout.release) if rollout.release else None,
     }
 
 

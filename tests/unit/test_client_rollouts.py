@@ -19,7 +19,6 @@ from configpipe.contracts import (
     ConfigurationRolloutEvent,
     ConfigurationUpdated,
     RolloutCandidate,
-    RolloutRelease,
     RolloutStatus,
     RolloutView,
 )
@@ -452,7 +451,7 @@ def test_the_update_handler_reads_sensitive_stable_and_candidate_by_version(secr
 def test_only_the_releases_target_version_reads_a_candidate_bound_to_it(ssm):
     put(f"{ROOT}/max_items", 50)
     bound = view(weight=0.0).model_copy(
-        update={"release": RolloutRelease(release_id="rel-1", function="checkout-api", target_version="7")}
+        update={"release": {"releaseId": "rel-1", "function": "checkout-api", "targetVersion": "7"}}
     )
     materialise(bound)
 

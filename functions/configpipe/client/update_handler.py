@@ -3,7 +3,8 @@
 :func:`config_update_handler` returns a Lambda handler for the two kinds of announcement
 the propagator fans out, told apart by the EventBridge ``detail-type``:
 
-* ``ConfigurationUpdated`` — parsed with the contracts model (Powertools parser), dropped if
+* ``ConfigurationUpdated`` — parsed with the contracts model (Powertools parser; fields added
+  by a newer pipeline are ignored, as for every announcement), dropped if
   its version is not newer than the one already applied for the key, the value read when
   not inline (exactly that version, from SSM or Secrets Manager; a secret never travels on
   the bus), the service's ``on_update(update, value)`` called, then the

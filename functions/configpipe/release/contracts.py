@@ -9,7 +9,9 @@ Requests come from a team's own source (``configpipe.team.<team>``):
 Everything else is announced by the pipeline (source ``configpipe.pipeline``):
 ``ReleaseStarted``, ``ReleaseHookCompleted``, ``ReleaseStepped``, ``ReleasePaused``,
 ``ReleaseResumed``, ``ReleaseCompleted``, ``ReleaseRolledBack``, ``ReleaseAborted``,
-``ReleaseRejected`` and ``ReleaseStatusReported``. JSON is camelCase; unknown fields are refused.
+``ReleaseRejected`` and ``ReleaseStatusReported``. JSON is camelCase. The requests derive
+from :class:`~configpipe.contracts.Command` (unknown fields refused), the announcements
+from :class:`~configpipe.contracts.Announcement` (unknown fields ignored by consumers).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from configpipe.contracts import CHANGE_ID_PATTERN, _Contract
+from configpipe.contracts import CHANGE_ID_PATTERN, Announcement, Command
 
 
 class ReleaseDetailType(StrEnum):
@@ -119,7 +121,7 @@ MAX_HOOK_TIMEOUT_SECONDS = 300
 # --- requests (published by teams) --------------------------------------------------------
 
 
-class CustomStrategy(_Contract):
+class CustomStrategy(Command):
     """A strategy spelled as parameters instead of a name (``strategy`` may also be a name,
     e.g. ``Canary10Percent5Minutes`` or ``Linear20PercentEvery2Minutes``; see
     :mod:`configpipe.release.strategies`). Range checks live there so that a bad value is
@@ -137,7 +139,7 @@ class CustomStrategy(_Contract):
     final_bake_minutes: int | None = None
 
 
-class ReleaseRequested(_Contract):
+class ReleaseRequested(Command):
     release_id: str = Field(description="Client idempotency key, like changeId")
     function: str = Field(description="Name of a function listed in the registry's services[*].functions")
     alias: str
@@ -189,7 +191,7 @@ class ReleaseRequested(_Contract):
         return list(dict.fromkeys(v))  # de-duplicated, order kept
 
 
-class ReleaseControl(_Contract):
+class ReleaseControl(Command):
     release_id: str
     control_id: str = Field(description="Client idempotency key of this control")
     action: ControlAction
@@ -207,13 +209,13 @@ class ReleaseControl(_Contract):
 # --- announcements (published by the pipeline) --------------------------------------------
 
 
-class ReleaseReason(_Contract):
+class ReleaseReason(Announcement):
     code: ReleaseReasonCode
     message: str
     field: str | None = None
 
 
-class ReleaseRejected(_Contract):
+class ReleaseRejected(Announcement):
     """A request or control refused before it had any effect."""
 
     release_id: str
@@ -230,7 +232,7 @@ class ReleaseRejected(_Contract):
 Weights = dict[str, float]
 
 
-class _ReleaseEvent(_Contract):
+class _ReleaseEvent(Announcement):
     """Fields every lifecycle announcement carries, so a consumer needs no lookup."""
 
     release_id: str

@@ -46,6 +46,60 @@ def _reason(code: ReleaseReasonCode, message: str, field: str | None = None) -> 
     return ReleaseReason(code=code, message=message, field=field)
 
 
+def _reject(code: ReleaseReasonCode, message: str, field: str | None = None) -> ReleaseRejectedError:
+    return ReleaseRejectedError([_reason(code, message, field)])
+
+
+def _registry_reasons(
+    request: ReleaseRequested, source: str, registry: Registry
+) -> tuple[list[ReleaseReason], str | None]:
+    """The function is registered and ``source`` may release it; ``(reasons, owning service)``."""
+    service = owner_of(registry, request.function)
+    if service is None:
+        return [
+            _reason(
+                ReleaseReasonCode.FUNCTION_NOT_REGISTERED,
+                f"{request.function} is not in any registered service's functions",
+                "function",
+            )
+        ], None
+    if source not in registry.services[service].publishers:
+        return [
+            _reason(
+                ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
+                f"source {source} may not release functions of service {service}",
+                "source",
+            )
+        ], service
+    return [], service
+
+
+def _version_reasons(request: ReleaseRequested) -> list[ReleaseReason]:
+    if request.target_version == LATEST:
+        return [
+            _reason(
+                ReleaseReasonCode.TARGET_IS_LATEST,
+                "$LATEST is mutable; release a published version",
+                "targetVersion",
+            )
+        ]
+    if not request.target_version.isdigit() or int(request.target_version) < 1:
+        return [
+            _reason(
+                ReleaseReasonCode.INVALID_VERSION,
+                f"targetVersion must be a published version number, got {request.target_version!r}",
+                "targetVersion",
+            )
+        ]
+    return []
+
+
+def _hooks(request: ReleaseRequested) -> list[tuple[str, str]]:
+    """``(field, hook function)`` of each hook the request names."""
+    named = (("preTrafficHook", request.pre_traffic_hook), ("postTrafficHook", request.post_traffic_hook))
+    return [(field, hook) for field, hook in named if hook is not None]
+
+
 def static_reasons(
     request: ReleaseRequested, source: str, registry: Registry | None
 ) -> tuple[list[ReleaseReason], str | None, Strategy | None]:
@@ -58,60 +112,23 @@ def static_reasons(
     reasons: list[ReleaseReason] = []
     service = None
     if registry is not None:
-        service = owner_of(registry, request.function)
-        if service is None:
-            reasons.append(
-                _reason(
-                    ReleaseReasonCode.FUNCTION_NOT_REGISTERED,
-                    f"{request.function} is not in any registered service's functions",
-                    "function",
-                )
-            )
-        elif source not in registry.services[service].publishers:
-            reasons.append(
-                _reason(
-                    ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
-                    f"source {source} may not release functions of service {service}",
-                    "source",
-                )
-            )
+        reasons, service = _registry_reasons(request, source, registry)
     strategy = None
     try:
         strategy = parse_strategy(request.strategy)
     except StrategyError as e:
         reasons.append(_reason(e.code, e.message, "strategy"))
-    if request.target_version == LATEST:
-        reasons.append(
+    reasons.extend(_version_reasons(request))
+    if registry is not None:
+        reasons.extend(
             _reason(
-                ReleaseReasonCode.TARGET_IS_LATEST,
-                "$LATEST is mutable; release a published version",
-                "targetVersion",
+                ReleaseReasonCode.HOOK_NOT_REGISTERED,
+                f"hook {hook} must be a function registered for the released function's service",
+                field,
             )
+            for field, hook in _hooks(request)
+            if service is None or hook not in registry.services[service].functions
         )
-    elif not request.target_version.isdigit() or int(request.target_version) < 1:
-        reasons.append(
-            _reason(
-                ReleaseReasonCode.INVALID_VERSION,
-                f"targetVersion must be a published version number, got {request.target_version!r}",
-                "targetVersion",
-            )
-        )
-    for field, hook in (
-        ("preTrafficHook", request.pre_traffic_hook),
-        ("postTrafficHook", request.post_traffic_hook),
-    ):
-        if (
-            registry is not None
-            and hook is not None
-            and (service is None or hook not in registry.services[service].functions)
-        ):
-            reasons.append(
-                _reason(
-                    ReleaseReasonCode.HOOK_NOT_REGISTERED,
-                    f"hook {hook} must be a function registered for the released function's service",
-                    field,
-                )
-            )
     if len(request.alarms) > MAX_ALARMS:
         reasons.append(
             _reason(
@@ -136,109 +153,88 @@ def validate_request(
         raise ReleaseRejectedError(reasons)
     assert service is not None
     assert strategy is not None
+    alias_state = _check_alias(request, strategy, aliases)
+    _check_target_version(request, strategy, aliases, alias_state)
+    _check_hook_functions(request, aliases)
+    _check_alarms(request, health)
+    return ValidatedRelease(service=service, strategy=strategy, alias_state=alias_state)
 
-    if not aliases.exists(request.function):
-        raise ReleaseRejectedError(
-            [
-                _reason(
-                    ReleaseReasonCode.UNKNOWN_FUNCTION,
-                    f"function {request.function} does not exist",
-                    "function",
-                )
-            ]
-        )
+
+def _check_alias(request: ReleaseRequested, strategy: Strategy, aliases: LambdaAliases) -> AliasState:
+    """The function and its alias exist, and the alias can be shifted to the target as asked."""
+    function, alias = request.function, request.alias
+    if not aliases.exists(function):
+        raise _reject(ReleaseReasonCode.UNKNOWN_FUNCTION, f"function {function} does not exist", "function")
     try:
-        alias_state = aliases.get(request.function, request.alias)
+        alias_state = aliases.get(function, alias)
     except AliasNotFoundError:
-        raise ReleaseRejectedError(
-            [
-                _reason(
-                    ReleaseReasonCode.UNKNOWN_ALIAS,
-                    f"alias {request.function}:{request.alias} does not exist",
-                    "alias",
-                )
-            ]
+        raise _reject(
+            ReleaseReasonCode.UNKNOWN_ALIAS, f"alias {function}:{alias} does not exist", "alias"
         ) from None
     if alias_state.function_version == request.target_version:
-        raise ReleaseRejectedError(
-            [
-                _reason(
-                    ReleaseReasonCode.TARGET_IS_CURRENT,
-                    f"{request.function}:{request.alias} already serves version {request.target_version}",
-                    "targetVersion",
-                )
-            ]
+        raise _reject(
+            ReleaseReasonCode.TARGET_IS_CURRENT,
+            f"{function}:{alias} already serves version {request.target_version}",
+            "targetVersion",
         )
     if strategy.weighted and alias_state.function_version == LATEST:
-        raise ReleaseRejectedError(
-            [
-                _reason(
-                    ReleaseReasonCode.ALIAS_ON_LATEST,
-                    f"{request.function}:{request.alias} points at $LATEST, which Lambda cannot weight; "
-                    "use AllAtOnce or BlueGreen, or point the alias at a published version first",
-                    "alias",
-                )
-            ]
+        raise _reject(
+            ReleaseReasonCode.ALIAS_ON_LATEST,
+            f"{function}:{alias} points at $LATEST, which Lambda cannot weight; "
+            "use AllAtOnce or BlueGreen, or point the alias at a published version first",
+            "alias",
         )
+    return alias_state
+
+
+def _check_target_version(
+    request: ReleaseRequested, strategy: Strategy, aliases: LambdaAliases, alias_state: AliasState
+) -> None:
+    """The target version exists and, for a weighted shift, Lambda accepts routing across it."""
     try:
         target_config = aliases.version_config(request.function, request.target_version)
     except (VersionNotFoundError, FunctionNotFoundError):
-        raise ReleaseRejectedError(
-            [
-                _reason(
-                    ReleaseReasonCode.UNKNOWN_VERSION,
-                    f"version {request.target_version} of {request.function} does not exist",
-                    "targetVersion",
-                )
-            ]
+        raise _reject(
+            ReleaseReasonCode.UNKNOWN_VERSION,
+            f"version {request.target_version} of {request.function} does not exist",
+            "targetVersion",
         ) from None
-    if strategy.weighted:
-        current_config = aliases.version_config(request.function, alias_state.function_version)
-        conflicts = current_config.routing_conflicts(target_config)
-        if conflicts:
-            raise ReleaseRejectedError(
-                [
-                    _reason(
-                        ReleaseReasonCode.INCOMPATIBLE_VERSION_CONFIG,
-                        f"versions {alias_state.function_version} and {request.target_version} differ in "
-                        f"{', '.join(conflicts)}; Lambda refuses a weighted alias across them "
-                        "(use AllAtOnce or BlueGreen)",
-                        "targetVersion",
-                    )
-                ]
-            )
+    if not strategy.weighted:
+        return
+    current_config = aliases.version_config(request.function, alias_state.function_version)
+    conflicts = current_config.routing_conflicts(target_config)
+    if conflicts:
+        raise _reject(
+            ReleaseReasonCode.INCOMPATIBLE_VERSION_CONFIG,
+            f"versions {alias_state.function_version} and {request.target_version} differ in "
+            f"{', '.join(conflicts)}; Lambda refuses a weighted alias across them "
+            "(use AllAtOnce or BlueGreen)",
+            "targetVersion",
+        )
 
+
+def _check_hook_functions(request: ReleaseRequested, aliases: LambdaAliases) -> None:
     hook_reasons = [
         _reason(ReleaseReasonCode.UNKNOWN_HOOK_FUNCTION, f"hook function {hook} does not exist", field)
-        for field, hook in (
-            ("preTrafficHook", request.pre_traffic_hook),
-            ("postTrafficHook", request.post_traffic_hook),
-        )
-        if hook is not None and not aliases.exists(hook)
+        for field, hook in _hooks(request)
+        if not aliases.exists(hook)
     ]
     if hook_reasons:
         raise ReleaseRejectedError(hook_reasons)
 
-    if request.alarms:
-        states = health.states(request.alarms)
-        missing = [name for name in request.alarms if name not in states]
-        if missing:
-            raise ReleaseRejectedError(
-                [
-                    _reason(
-                        ReleaseReasonCode.UNKNOWN_ALARM, f"alarm(s) not found: {', '.join(missing)}", "alarms"
-                    )
-                ]
-            )
-        firing = [name for name in request.alarms if states[name] == "ALARM"]
-        if firing:
-            raise ReleaseRejectedError(
-                [
-                    _reason(
-                        ReleaseReasonCode.ALARM_ACTIVE,
-                        f"alarm(s) already in ALARM before any traffic moved: {', '.join(firing)}",
-                        "alarms",
-                    )
-                ]
-            )
-    return ValidatedRelease(service=service, strategy=strategy, alias_state=alias_state)
+
+def _check_alarms(request: ReleaseRequested, health: AlarmHealth) -> None:
+    """Every alarm exists and none is firing before any traffic moved."""
+    if not request.alarms:
+        return
+    states = health.states(request.alarms)
+    missing = [name for name in request.alarms if name not in states]
+    if missing:
+        raise _reject(ReleaseReasonCode.UNKNOWN_ALARM, f"alarm(s) not found: {', '.join(missing)}", "alarms")
+    firing = [name for name in request.alarms if states[name] == "ALARM"]
+    if firing:
+        raise _reject(
+            ReleaseReasonCode.ALARM_ACTIVE,
+            f"alarm(s) already in ALARM before any traffic moved: {', '.join(firing)}",
+            "alarms",
+        )

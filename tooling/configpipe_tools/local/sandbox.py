@@ -56,10 +56,6 @@ class InvocationResult:
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
 
-    @property
-    def function_error(self) -> str | None:
-        return None if self.ok else "Unhandled"
-
     def error_payload(self) -> bytes:
         return json.dumps(self.error or {}).encode()
 

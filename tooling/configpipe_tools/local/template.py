@@ -126,9 +126,6 @@ class Template:
         except (OSError, ValueError) as error:
             raise TemplateError(f"cannot read template {path}: {error}") from error
 
-    def of_type(self, *types: str) -> list[Resource]:
-        return [r for r in self.resources.values() if r.type in types]
-
     def references(self, resource: Resource) -> set[str]:
         """Logical ids ``resource`` refers to (Ref, GetAtt, Sub, DependsOn)."""
         found = set(resource.depends_on)
