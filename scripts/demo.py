@@ -30,6 +30,7 @@ from rich.padding import Padding  # noqa: E402
 from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
+from configpipe.client import ConfigClient  # noqa: E402
 from configpipe_tools.local.fixtures import provision_release_targets  # noqa: E402
 from configpipe_tools.local.runner import LocalPipeline, Options  # noqa: E402
 from configpipe_tools.local.server import PortInUseError  # noqa: E402
@@ -426,6 +427,82 @@ class Demo:
             )
         self.release_cli(None, "status", "payments-api")
 
+    # --- progressive configuration rollouts -----------------------------------------------
+
+    def a_config_canary(self) -> None:
+        step("7. A config canary: a new rate limit to 10% of tenants, an alarm, the rollback")
+        key = f"rate_limit_{RUN}"
+        alarm = f"checkout-config-errors-{RUN}"
+        cloudwatch = self.p.client("cloudwatch")
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm,
+            Namespace="configpipe/demo",
+            MetricName="CheckoutErrors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="demo: healthy")
+        stable = self.publish("configpipe.team.checkout", service="checkout", key=key, value=100)
+        wait_for(lambda: self.bus("ConfigurationDelivered", stable), "the stable value")
+        self.cli(
+            "--source",
+            "configpipe.team.checkout",
+            "put",
+            "checkout",
+            "development",
+            key,
+            "250",
+            "--rollout",
+            "Canary10Percent30Minutes",
+            "--alarm",
+            alarm,
+            "--target",
+            "tenant-vip",
+            "--reason",
+            "raise the rate limit, 10% of tenants first",
+            "--no-wait",
+        )
+        view = wait_for(
+            lambda: self.parameter(f"/config/checkout/development/{key}/rollout"), "the rollout view"
+        )
+        say(f"/config/checkout/development/{key}/rollout: weight {json.loads(view)['weight']:g}%")
+        tenants = [f"tenant-{i}" for i in range(1, 9)] + ["tenant-vip"]
+        answers = {t: self.tenant_read(t, key) for t in tenants}
+        table = Table("tenant (checkout-config-update-handler, direct invoke)", "reads", "candidate?")
+        for tenant, answer in answers.items():
+            table.add_row(tenant, str(answer.get("value")), "yes" if answer.get("readsCandidate") else "")
+        console.print(table)
+        reader = ConfigClient("checkout", "development", ttl_seconds=0, ssm_client=self.p.client("ssm"))
+        population = [f"tenant-{i}" for i in range(10_000)]
+        share = sum(reader.get(key, subject=t) == 250 for t in population) / len(population)
+        say(f"of 10,000 tenants, {share:.1%} read 250 (the weight is 10%); tenant-vip is a --target")
+        console.print(self.cli("rollout", "status", "checkout", "development", key))
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="demo: 429s spike")
+        fired = time.monotonic()
+        say(f"[red]SetAlarmState {alarm} → ALARM[/red]; waiting for the rollout tick ...")
+        wait_for(
+            lambda: self.parameter(f"/config/checkout/development/{key}/rollout") is None,
+            "the rollback",
+            timeout=30,
+        )
+        say(
+            f"[red]rolled back[/red] {time.monotonic() - fired:.1f}s after the alarm; every tenant reads "
+            f"{self.tenant_read('tenant-vip', key).get('value')} again"
+        )
+        console.print(self.cli("history", "checkout", "development", key))
+
+    def tenant_read(self, tenant: str, key: str) -> dict[str, Any]:
+        """What the checkout service answers for ``tenant``: its own ConfigClient read, per tenant."""
+        response = self.p.client("lambda").invoke(
+            FunctionName="checkout-config-update-handler",
+            Payload=json.dumps({"tenant": tenant, "key": key, "environment": "development"}).encode(),
+        )
+        answer: dict[str, Any] = json.loads(response["Payload"].read())
+        return answer
+
     # --- release plumbing ---------------------------------------------------------------
 
     def release_cli(self, source: str | None, command: str, *args: str) -> None:
@@ -562,6 +639,7 @@ def main() -> int:
         demo.a_global_flag()
         demo.history_and_rollback()
         demo.releases()
+        demo.a_config_canary()
     except DemoError as error:
         console.print(f"[red]demo failed:[/red] {error}")
         console.print(f"function logs: {pipeline.log_dir}")
@@ -576,6 +654,7 @@ def main() -> int:
     say("keep it running and use any client:  .venv/bin/configpipe local up   (docs/local.md)")
     say("the flow and the contracts:          docs/architecture.md")
     say("the CLI:                             docs/cli.md   releases: docs/releases.md")
+    say("config rollouts:                     docs/rollouts.md")
     say("the end-to-end tests:                .venv/bin/pytest tests/e2e -q")
     say("releases, yourself:                  .venv/bin/configpipe local up --schedule-speedup 30")
     say("                                     (stand-ins checkout-api/payments-api/search-api:live → v1)")
