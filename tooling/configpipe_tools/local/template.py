@@ -1,8 +1,10 @@
 """The synthesised CloudFormation template: produced by the real CDK CLI, read as data.
 
 The local pipeline's wiring comes only from here, so a change to ``stacks/`` changes what runs
-locally. Synthesis is cached under ``.local/cdk.out`` keyed by a hash of the CDK app's inputs
-(``app.py``, ``cdk.json``, ``stacks/``); ``--resynth`` forces it.
+locally. Synthesis is cached under ``.local/cdk.out`` keyed by a hash of everything the CDK app reads
+(:data:`SYNTH_INPUTS`: ``app.py``, ``cdk.json``, ``stacks/``, the runtime under ``functions/``
+that the stack imports and packages as its asset, and the pinned dependencies); ``--resynth``
+forces it. The test suite reads its template from the same cache, so a run synthesises once.
 """
 
 from __future__ import annotations
@@ -31,13 +33,35 @@ def repo_root() -> Path:
     return Path(configured).resolve() if configured else Path(__file__).resolve().parents[3]
 
 
+#: Files and folders (relative to the checkout) whose content the synthesised output depends
+#: on: the app, its context, the stacks, the runtime the stacks import and ship as the Lambda
+#: asset, and the pinned Python and CDK CLI versions.
+SYNTH_INPUTS = (
+    "app.py",
+    "cdk.json",
+    "stacks",
+    "functions",
+    "requirements.txt",
+    "package.json",
+    "package-lock.json",
+)
+_IGNORED = ("__pycache__", ".pyc", ".pyo", ".mypy_cache", ".pytest_cache", ".ruff_cache")
+
+
+def _input_files(repo: Path) -> Iterator[Path]:
+    for name in SYNTH_INPUTS:
+        path = repo / name
+        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for candidate in candidates:
+            if candidate.is_file() and not any(part.endswith(_IGNORED) for part in candidate.parts):
+                yield candidate
+
+
 def _inputs_digest(repo: Path) -> str:
     digest = hashlib.sha256()
-    files = [repo / "app.py", repo / "cdk.json", *sorted((repo / "stacks").rglob("*.py"))]
-    for path in files:
-        if path.is_file():
-            digest.update(str(path.relative_to(repo)).encode())
-            digest.update(path.read_bytes())
+    for path in _input_files(repo):
+        digest.update(str(path.relative_to(repo)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
