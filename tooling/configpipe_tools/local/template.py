@@ -77,7 +77,12 @@ def synthesise(repo: Path | None = None, out_dir: Path | None = None, *, force: 
     npx = shutil.which("npx")
     if npx is None:
         raise TemplateError("npx (Node.js) is needed to synthesise the stack; or pass --template PATH")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A failed synth must not leave the old stamp over half-new output, and assets of earlier
+    # inputs would pile up (the CLI adds, never removes).
+    stamp.unlink(missing_ok=True)
+    for stale in out_dir.glob("asset.*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     env = {
         **os.environ,
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
