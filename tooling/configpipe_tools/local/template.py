@@ -9,6 +9,7 @@ forces it. The test suite reads its template from the same cache, so a run synth
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -70,6 +71,15 @@ def synthesise(repo: Path | None = None, out_dir: Path | None = None, *, force: 
     synthesised from the same inputs; return the stack's template path."""
     repo = repo or repo_root()
     out_dir = out_dir or repo / ".local" / "cdk.out"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One synth at a time per cache (a test run, its e2e pipeline and `make up` share it): the
+    # second waits, then finds the first one's output current.
+    with (out_dir.parent / f".{out_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _synthesise_locked(repo, out_dir, force=force)
+
+
+def _synthesise_locked(repo: Path, out_dir: Path, *, force: bool) -> Path:
     digest = _inputs_digest(repo)
     stamp = out_dir / _STAMP
     if not force and stamp.is_file() and stamp.read_text() == digest:
