@@ -41,8 +41,9 @@ from constructs import Construct
 
 from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 from configpipe.release.contracts import ReleaseDetailType
-from configpipe.release.settings import release_registry_document
+from configpipe.release.settings import ReleaseSettings, release_registry_document
 from configpipe.release.store import ALIAS_INDEX, QUEUE_INDEX
+from configpipe.settings import environment_for
 from stacks.constructs import nag
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
@@ -111,11 +112,12 @@ class ReleaseManager(Construct):
             handler=HANDLER,
             service_name="release",
             description="configpipe release manager: ReleaseRequested / ReleaseControl / reconcile tick",
-            environment={
-                "RELEASE_TABLE": self.table.table_name,
-                "EVENT_BUS_NAME": bus.event_bus_name,
-                "RELEASE_REGISTRY": registry_document,
-            },
+            environment=environment_for(
+                ReleaseSettings,
+                release_table=self.table.table_name,
+                event_bus_name=bus.event_bus_name,
+                release_registry=registry_document,
+            ),
             timeout=TIMEOUT,
         )
         self.function = self.manager.function

@@ -10,6 +10,8 @@ from constructs import Construct
 
 from configpipe.contracts import GLOBAL_SERVICE
 from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
+from configpipe.settings import environment_for
+from sample_service.settings import SampleServiceSettings
 from stacks.constructs import nag
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.keys import PipelineKeys
@@ -62,7 +64,9 @@ class ServiceHandlers(Construct):
             description=f"configpipe demo: applies configuration updates for {service}",
             timeout=Duration.seconds(15),
             memory_size=128,
-            environment={"SERVICE_NAME": service, "APPLIED_TABLE": self.applied.table_name},
+            environment=environment_for(
+                SampleServiceSettings, service_name=service, applied_table=self.applied.table_name
+            ),
         )
         handler.allow(["dynamodb:GetItem", "dynamodb:PutItem"], [self.applied.table_arn])
         scopes = (service, GLOBAL_SERVICE)

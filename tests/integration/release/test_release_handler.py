@@ -41,9 +41,9 @@ def invoke(env: Env, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
     monkeypatch.setenv("RELEASE_REGISTRY", release_registry_document(REGISTRY))
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
     yield lambda event: release_handler.handler(event, Context())  # type: ignore[arg-type]
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
 
 
 def test_request_control_and_tick_through_the_handler(env: Env, invoke: Any) -> None:
