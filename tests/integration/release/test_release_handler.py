@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,3 +64,23 @@ def test_malformed_request_is_rejected_not_crashed(env: Env, invoke: Any) -> Non
         "INVALID_FIELD",
     )
     assert env.table_items() == []
+
+
+def test_a_warm_invocation_does_not_log_the_previous_requests_release_id(
+    env: Env, invoke: Any, logs: Any
+) -> None:
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+
+    # Given a first invocation about release rel-first, in this (warm) execution environment
+    invoke(envelope("ReleaseRequested", request(releaseId="rel-first", strategy="AllAtOnce")))
+    first = lines()
+    assert first and all(line.get("release_id") == "rel-first" for line in first)
+
+    # When the next invocation is a reconcile tick, which is about no release in particular
+    assert invoke(envelope("Scheduled Event", {}, source="aws.events")) == {"reconciled": 0, "announced": 0}
+
+    # Then none of its log lines carries the first request's release id
+    second = lines()[len(first) :]
+    assert second, "the tick logs its summary"
+    assert all("release_id" not in line for line in second), second
