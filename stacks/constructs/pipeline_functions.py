@@ -9,7 +9,6 @@ from typing import Any
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -22,13 +21,9 @@ from stacks.constructs.change_log import ChangeLog
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
+from stacks.constructs.retries import STREAM_MAX_RECORD_AGE, STREAM_RETRY_ATTEMPTS, park_async_failures
 from stacks.settings import PipelineSettings
 
-#: Lambda's async retries before the event goes to the on-failure destination.
-ASYNC_RETRY_ATTEMPTS = 2
-#: A stream record lives 24 h; retry it for all of that (bisecting poison batches).
-STREAM_MAX_RECORD_AGE = Duration.hours(24)
-STREAM_RETRY_ATTEMPTS = 10
 STREAM_BATCH_SIZE = 10
 
 
@@ -202,7 +197,5 @@ class PipelineFunctions(Construct):
 
     def _async_failures(self, fn: ObservedFunction, construct_id: str, name: str) -> DeadLetterQueue:
         queue = DeadLetterQueue(self, construct_id, failure_path=f"asynchronous invocations of the {name}")
-        fn.function.configure_async_invoke(
-            retry_attempts=ASYNC_RETRY_ATTEMPTS, on_failure=destinations.SqsDestination(queue)
-        )
+        park_async_failures(fn.function, queue)
         return queue
