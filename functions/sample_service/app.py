@@ -8,20 +8,23 @@ holds across cold starts and concurrent executions. A lost condition means a new
 the same) version is already applied, which is success, not an error. The value itself is
 never written (only its hash), so a secret cannot leak into the table.
 
-Environment: ``SERVICE_NAME``, ``APPLIED_TABLE``; optional ``CONFIG_ENVIRONMENT`` (the
-environment whose config cache this function keeps warm).
+Wired like every configpipe function: its environment is
+:class:`~sample_service.settings.SampleServiceSettings`, :func:`build` makes the handler from
+it (the table and the config client injectable for tests), and :func:`default` builds it once
+per execution environment, on first use.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from configpipe.client import ConfigClient, config_update_handler
+from sample_service.settings import SampleServiceSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -79,32 +82,24 @@ class AppliedVersions:
         ).get("Item")
 
 
-def make_handler(
-    service: str,
-    applied_table: str,
-    environment: str | None = None,
-    table: Table | None = None,
-    client: ConfigClient | None = None,
+def build(
+    settings: SampleServiceSettings, *, table: Table | None = None, client: ConfigClient | None = None
 ) -> LambdaHandler:
-    applied = AppliedVersions(service, applied_table, table)
-    if client is None and environment:
-        client = ConfigClient(service, environment)
+    applied = AppliedVersions(settings.service_name, settings.applied_table, table)
+    if client is None and settings.config_environment:
+        client = ConfigClient(settings.service_name, settings.config_environment)
 
     def on_update(update: ConfigurationUpdated, value: Any) -> None:
         applied.record(update, value)
 
-    return config_update_handler(service, on_update=on_update, client=client)
+    return config_update_handler(settings.service_name, on_update=on_update, client=client)
 
 
-_handler: LambdaHandler | None = None
+@cache
+def default() -> LambdaHandler:
+    """Built from the environment once per execution environment, on first use."""
+    return build(SampleServiceSettings.from_environ())
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _handler
-    if _handler is None:
-        _handler = make_handler(
-            os.environ["SERVICE_NAME"],
-            os.environ["APPLIED_TABLE"],
-            environment=os.environ.get("CONFIG_ENVIRONMENT") or None,
-        )
-    return _handler(event, context)
+    return default()(event, context)

@@ -1,10 +1,15 @@
 """Propagator Lambda: ``ConfigurationUpdated`` (EventBridge) → :mod:`configpipe.fanout`.
 
 The handler re-raises a failed delivery so the async retries and the on-failure DLQ of
-this function take over."""
+this function take over.
+
+Wired like every function: :func:`build` makes the port from the settings, :func:`default`
+builds it from the environment once per execution environment, and the handler takes an
+optional port so tests inject one."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from configpipe.bus import ConfigBus
 from configpipe.contracts import ConfigurationUpdated
 from configpipe.fanout import DeliveryFailedError, FanOut, LambdaInvoker
+from configpipe.metrics import DELIVERIES_FAILED, DELIVERIES_SUCCEEDED
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
 from configpipe.settings import PropagatorSettings
@@ -27,14 +33,10 @@ def build(settings: PropagatorSettings) -> FanOut:
     )
 
 
-_default: FanOut | None = None
-
-
-def _fanout() -> FanOut:
-    global _default
-    if _default is None:
-        _default = build(PropagatorSettings.from_environ())
-    return _default
+@cache
+def default() -> FanOut:
+    """Built from the environment once per execution environment, on first use."""
+    return build(PropagatorSettings.from_environ())
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.changeId", clear_state=True)
@@ -47,9 +49,9 @@ def handler(event: dict[str, Any], context: LambdaContext, fanout: FanOut | None
         parse(event=event, model=ConfigurationUpdated, envelope=envelopes.EventBridgeEnvelope),
     )
     try:
-        deliveries = (fanout or _fanout()).deliver(update, event)
+        deliveries = (fanout or default()).deliver(update, event)
     except DeliveryFailedError as error:
-        metrics.add_metric(name="DeliveriesFailed", unit=MetricUnit.Count, value=len(error.failures))
+        metrics.add_metric(name=DELIVERIES_FAILED, unit=MetricUnit.Count, value=len(error.failures))
         raise
-    metrics.add_metric(name="DeliveriesSucceeded", unit=MetricUnit.Count, value=len(deliveries))
+    metrics.add_metric(name=DELIVERIES_SUCCEEDED, unit=MetricUnit.Count, value=len(deliveries))
     return {"delivered": [d.target_service for d in deliveries]}

@@ -104,9 +104,9 @@ def released(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pi
     monkeypatch.setenv("RELEASE_TABLE", TABLE)
     monkeypatch.setenv("EVENT_BUS_NAME", pipeline.bus_name)
     monkeypatch.setenv("RELEASE_REGISTRY", release_registry_document(pipeline.registry))
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
     yield pipeline
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
 
 
 @dataclass
@@ -123,7 +123,7 @@ class ReleaseFunction:
     _thread: threading.Thread | None = None
 
     def pump(self) -> None:
-        service = release_handler.release_service()
+        service = release_handler.default()
         with self._lock:
             for event in self.pipeline.bus_events():
                 self.events.append(event)

@@ -16,6 +16,8 @@ import boto3
 
 from configpipe.contracts import PIPELINE_SOURCE
 from configpipe.registry import Registry
+from configpipe.settings import MaterialiserSettings, PropagatorSettings, ValidatorSettings, environment_for
+from sample_service.settings import SampleServiceSettings
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -65,13 +67,24 @@ class Pipeline:
     def env(self) -> dict[str, str]:
         """Environment variables as the stack gives them to the functions."""
         return {
-            "CHANGE_LOG_TABLE": self.table_name,
-            "APPLIED_TABLE": self.applied_table_name,
-            "EVENT_BUS_NAME": self.bus_name,
-            "REGISTRY_PARAMETER": self.registry_parameter,
-            "SECRETS_KEY_ID": self.secrets_key_id,
-            "HASH_KEY_ID": self.hash_key_id,
-            "INLINE_VALUE_MAX_BYTES": "1024",
+            **environment_for(
+                ValidatorSettings,
+                change_log_table=self.table_name,
+                registry_parameter=self.registry_parameter,
+                secrets_key_id=self.secrets_key_id,
+                hash_key_id=self.hash_key_id,
+            ),
+            **environment_for(
+                MaterialiserSettings,
+                change_log_table=self.table_name,
+                event_bus_name=self.bus_name,
+                secrets_key_id=self.secrets_key_id,
+                inline_value_max_bytes=1024,
+            ),
+            **environment_for(
+                PropagatorSettings, event_bus_name=self.bus_name, registry_parameter=self.registry_parameter
+            ),
+            SampleServiceSettings.env_name("applied_table"): self.applied_table_name,
         }
 
     # --- observers --------------------------------------------------------------------
