@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 
-.PHONY: setup demo up test test-unit test-e2e lint synth bench clean
+.PHONY: setup demo up test test-stress test-unit test-e2e lint synth bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	python3 -m venv $(VENV)
@@ -31,6 +31,21 @@ up: setup
 ## test: lint, type-check and the full test suite (unit, integration, infrastructure, e2e)
 test: setup lint
 	$(VENV)/bin/pytest
+
+## test-stress: the suite three times in a row while stress-ng loads every core (fails if any run fails)
+STRESS_RUNS ?= 3
+test-stress: setup lint
+	@command -v stress-ng >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y stress-ng; }
+	@set -e; \
+	stress-ng --cpu 4 --timeout 0 --quiet & stress=$$!; \
+	trap 'kill $$stress 2>/dev/null; wait $$stress 2>/dev/null || true' EXIT; \
+	for run in $$(seq $(STRESS_RUNS)); do \
+	  echo "== test-stress: run $$run of $(STRESS_RUNS) under stress-ng --cpu 4"; \
+	  start=$$(date +%s); \
+	  $(VENV)/bin/pytest -q; \
+	  echo "== test-stress: run $$run passed in $$(( $$(date +%s) - start ))s"; \
+	done
 
 test-unit: setup
 	$(VENV)/bin/pytest tests/unit tests/integration

@@ -17,40 +17,48 @@ import statistics
 import subprocess
 import sys
 
+from configpipe.release.settings import ReleaseSettings
+from configpipe.settings import MaterialiserSettings, ValidatorSettings, environment_for
+from sample_service.settings import SampleServiceSettings
+
 FAKE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
-    "CHANGE_LOG_TABLE": "ChangeLog",
-    "REGISTRY_PARAMETER": "/configpipe/registry",
-    "SECRETS_KEY_ID": "alias/bench",
-    "HASH_KEY_ID": "alias/bench-hmac",
-    "EVENT_BUS_NAME": "configpipe-config-bus",
-    "INLINE_VALUE_MAX_BYTES": "1024",
-    "SERVICE_NAME": "checkout",
-    "APPLIED_TABLE": "DemoApplied",
-    "RELEASE_TABLE": "Releases",
-    "RELEASE_REGISTRY": '{"services": {}}',
+    # Every function's environment, named by its settings model (the only place the names live).
+    **environment_for(
+        ValidatorSettings,
+        change_log_table="ChangeLog",
+        registry_parameter="/configpipe/registry",
+        secrets_key_id="alias/bench",
+        hash_key_id="alias/bench-hmac",
+    ),
+    **environment_for(
+        MaterialiserSettings,
+        change_log_table="ChangeLog",
+        event_bus_name="configpipe-config-bus",
+        secrets_key_id="alias/bench",
+        inline_value_max_bytes=1024,
+    ),
+    **environment_for(SampleServiceSettings, service_name="checkout", applied_table="DemoApplied"),
+    **environment_for(
+        ReleaseSettings,
+        release_table="Releases",
+        event_bus_name="configpipe-config-bus",
+        release_registry='{"services": {}}',
+    ),
     "POWERTOOLS_SERVICE_NAME": "bench",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
 
-# handler module -> (code run on first invocation to build its dependencies, boto3 clients it uses)
-HANDLERS: dict[str, tuple[str, list[str]]] = {
-    "configpipe.handlers.validator": ("module.write_path()", ["dynamodb:resource", "kms", "ssm"]),
-    "configpipe.handlers.materialiser": (
-        "module._materialiser()",
-        ["dynamodb:resource", "kms", "ssm", "secretsmanager", "events"],
-    ),
-    "configpipe.handlers.propagator": ("module._fanout()", ["lambda", "ssm", "events"]),
-    "sample_service.app": (
-        "module.make_handler('checkout', 'DemoApplied')",
-        ["ssm", "secretsmanager", "dynamodb:resource"],
-    ),
-    "configpipe.handlers.release": (
-        "module.release_service()",
-        ["dynamodb:resource", "lambda", "cloudwatch", "events"],
-    ),
+# handler module -> boto3 clients its dependencies use. Every handler module builds its
+# dependencies on first invocation the same way: ``default()``.
+HANDLERS: dict[str, list[str]] = {
+    "configpipe.handlers.validator": ["dynamodb:resource", "kms", "ssm"],
+    "configpipe.handlers.materialiser": ["dynamodb:resource", "kms", "ssm", "secretsmanager", "events"],
+    "configpipe.handlers.propagator": ["lambda", "ssm", "events"],
+    "sample_service.app": ["ssm", "secretsmanager", "dynamodb:resource"],
+    "configpipe.handlers.release": ["dynamodb:resource", "lambda", "cloudwatch", "events"],
 }
 
 PROBE = """
@@ -86,9 +94,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"median of {args.runs} fresh interpreters, Python {sys.version.split()[0]}")
     print(f"{'handler module':36} {'import ms':>10} {'+init ms':>10} {'boto3+clients ms':>17} {'ratio':>6}")
-    for module, (init, clients) in HANDLERS.items():
+    for module, clients in HANDLERS.items():
         try:
-            samples = [run(PROBE.format(module=module, init=init or "pass")) for _ in range(args.runs)]
+            samples = [run(PROBE.format(module=module, init="module.default()")) for _ in range(args.runs)]
         except subprocess.CalledProcessError as error:
             print(f"{module:36} failed: {error.stderr.strip().splitlines()[-1] if error.stderr else error}")
             continue

@@ -12,14 +12,14 @@ rollback and hooks, as one construct.
 It creates:
 
 * ``table`` — release state, history (the announcement outbox), one-release-per-alias locks;
-  PITR, AWS-managed KMS encryption, RETAIN.
+  PITR, AWS-managed KMS encryption, RETAIN (the shared table properties, stacks.constructs.tables).
 * ``manager`` / ``function`` — ``configpipe.handlers.release.handler``, built like every
   configpipe function (ObservedFunction: traced, JSON logs in its own log group, Powertools
   layer), with its own role: lambda:GetAlias /
   UpdateAlias / GetFunctionConfiguration / ListVersionsByFunction and lambda:InvokeFunction
   (hooks) on the registered functions and their versions/aliases only; cloudwatch:DescribeAlarms
   on this account's alarms; events:PutEvents on the bus with source ``configpipe.pipeline``
-  only; read/write on its table.
+  only; on its table GetItem / PutItem / UpdateItem / DeleteItem / Query, and Query on its indexes.
 * ``command_rule`` — ``ReleaseRequested`` / ``ReleaseControl`` from ``configpipe.team.*`` on the
   bus → the function (retry 24 h / 185 attempts, then ``delivery_dlq``).
 * ``reconcile_rule`` — the durable timer: ``rate(1 minute)`` on the default bus → the function,
@@ -35,17 +35,23 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
 
 from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 from configpipe.release.contracts import ReleaseDetailType
-from configpipe.release.settings import release_registry_document
+from configpipe.release.settings import ReleaseSettings, release_registry_document
 from configpipe.release.store import ALIAS_INDEX, QUEUE_INDEX
+from configpipe.settings import environment_for
 from stacks.constructs import nag
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
+from stacks.constructs.retries import (
+    TICK_MAX_EVENT_AGE,
+    TICK_RETRY_ATTEMPTS,
+    park_async_failures,
+    rule_target,
+)
+from stacks.constructs.tables import table
 from stacks.settings import PipelineSettings
 
 HANDLER = "configpipe.handlers.release.handler"
@@ -53,6 +59,15 @@ HANDLER = "configpipe.handlers.release.handler"
 #: run a pre- and a post-traffic hook, so the function gets Lambda's maximum.
 TIMEOUT = Duration.minutes(15)
 RECONCILE_RATE = Duration.minutes(1)
+#: The release function's actions on its table and on the table's indexes (see ReleaseStore).
+RELEASE_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+)
+RELEASE_INDEX_ACTIONS = ("dynamodb:Query",)
 #: Lambda's limit on all environment variables together.
 MAX_ENVIRONMENT_BYTES = 4096
 
@@ -72,18 +87,7 @@ class ReleaseManager(Construct):
         registry = settings.registry
         functions = sorted({fn for entry in registry.services.values() for fn in entry.functions})
 
-        self.table = dynamodb.Table(
-            self,
-            "ReleaseState",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.table = table(self, "ReleaseState", removal_policy=RemovalPolicy.RETAIN)
         for index, pk, sk in ((QUEUE_INDEX, "gsi1pk", "gsi1sk"), (ALIAS_INDEX, "gsi2pk", "gsi2sk")):
             self.table.add_global_secondary_index(
                 index_name=index,
@@ -111,18 +115,17 @@ class ReleaseManager(Construct):
             handler=HANDLER,
             service_name="release",
             description="configpipe release manager: ReleaseRequested / ReleaseControl / reconcile tick",
-            environment={
-                "RELEASE_TABLE": self.table.table_name,
-                "EVENT_BUS_NAME": bus.event_bus_name,
-                "RELEASE_REGISTRY": registry_document,
-            },
+            environment=environment_for(
+                ReleaseSettings,
+                release_table=self.table.table_name,
+                event_bus_name=bus.event_bus_name,
+                release_registry=registry_document,
+            ),
             timeout=TIMEOUT,
         )
         self.function = self.manager.function
         self.role = self.manager.role
-        self.function.configure_async_invoke(
-            retry_attempts=2, on_failure=destinations.SqsDestination(self.failure_dlq)
-        )
+        park_async_failures(self.function, self.failure_dlq)
 
         self._grant(stack, bus, functions)
 
@@ -139,14 +142,7 @@ class ReleaseManager(Construct):
                 ],
             ),
         )
-        self.command_rule.add_target(
-            targets.LambdaFunction(
-                self.function,
-                dead_letter_queue=self.delivery_dlq,
-                retry_attempts=185,
-                max_event_age=Duration.hours(24),
-            )
-        )
+        self.command_rule.add_target(rule_target(self.function, self.delivery_dlq))
         # Scheduled rules only exist on the default bus. A lost tick costs one minute, so the
         # target retries briefly and a persistently failing tick lands in the DLQ (alarmed).
         self.reconcile_rule = events.Rule(
@@ -156,17 +152,21 @@ class ReleaseManager(Construct):
             schedule=events.Schedule.rate(RECONCILE_RATE),
         )
         self.reconcile_rule.add_target(
-            targets.LambdaFunction(
+            rule_target(
                 self.function,
-                dead_letter_queue=self.delivery_dlq,
-                retry_attempts=2,
-                max_event_age=Duration.minutes(5),
+                self.delivery_dlq,
+                retry_attempts=TICK_RETRY_ATTEMPTS,
+                max_event_age=TICK_MAX_EVENT_AGE,
             )
         )
 
     def _grant(self, stack: Stack, bus: events.IEventBus, functions: list[str]) -> None:
         allow = self.manager.allow
-        self.table.grant_read_write_data(self.role)
+        # Exactly what ReleaseStore calls: GetItem, UpdateItem (mark announced), Query (a
+        # release's history, and the indexes); TransactWriteItems is authorised as its parts,
+        # Put and Delete (create a release, save it, take and release an alias lock).
+        allow(list(RELEASE_TABLE_ACTIONS), [self.table.table_arn])
+        allow(list(RELEASE_INDEX_ACTIONS), [f"{self.table.table_arn}/index/*"])
         allow(["events:PutEvents"], [bus.event_bus_arn], {"StringEquals": {"events:source": PIPELINE_SOURCE}})
         allow(["sqs:SendMessage"], [self.failure_dlq.queue_arn])
         allow(

@@ -20,6 +20,9 @@ os.environ.update(
         # botocore routes ARN-addressed DynamoDB Streams calls to account-id endpoints,
         # which moto does not recognise; the regional endpoint behaves the same.
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        # The CLI's console width for every CliRunner, set once here: passing it per invoke
+        # (``CliRunner.invoke(env=...)``) rewrites os.environ while background threads read it.
+        "COLUMNS": "220",
     }
 )
 os.environ.pop("AWS_PROFILE", None)
@@ -27,7 +30,15 @@ os.environ.pop("AWS_PROFILE", None)
 import pytest
 from moto import mock_aws
 
-from configpipe_tools.harness.aws import Pipeline, provision
+from configpipe_tools.harness.aws import Pipeline, provision, serialised_moto
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_moto_lock():
+    """Every in-process moto request and every boto client creation, in every test, under the
+    harness's one lock: tests with background threads never race moto's backends."""
+    with serialised_moto():
+        yield
 
 
 @pytest.fixture

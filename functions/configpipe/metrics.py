@@ -1,4 +1,7 @@
-"""The CloudWatch namespace every function emits into (EMF, through Powertools Metrics).
+"""The CloudWatch namespace every function emits into (EMF, through Powertools Metrics) and
+the name of every metric they emit: handlers and the release service name metrics only
+through these constants, and the stack's dashboard is built from :data:`PIPELINE_METRICS`
+, :data:`ROLLOUT_METRICS` and :data:`RELEASE_METRICS`.
 
 Plain constants: the stack reads them at synth time (the dashboard, alarms) without
 building a Logger, Tracer or Metrics object."""
@@ -6,3 +9,69 @@ building a Logger, Tracer or Metrics object."""
 from __future__ import annotations
 
 NAMESPACE = "configpipe"
+
+# --- validator ----------------------------------------------------------------------------
+CHANGES_ACCEPTED = "ChangesAccepted"
+#: Emitted by the validator (bad input) and the materialiser (a change rejected at materialise time).
+CHANGES_REJECTED = "ChangesRejected"
+CHANGES_DUPLICATE = "ChangesDuplicate"
+# --- materialiser -------------------------------------------------------------------------
+CONFIGURATIONS_MATERIALISED = "ConfigurationsMaterialised"
+UPDATES_ANNOUNCED = "UpdatesAnnounced"
+MATERIALISATION_FAILURES = "MaterialisationFailures"
+ROLLOUT_EVENTS_ANNOUNCED = "RolloutEventsAnnounced"
+# --- propagator ---------------------------------------------------------------------------
+DELIVERIES_SUCCEEDED = "DeliveriesSucceeded"
+DELIVERIES_FAILED = "DeliveriesFailed"
+# --- release manager ----------------------------------------------------------------------
+RELEASE_STARTED = "ReleaseStarted"
+RELEASE_REJECTED = "ReleaseRejected"
+RELEASE_STEPPED = "ReleaseStepped"
+RELEASE_COMPLETED = "ReleaseCompleted"
+RELEASE_ROLLED_BACK = "ReleaseRolledBack"
+RELEASE_ABORTED = "ReleaseAborted"
+RELEASE_CONCURRENT_CHANGE = "ReleaseConcurrentChange"
+
+# --- rollout function ---------------------------------------------------------------------
+ROLLOUTS_RECONCILED = "RolloutsReconciled"
+ROLLOUT_STEPPED = "RolloutStepped"
+ROLLOUT_COMPLETED = "RolloutCompleted"
+ROLLOUT_ROLLED_BACK = "RolloutRolledBack"
+ROLLOUT_CONTROLS_ACCEPTED = "RolloutControlsAccepted"
+ROLLOUT_CONTROLS_REJECTED = "RolloutControlsRejected"
+ROLLOUT_CONTROLS_DUPLICATE = "RolloutControlsDuplicate"
+
+#: What the configuration pipeline (validator, materialiser, propagator) emits.
+PIPELINE_METRICS = (
+    CHANGES_ACCEPTED,
+    CHANGES_REJECTED,
+    CHANGES_DUPLICATE,
+    CONFIGURATIONS_MATERIALISED,
+    UPDATES_ANNOUNCED,
+    MATERIALISATION_FAILURES,
+    ROLLOUT_EVENTS_ANNOUNCED,
+    DELIVERIES_SUCCEEDED,
+    DELIVERIES_FAILED,
+)
+#: What the release manager emits.
+RELEASE_METRICS = (
+    RELEASE_STARTED,
+    RELEASE_REJECTED,
+    RELEASE_STEPPED,
+    RELEASE_COMPLETED,
+    RELEASE_ROLLED_BACK,
+    RELEASE_ABORTED,
+    RELEASE_CONCURRENT_CHANGE,
+)
+#: What the rollout function emits.
+ROLLOUT_METRICS = (
+    ROLLOUTS_RECONCILED,
+    ROLLOUT_STEPPED,
+    ROLLOUT_COMPLETED,
+    ROLLOUT_ROLLED_BACK,
+    ROLLOUT_CONTROLS_ACCEPTED,
+    ROLLOUT_CONTROLS_REJECTED,
+    ROLLOUT_CONTROLS_DUPLICATE,
+)
+#: Every metric any function emits.
+ALL_METRICS = PIPELINE_METRICS + ROLLOUT_METRICS + RELEASE_METRICS

@@ -1,6 +1,10 @@
 """Each function's environment, modelled and checked once at cold start: a function
 deployed without its configuration fails loudly on its first invocation, not halfway
-through a change."""
+through a change.
+
+The models are the only place environment-variable names are spelled (as field aliases):
+the stack builds each function's environment from them with :func:`environment_for`, and
+the handlers read it with :meth:`Settings.from_environ`."""
 
 from __future__ import annotations
 
@@ -10,34 +14,58 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Settings(BaseModel):
+class Settings(BaseModel):
+    """A function's environment: one field per variable, the variable's name as its alias."""
+
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     @classmethod
     def from_environ(cls) -> Self:
         return cls.model_validate(dict(os.environ))
 
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that holds ``field``."""
+        alias = cls.model_fields[field].alias
+        if alias is None:  # pragma: no cover - every field of a settings model has one
+            raise TypeError(f"{cls.__name__}.{field} has no environment variable")
+        return alias
 
-class ValidatorSettings(_Settings):
+
+def environment_for(model: type[Settings], /, **values: object) -> dict[str, str]:
+    """The environment of a function configured by ``model``, from field names:
+    ``environment_for(PropagatorSettings, event_bus_name=..., registry_parameter=...)``.
+
+    The values are validated by the model, so a missing or misspelt field fails at synth, not
+    at the function's first invocation. ``None`` leaves an optional variable unset."""
+    given = {name: value for name, value in values.items() if value is not None}
+    unknown = sorted(set(given) - set(model.model_fields))
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")
+    model.model_validate(given)
+    return {model.env_name(name): str(value) for name, value in given.items()}
+
+
+class ValidatorSettings(Settings):
     change_log_table: str = Field(alias="CHANGE_LOG_TABLE", min_length=1)
     registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
     secrets_key_id: str = Field(alias="SECRETS_KEY_ID", min_length=1)
     hash_key_id: str = Field(alias="HASH_KEY_ID", min_length=1)
 
 
-class MaterialiserSettings(_Settings):
+class MaterialiserSettings(Settings):
     change_log_table: str = Field(alias="CHANGE_LOG_TABLE", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     secrets_key_id: str = Field(alias="SECRETS_KEY_ID", min_length=1)
     inline_value_max_bytes: int = Field(alias="INLINE_VALUE_MAX_BYTES", default=1024, ge=0, le=4096)
 
 
-class PropagatorSettings(_Settings):
+class PropagatorSettings(Settings):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
 
 
-class RolloutSettings(_Settings):
+class RolloutSettings(Settings):
     change_log_table: str = Field(alias="CHANGE_LOG_TABLE", min_length=1)
     registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
     #: What an alarm in INSUFFICIENT_DATA (or a missing one) means to a rollout: "rollback"

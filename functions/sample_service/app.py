@@ -19,21 +19,24 @@ The function also answers a direct invoke ``{"tenant": "t-1", "key": "max_items"
 ``"environment"``) with the value that tenant reads through ``ConfigClient.get(key,
 subject=tenant)`` — the per-tenant read the rollout demo and e2e tests observe.
 
-Environment: ``SERVICE_NAME``, ``APPLIED_TABLE``; optional ``CONFIG_ENVIRONMENT`` (the
-environment whose config cache this function keeps warm, and the default of a tenant read).
+Wired like every configpipe function: its environment is
+:class:`~sample_service.settings.SampleServiceSettings`, :func:`build` makes the handler from
+it (the table and the config client injectable for tests), and :func:`default` builds it once
+per execution environment, on first use.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from configpipe.client import ConfigClient, config_update_handler
 from configpipe.values import value_hash
+from sample_service.settings import SampleServiceSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -167,12 +170,8 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
     }
 
 
-def make_handler(
-    service: str,
-    applied_table: str,
-    environment: str | None = None,
-    table: Table | None = None,
-    client: ConfigClient | None = None,
+def build(
+    settings: SampleServiceSettings, *, table: Table | None = None, client: ConfigClient | None = None
 ) -> LambdaHandler:
     """The function's handler: config announcements go to the update handler; a direct
     invoke naming a ``tenant`` is a per-tenant read."""
@@ -186,9 +185,9 @@ def make_handler(
         key: str = Field(min_length=1, max_length=200)
         environment: str | None = None
 
-    applied = AppliedVersions(service, applied_table, table)
-    if client is None and environment:
-        client = ConfigClient(service, environment)
+    applied = AppliedVersions(settings.service_name, settings.applied_table, table)
+    if client is None and settings.config_environment:
+        client = ConfigClient(settings.service_name, settings.config_environment)
     readers: dict[str, ConfigClient] = {client.environment: client} if client else {}
 
     def on_update(update: ConfigurationUpdated, value: Any) -> None:
@@ -197,31 +196,30 @@ def make_handler(
     def on_rollout(event: ConfigurationRolloutEvent, stable: Any, candidate: Any) -> None:
         applied.record_rollout(event, stable, candidate)
 
-    updates = config_update_handler(service, on_update=on_update, client=client, on_rollout=on_rollout)
+    updates = config_update_handler(
+        settings.service_name, on_update=on_update, client=client, on_rollout=on_rollout
+    )
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if "detail-type" in event:
             return updates(event, context)
         read = TenantRead.model_validate(event)
-        read_environment = read.environment or environment or (client.environment if client else None)
+        default_environment = settings.config_environment or (client.environment if client else None)
+        read_environment = read.environment or default_environment
         if not read_environment:
-            raise ValueError("a tenant read needs an environment (in the event or CONFIG_ENVIRONMENT)")
+            raise ValueError("a tenant read needs an environment (in the event, or the function's settings)")
         if read_environment not in readers:
-            readers[read_environment] = ConfigClient(service, read_environment)
+            readers[read_environment] = ConfigClient(settings.service_name, read_environment)
         return answer(readers[read_environment], read.tenant, read.key)
 
     return handler
 
 
-_handler: LambdaHandler | None = None
+@cache
+def default() -> LambdaHandler:
+    """Built from the environment once per execution environment, on first use."""
+    return build(SampleServiceSettings.from_environ())
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _handler
-    if _handler is None:
-        _handler = make_handler(
-            os.environ["SERVICE_NAME"],
-            os.environ["APPLIED_TABLE"],
-            environment=os.environ.get("CONFIG_ENVIRONMENT") or None,
-        )
-    return _handler(event, context)
+    return default()(event, context)

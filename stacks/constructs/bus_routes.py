@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from configpipe.contracts import PIPELINE_SOURCE, ROLLOUT_EVENT_TYPES, TEAM_SOURCE_PREFIX, DetailType
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction
-
-#: EventBridge's maximums: keep trying for a day before parking the event in the DLQ.
-TARGET_MAX_EVENT_AGE = Duration.hours(24)
-TARGET_RETRY_ATTEMPTS = 185
+from stacks.constructs.retries import rule_target
 
 
 class BusRoutes(Construct):
@@ -37,7 +32,7 @@ class BusRoutes(Construct):
                 detail_type=[DetailType.CONFIGURATION_CHANGE.value],
                 source=events.Match.prefix(TEAM_SOURCE_PREFIX),
             ),
-            targets=[self._target(validator, self.changes_dlq)],
+            targets=[rule_target(validator.function, self.changes_dlq)],
         )
 
         self.updates_dlq = DeadLetterQueue(self, "UpdatesDlq", failure_path="the ConfigurationUpdated rule")
@@ -50,14 +45,5 @@ class BusRoutes(Construct):
                 detail_type=[DetailType.CONFIGURATION_UPDATED.value, *(t.value for t in ROLLOUT_EVENT_TYPES)],
                 source=[PIPELINE_SOURCE],
             ),
-            targets=[self._target(propagator, self.updates_dlq)],
-        )
-
-    @staticmethod
-    def _target(fn: ObservedFunction, dlq: DeadLetterQueue) -> targets.LambdaFunction:
-        return targets.LambdaFunction(
-            fn.function,
-            dead_letter_queue=dlq,
-            max_event_age=TARGET_MAX_EVENT_AGE,
-            retry_attempts=TARGET_RETRY_ATTEMPTS,
+            targets=[rule_target(propagator.function, self.updates_dlq)],
         )

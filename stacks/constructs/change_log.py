@@ -11,26 +11,20 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from configpipe.changelog import ACTIVE_ROLLOUTS_INDEX, SCOPE_INDEX
+from stacks.constructs.tables import table
 
 
 class ChangeLog(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, retain_data: bool) -> None:
         super().__init__(scope, construct_id)
         self.key = key
-        self.table = dynamodb.Table(
+        self.table = table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            stream=dynamodb.StreamViewType.NEW_IMAGE,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
-            deletion_protection=retain_data,
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+            stream=dynamodb.StreamViewType.NEW_IMAGE,
+            deletion_protection=retain_data,
         )
         # Lists the keys of one service+environment (CLI `list`) without scanning history.
         self.table.add_global_secondary_index(

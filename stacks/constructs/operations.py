@@ -1,5 +1,6 @@
 """Operations: an alarm on every dead-letter queue and every function's errors, the stream's
-iterator age, one notification topic, and the pipeline dashboard."""
+iterator age, one notification topic, and the pipeline dashboard (its outcome rows are built
+from the metric lists in ``configpipe.metrics``, so every metric a function emits is on it)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from configpipe.metrics import NAMESPACE
+from configpipe.metrics import NAMESPACE, PIPELINE_METRICS, RELEASE_METRICS, ROLLOUT_METRICS
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction
 
-#: The EMF metrics the pipeline's functions emit (Powertools Metrics, namespace configpipe).
-PIPELINE_METRICS = (
-    "ChangesAccepted",
-    "ChangesRejected",
-    "ChangesDuplicate",
-    "ConfigurationsMaterialised",
-    "DeliveriesSucceeded",
-    "DeliveriesFailed",
-)
 #: A record older than this has been failing for a while; the stream keeps it only 24 h.
 ITERATOR_AGE_ALARM = Duration.minutes(5)
 PERIOD = Duration.minutes(1)
@@ -91,16 +83,24 @@ class Operations(Construct):
         )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name="configpipe")
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Pipeline outcomes",
-                width=24,
-                left=[
-                    cloudwatch.Metric(namespace=NAMESPACE, metric_name=name, statistic="Sum", period=PERIOD)
-                    for name in PIPELINE_METRICS
-                ],
+        # One row per emitter: the EMF metrics (Powertools Metrics) the functions emit.
+        for title, names in (
+            ("Pipeline outcomes", PIPELINE_METRICS),
+            ("Config rollout outcomes", ROLLOUT_METRICS),
+            ("Release outcomes", RELEASE_METRICS),
+        ):
+            self.dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title=title,
+                    width=24,
+                    left=[
+                        cloudwatch.Metric(
+                            namespace=NAMESPACE, metric_name=name, statistic="Sum", period=PERIOD
+                        )
+                        for name in names
+                    ],
+                )
             )
-        )
         for title, metric in (
             ("Invocations", lambda f: f.metric_invocations(period=PERIOD)),
             ("Errors", lambda f: f.metric_errors(period=PERIOD)),

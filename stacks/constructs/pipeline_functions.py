@@ -9,25 +9,21 @@ from typing import Any
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
+from configpipe.settings import MaterialiserSettings, PropagatorSettings, ValidatorSettings, environment_for
 from configpipe.streams import MATERIALISER_FILTER_PATTERNS
 from stacks.constructs import nag
 from stacks.constructs.change_log import ChangeLog
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
+from stacks.constructs.retries import STREAM_MAX_RECORD_AGE, STREAM_RETRY_ATTEMPTS, park_async_failures
 from stacks.settings import PipelineSettings
 
-#: Lambda's async retries before the event goes to the on-failure destination.
-ASYNC_RETRY_ATTEMPTS = 2
-#: A stream record lives 24 h; retry it for all of that (bisecting poison batches).
-STREAM_MAX_RECORD_AGE = Duration.hours(24)
-STREAM_RETRY_ATTEMPTS = 10
 STREAM_BATCH_SIZE = 10
 
 
@@ -63,12 +59,13 @@ class PipelineFunctions(Construct):
             handler="configpipe.handlers.validator.handler",
             service_name="validator",
             description="configpipe: validates a ConfigurationChange and records it in the change log",
-            environment={
-                "CHANGE_LOG_TABLE": table.table_name,
-                "REGISTRY_PARAMETER": registry_parameter.parameter_name,
-                "SECRETS_KEY_ID": secrets_key.key_arn,
-                "HASH_KEY_ID": keys.hash_key.key_arn,
-            },
+            environment=environment_for(
+                ValidatorSettings,
+                change_log_table=table.table_name,
+                registry_parameter=registry_parameter.parameter_name,
+                secrets_key_id=secrets_key.key_arn,
+                hash_key_id=keys.hash_key.key_arn,
+            ),
         )
         # A transaction is authorised as its parts: Put/Update/ConditionCheck on the table.
         self.validator.allow(
@@ -95,12 +92,13 @@ class PipelineFunctions(Construct):
             service_name="materialiser",
             description="configpipe: materialises accepted versions and announces them on the bus",
             timeout=Duration.seconds(60),
-            environment={
-                "CHANGE_LOG_TABLE": table.table_name,
-                "EVENT_BUS_NAME": bus.event_bus_name,
-                "SECRETS_KEY_ID": secrets_key.key_arn,
-                "INLINE_VALUE_MAX_BYTES": str(settings.inline_value_max_bytes),
-            },
+            environment=environment_for(
+                MaterialiserSettings,
+                change_log_table=table.table_name,
+                event_bus_name=bus.event_bus_name,
+                secrets_key_id=secrets_key.key_arn,
+                inline_value_max_bytes=settings.inline_value_max_bytes,
+            ),
         )
         m = self.materialiser
         # Reads the *current* version, never trusting the stream record's (no stale overwrite).
@@ -176,10 +174,11 @@ class PipelineFunctions(Construct):
             service_name="propagator",
             description="configpipe: fans a ConfigurationUpdated out to every affected service",
             timeout=Duration.seconds(60),
-            environment={
-                "EVENT_BUS_NAME": bus.event_bus_name,
-                "REGISTRY_PARAMETER": registry_parameter.parameter_name,
-            },
+            environment=environment_for(
+                PropagatorSettings,
+                event_bus_name=bus.event_bus_name,
+                registry_parameter=registry_parameter.parameter_name,
+            ),
         )
         p = self.propagator
         handlers = [
@@ -198,7 +197,5 @@ class PipelineFunctions(Construct):
 
     def _async_failures(self, fn: ObservedFunction, construct_id: str, name: str) -> DeadLetterQueue:
         queue = DeadLetterQueue(self, construct_id, failure_path=f"asynchronous invocations of the {name}")
-        fn.function.configure_async_invoke(
-            retry_attempts=ASYNC_RETRY_ATTEMPTS, on_failure=destinations.SqsDestination(queue)
-        )
+        park_async_failures(fn.function, queue)
         return queue

@@ -12,18 +12,23 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from configpipe.changelog import ACTIVE_ROLLOUTS_INDEX
 from configpipe.contracts import TEAM_SOURCE_PREFIX, DetailType
+from configpipe.settings import RolloutSettings, environment_for
 from stacks.constructs import nag
 from stacks.constructs.change_log import ChangeLog
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
+from stacks.constructs.retries import (
+    TICK_MAX_EVENT_AGE,
+    TICK_RETRY_ATTEMPTS,
+    park_async_failures,
+    rule_target,
+)
 from stacks.settings import PipelineSettings
 
 HANDLER = "configpipe.handlers.rollout.handler"
@@ -55,12 +60,13 @@ class RolloutManager(Construct):
             service_name="rollout",
             description="configpipe rollouts: the tick moves every active config rollout; team controls",
             timeout=Duration.seconds(60),
-            environment={
-                "CHANGE_LOG_TABLE": table.table_name,
-                "REGISTRY_PARAMETER": registry_parameter.parameter_name,
-                "ROLLOUT_INSUFFICIENT_DATA": settings.rollout_insufficient_data,
-                "RELEASE_TABLE": release_table.table_name,
-            },
+            environment=environment_for(
+                RolloutSettings,
+                change_log_table=table.table_name,
+                registry_parameter=registry_parameter.parameter_name,
+                rollout_insufficient_data=settings.rollout_insufficient_data,
+                release_table=release_table.table_name,
+            ),
         )
         fn = self.function
         # Steps are conditional writes; an ending is a transaction with the pointer (and, for a
@@ -95,9 +101,7 @@ class RolloutManager(Construct):
         self.async_dlq = DeadLetterQueue(
             self, "AsyncDlq", failure_path="the rollout function's async invocations"
         )
-        fn.function.configure_async_invoke(
-            retry_attempts=2, on_failure=destinations.SqsDestination(self.async_dlq)
-        )
+        park_async_failures(fn.function, self.async_dlq)
 
         self.control_rule = events.Rule(
             self,
@@ -109,14 +113,7 @@ class RolloutManager(Construct):
                 detail_type=[DetailType.CONFIGURATION_ROLLOUT_CONTROL.value],
             ),
         )
-        self.control_rule.add_target(
-            targets.LambdaFunction(
-                fn.function,
-                dead_letter_queue=self.delivery_dlq,
-                retry_attempts=185,
-                max_event_age=Duration.hours(24),
-            )
-        )
+        self.control_rule.add_target(rule_target(fn.function, self.delivery_dlq))
         # Scheduled rules only exist on the default bus. A lost tick costs one minute, so the
         # target retries briefly and a persistently failing tick lands in the DLQ (alarmed).
         self.tick_rule = events.Rule(
@@ -126,10 +123,10 @@ class RolloutManager(Construct):
             schedule=events.Schedule.rate(TICK_RATE),
         )
         self.tick_rule.add_target(
-            targets.LambdaFunction(
+            rule_target(
                 fn.function,
-                dead_letter_queue=self.delivery_dlq,
-                retry_attempts=2,
-                max_event_age=Duration.minutes(5),
+                self.delivery_dlq,
+                retry_attempts=TICK_RETRY_ATTEMPTS,
+                max_event_age=TICK_MAX_EVENT_AGE,
             )
         )

@@ -4,17 +4,18 @@ they record what they applied (so tests and the demo can see delivery happen).""
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
 
 from configpipe.contracts import GLOBAL_SERVICE
 from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
+from configpipe.settings import environment_for
+from sample_service.settings import SampleServiceSettings
 from stacks.constructs import nag
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
-from stacks.constructs.pipeline_functions import ASYNC_RETRY_ATTEMPTS
+from stacks.constructs.retries import park_async_failures
+from stacks.constructs.tables import table
 from stacks.settings import PipelineSettings
 
 
@@ -29,20 +30,9 @@ class ServiceHandlers(Construct):
         keys: PipelineKeys,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.applied = dynamodb.Table(
-            self,
-            "DemoApplied",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            # "<environment>#<key>": one row per key, holding the highest version applied.
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            # Demo state only: it is rebuilt by re-delivering, so it never outlives the stack.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        # pk = service, sk = "<environment>#<key>": one row per key, the highest version applied.
+        # Demo state only: it is rebuilt by re-delivering, so it never outlives the stack.
+        self.applied = table(self, "DemoApplied", removal_policy=RemovalPolicy.DESTROY)
         self.handlers: dict[str, ObservedFunction] = {}
         self.dlqs: dict[str, DeadLetterQueue] = {}
         for service in settings.demo_services:
@@ -62,7 +52,9 @@ class ServiceHandlers(Construct):
             description=f"configpipe demo: applies configuration updates for {service}",
             timeout=Duration.seconds(15),
             memory_size=128,
-            environment={"SERVICE_NAME": service, "APPLIED_TABLE": self.applied.table_name},
+            environment=environment_for(
+                SampleServiceSettings, service_name=service, applied_table=self.applied.table_name
+            ),
         )
         handler.allow(["dynamodb:GetItem", "dynamodb:PutItem"], [self.applied.table_arn])
         scopes = (service, GLOBAL_SERVICE)
@@ -84,9 +76,7 @@ class ServiceHandlers(Construct):
         dlq = DeadLetterQueue(
             self, f"{service.title().replace('-', '')}AsyncDlq", failure_path=f"{service}'s update handler"
         )
-        handler.function.configure_async_invoke(
-            retry_attempts=ASYNC_RETRY_ATTEMPTS, on_failure=destinations.SqsDestination(dlq)
-        )
+        park_async_failures(handler.function, dlq)
         for s in scopes:
             nag.acknowledge(
                 handler.role,

@@ -1,10 +1,11 @@
-"""Synthesise the app once per session and share the template (synth costs seconds)."""
+"""The app is synthesised once per test run, by the real CDK CLI with cdk-nag attached (a
+finding fails it), into the content-addressed cache the local pipeline and the e2e suite use
+(``configpipe_tools.local.template.synthesise``: unchanged inputs, no synth at all). The
+tests read that template as data."""
 
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from app import STACK_NAME, build_app
+from app import build_app
+from configpipe_tools.local.template import synthesise
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,44 +25,32 @@ def cdk_context() -> dict[str, Any]:
 
 
 def synth_app(outdir: str, *, with_nag: bool, context: dict[str, Any] | None = None) -> cdk.App:
+    """An in-process synth, for the few tests that must change what is synthesised."""
     app = cdk.App(context=context if context is not None else cdk_context(), outdir=outdir)
     return build_app(app, with_nag=with_nag)
 
 
 @pytest.fixture(scope="session")
-def synth_dir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="configpipe-synth-") as outdir:
-        yield Path(outdir)
+def template_file() -> Path:
+    """The stack's template in the shared synth cache (synthesised now if its inputs changed)."""
+    return synthesise(REPO)
 
 
 @pytest.fixture(scope="session")
-def app(synth_dir: Path) -> cdk.App:
-    return synth_app(str(synth_dir / "plain"), with_nag=False)
+def synth_dir(template_file: Path) -> Path:
+    """The cloud assembly the template is part of (assets, nag report)."""
+    return template_file.parent
 
 
 @pytest.fixture(scope="session")
-def stack(app: cdk.App) -> cdk.Stack:
-    found = app.node.find_child(STACK_NAME)
-    assert isinstance(found, cdk.Stack)
-    return found
-
-
-@pytest.fixture(scope="session")
-def template(stack: cdk.Stack) -> Template:
-    return Template.from_stack(stack)
-
-
-@pytest.fixture(scope="session")
-def template_json(template: Template) -> dict[str, Any]:
-    as_json: dict[str, Any] = template.to_json()
+def template_json(template_file: Path) -> dict[str, Any]:
+    as_json: dict[str, Any] = json.loads(template_file.read_text())
     return as_json
 
 
 @pytest.fixture(scope="session")
-def template_file(template_json: dict[str, Any], synth_dir: Path) -> Path:
-    path = synth_dir / "ConfigPipe.template.json"
-    path.write_text(json.dumps(template_json, indent=1))
-    return path
+def template(template_json: dict[str, Any]) -> Template:
+    return Template.from_json(template_json)
 
 
 # --- helpers shared by the tests -----------------------------------------------------------
@@ -129,20 +119,26 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+#: Construct paths (``aws:cdk:path``, which the CDK CLI writes into the template's metadata)
+#: of the resources tests refer to by logical id.
+PATHS = {
+    "change_log_table": "ConfigPipe/ChangeLog/Table/Resource",
+    "secrets_key": "ConfigPipe/Keys/SecretsKey/Resource",
+    "hash_key": "ConfigPipe/Keys/HashKey/Resource",
+    "bus": "ConfigPipe/ConfigBus/Bus/Resource",
+    "registry_parameter": "ConfigPipe/Registry/Parameter/Resource",
+    "materialiser_role": "ConfigPipe/Pipeline/Materialiser/Role/Resource",
+    "propagator_role": "ConfigPipe/Pipeline/Propagator/Role/Resource",
+}
+
+
 @pytest.fixture(scope="session")
-def ids(stack: Any) -> dict[str, str]:
-    """Logical ids of the resources tests refer to, taken from the stack itself."""
-
-    def logical_id(construct: Any) -> str:
-        resolved: str = stack.resolve(stack.get_logical_id(construct.node.default_child))
-        return resolved
-
-    return {
-        "change_log_table": logical_id(stack.change_log.table),
-        "secrets_key": logical_id(stack.keys.secrets_key),
-        "hash_key": logical_id(stack.keys.hash_key),
-        "bus": logical_id(stack.config_bus.bus),
-        "registry_parameter": logical_id(stack.registry.parameter),
-        "materialiser_role": logical_id(stack.pipeline.materialiser.role),
-        "propagator_role": logical_id(stack.pipeline.propagator.role),
+def ids(template_json: dict[str, Any]) -> dict[str, str]:
+    """Logical ids of the resources tests refer to, found by their construct path."""
+    by_path = {
+        resource.get("Metadata", {}).get("aws:cdk:path"): logical_id
+        for logical_id, resource in template_json["Resources"].items()
     }
+    missing = [path for path in PATHS.values() if path not in by_path]
+    assert not missing, f"no resource at {missing} (construct moved? update PATHS)"
+    return {name: by_path[path] for name, path in PATHS.items()}

@@ -111,11 +111,15 @@ def test_stream_mapping_retries_bisects_dead_letters_and_filters(template: Templ
     )
 
 
-def test_stream_filters_pass_only_new_versions_and_rejections(template_json: dict[str, Any]) -> None:
+def test_stream_filters_pass_only_new_versions_rollout_states_and_rejections(
+    template_json: dict[str, Any],
+) -> None:
     (mapping,) = resources(template_json, "AWS::Lambda::EventSourceMapping").values()
     patterns = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
     assert patterns == [
         {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["version"]}}}},
+        # every state change of a rollout (started, stepped, paused, resumed, ended)
+        {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"kind": {"S": ["rollout"]}}}},
         {
             "eventName": ["INSERT"],
             "dynamodb": {"NewImage": {"kind": {"S": ["change"]}, "status": {"S": ["rejected"]}}},
@@ -144,8 +148,11 @@ def test_async_invoked_functions_retry_twice_then_dead_letter(template_json: dic
 def test_the_lambda_asset_ships_the_functions_but_not_the_cli_or_the_local_runner(
     template_json: dict[str, Any], synth_dir: Any
 ) -> None:
-    # Given the staged asset every function's code points at (template_json synthesised it)
-    assets = [p for p in (synth_dir / "plain").iterdir() if p.is_dir() and p.name.startswith("asset.")]
+    # Given the staged asset every function's code points at (synthesised with template_json)
+    keys = {
+        fn["Properties"]["Code"]["S3Key"] for fn in resources(template_json, "AWS::Lambda::Function").values()
+    }
+    assets = [synth_dir / f"asset.{key.removesuffix('.zip')}" for key in keys]
     code_assets = [p for p in assets if (p / "configpipe").is_dir()]
     assert len(code_assets) == 1
     shipped = {str(f.relative_to(code_assets[0])) for f in code_assets[0].rglob("*.py")}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.constructs.operations import PIPELINE_METRICS
+from configpipe.metrics import ALL_METRICS, NAMESPACE, PIPELINE_METRICS, RELEASE_METRICS
 from tests.infrastructure.conftest import rendered, resources
 
 pytestmark = pytest.mark.infrastructure
@@ -88,3 +88,29 @@ def test_dashboard_shows_functions_dlqs_iterator_age_and_pipeline_metrics(
         assert f'"{metric}"' in body, metric
     assert '"configpipe"' in body
     assert json.dumps("ChangesAccepted") in body
+
+
+def _graph_widgets(template_json: dict[str, Any]) -> dict[str, list[Any]]:
+    """Dashboard graph widgets: title → the metric arrays on its left axis."""
+    (dashboard,) = resources(template_json, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(rendered(dashboard["Properties"]["DashboardBody"]))
+    return {
+        w["properties"]["title"]: w["properties"].get("metrics", [])
+        for w in body["widgets"]
+        if w["type"] == "metric"
+    }
+
+
+def test_every_metric_a_function_emits_is_on_the_dashboard(template_json: dict[str, Any]) -> None:
+    # ALL_METRICS is exactly what the runtime emits (tests/unit/test_metric_names.py).
+    widgets = _graph_widgets(template_json)
+    on_dashboard = {
+        (m[0], m[1]) for metrics in widgets.values() for m in metrics if isinstance(m[0], str) and len(m) > 1
+    }
+    assert {(NAMESPACE, name) for name in ALL_METRICS} <= on_dashboard
+
+
+def test_the_dashboard_has_a_pipeline_row_and_a_release_row(template_json: dict[str, Any]) -> None:
+    widgets = _graph_widgets(template_json)
+    assert [m[1] for m in widgets["Pipeline outcomes"]] == list(PIPELINE_METRICS)
+    assert [m[1] for m in widgets["Release outcomes"]] == list(RELEASE_METRICS)

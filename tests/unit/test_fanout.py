@@ -21,7 +21,9 @@ from configpipe.handlers import propagator
 from configpipe.registry_source import RegistrySource
 from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
 from configpipe_tools.harness.lambda_context import LambdaContext
-from sample_service.app import AppliedVersions, make_handler
+from sample_service.app import AppliedVersions
+from sample_service.app import build as build_update_handler
+from sample_service.settings import SampleServiceSettings
 from tests.unit.test_materialise import ChangeWriter, build_materialiser, run_materialiser
 
 
@@ -31,7 +33,9 @@ class InProcessLambda:
 
     def __init__(self, pipeline: Pipeline, barrier: threading.Barrier | None = None) -> None:
         self.handlers = {
-            pipeline.registry.handler_of(name): make_handler(name, pipeline.applied_table_name)
+            pipeline.registry.handler_of(name): build_update_handler(
+                SampleServiceSettings(service_name=name, applied_table=pipeline.applied_table_name)
+            )
             for name in pipeline.registry.services
         }
         self.invoked: list[tuple[str, int]] = []
@@ -182,8 +186,9 @@ def test_an_unaffecting_update_delivers_nothing(pipeline, writer):
 def test_propagator_builds_its_dependencies_from_the_environment(pipeline, writer, monkeypatch):
     for name, value in pipeline.env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(propagator, "_default", None)
+    propagator.default.cache_clear()
     event = announce(pipeline, writer, "max_items", 3, service="checkout", environment="production")
     with pytest.raises(DeliveryFailedError):  # no such function in moto: a recorded failure
         propagator.handler(event, LambdaContext())
+    propagator.default.cache_clear()
     assert len(pipeline.bus_events("ConfigurationDeliveryFailed")) == 1

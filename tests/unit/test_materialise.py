@@ -408,9 +408,10 @@ def test_rejected_change_is_announced_with_its_reasons_and_no_value(pipeline, ma
 def test_handler_builds_its_dependencies_from_the_environment(pipeline, writer, monkeypatch):
     for name, value in pipeline.env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(materialiser_handler, "_default", None)
+    materialiser_handler.default.cache_clear()
     writer.append("max_items", 7)
     assert materialiser_handler.handler(pipeline.stream_event(), LambdaContext()) == {"batchItemFailures": []}
+    materialiser_handler.default.cache_clear()
     assert ssm_value("/config/checkout/production/max_items") == 7
 
 

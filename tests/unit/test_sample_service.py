@@ -13,6 +13,7 @@ from configpipe_tools.harness.aws import REGION
 from configpipe_tools.harness.events import eventbridge_event
 from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service import app
+from sample_service.settings import SampleServiceSettings
 
 
 def updated(version: int, value: Any, key: str = "max_items", **overrides: Any) -> dict[str, Any]:
@@ -35,6 +36,11 @@ def updated(version: int, value: Any, key: str = "max_items", **overrides: Any) 
     return eventbridge_event(detail, detail_type="ConfigurationUpdated", source="configpipe.pipeline")
 
 
+def update_handler(pipeline: Any) -> Any:
+    settings = SampleServiceSettings(service_name="checkout", applied_table=pipeline.applied_table_name)
+    return app.build(settings)
+
+
 def applied_row(pipeline: Any, key: str = "max_items") -> dict[str, Any]:
     table = boto3.resource("dynamodb", region_name=REGION).Table(pipeline.applied_table_name)
     return table.get_item(Key={"pk": "checkout", "sk": f"production#{key}"})["Item"]
@@ -43,10 +49,11 @@ def applied_row(pipeline: Any, key: str = "max_items") -> dict[str, Any]:
 def test_out_of_order_updates_leave_the_newest_version_applied(pipeline, monkeypatch):
     monkeypatch.setenv("SERVICE_NAME", "checkout")
     monkeypatch.setenv("APPLIED_TABLE", pipeline.applied_table_name)
-    monkeypatch.setattr(app, "_handler", None)
+    app.default.cache_clear()
     # When v3 arrives before v2
     assert app.handler(updated(3, 30), LambdaContext())["applied"] is True
     assert app.handler(updated(2, 20), LambdaContext())["applied"] is False
+    app.default.cache_clear()
     # Then v3 stays applied
     row = applied_row(pipeline)
     assert row["version"] == 3
@@ -56,8 +63,8 @@ def test_out_of_order_updates_leave_the_newest_version_applied(pipeline, monkeyp
 
 def test_the_durable_guard_holds_across_cold_starts(pipeline):
     # Two execution environments (no shared memory): v3 applied by one, v2 delivered to the other
-    first = app.make_handler("checkout", pipeline.applied_table_name)
-    second = app.make_handler("checkout", pipeline.applied_table_name)
+    first = update_handler(pipeline)
+    second = update_handler(pipeline)
     first(updated(3, 30), LambdaContext())
     second(updated(2, 20), LambdaContext())  # a lost condition is "already newer", not an error
     assert applied_row(pipeline)["version"] == 3
@@ -74,7 +81,7 @@ def test_a_secret_value_is_never_written_to_the_table(pipeline):
         SecretString='"pw-very-secret"',
         ClientRequestToken=secret_version_token("checkout/production/db_password", 1),
     )["ARN"]
-    handler = app.make_handler("checkout", pipeline.applied_table_name)
+    handler = update_handler(pipeline)
     event = updated(
         1,
         None,
@@ -91,7 +98,7 @@ def test_a_secret_value_is_never_written_to_the_table(pipeline):
 
 
 def test_a_delete_is_recorded_as_a_deleted_version(pipeline):
-    handler = app.make_handler("checkout", pipeline.applied_table_name)
+    handler = update_handler(pipeline)
     handler(updated(1, 5), LambdaContext())
     handler(updated(2, None, deleted=True, operation="delete", value_inline=False), LambdaContext())
     row = applied_row(pipeline)

@@ -12,8 +12,14 @@ from configpipe.contracts import RolloutStatus
 from configpipe_tools.harness.aws import REGION
 from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service import app
+from sample_service.settings import SampleServiceSettings
 from tests.unit.test_client import put
 from tests.unit.test_client_rollouts import ROOT, as_bus_event, event_of, materialise, view
+
+
+def checkout_settings(pipeline: Any, **extra: Any) -> SampleServiceSettings:
+    """The sample service's settings as the stack gives them to checkout's handler."""
+    return SampleServiceSettings(service_name="checkout", applied_table=pipeline.applied_table_name, **extra)
 
 
 def rollout_row(pipeline: Any, key: str = "max_items") -> dict[str, Any]:
@@ -25,8 +31,8 @@ def test_rollout_steps_are_recorded_durably_newest_first_wins(pipeline):
     put(f"{ROOT}/max_items", 50)
     materialise(view(weight=10, sequence=1))
     # Two execution environments (no shared memory) see the steps out of order
-    first = app.make_handler("checkout", pipeline.applied_table_name)
-    second = app.make_handler("checkout", pipeline.applied_table_name)
+    first = app.build(checkout_settings(pipeline))
+    second = app.build(checkout_settings(pipeline))
     assert first(as_bus_event(event_of(view(weight=25, sequence=2))), LambdaContext())["applied"] is True
     second(as_bus_event(event_of(view(weight=10, sequence=1))), LambdaContext())  # older: not recorded
     row = rollout_row(pipeline)
@@ -63,7 +69,7 @@ def test_a_secret_rollout_records_only_hashes(pipeline):
         ClientRequestToken=secret_version_token(scope, 5),
         VersionStages=["CONFIGPIPE_CANDIDATE"],
     )
-    handler = app.make_handler("checkout", pipeline.applied_table_name)
+    handler = app.build(checkout_settings(pipeline))
     event = event_of(view("db_password", value="hmac", sensitive=True))
     assert handler(as_bus_event(event, "ConfigurationRolloutStarted"), LambdaContext())["applied"] is True
     row = rollout_row(pipeline, "db_password")
@@ -74,7 +80,13 @@ def test_a_secret_rollout_records_only_hashes(pipeline):
 def test_a_tenant_reads_what_the_rollout_gives_it(pipeline):
     put(f"{ROOT}/max_items", 50)
     materialise(view(weight=0, targets=("tenant-7",)))
-    handler = app.make_handler("checkout", pipeline.applied_table_name, environment="production")
+    handler = app.build(
+        SampleServiceSettings(
+            service_name="checkout",
+            applied_table=pipeline.applied_table_name,
+            config_environment="production",
+        )
+    )
     target = handler({"tenant": "tenant-7", "key": "max_items"}, LambdaContext())
     assert (target["value"], target["readsCandidate"], target["candidateVersion"]) == (60, True, 5)
     other = handler({"tenant": "tenant-8", "key": "max_items", "environment": "production"}, LambdaContext())
@@ -85,7 +97,10 @@ def test_a_pushed_step_reaches_the_tenant_read_at_once(pipeline):
     put(f"{ROOT}/max_items", 50)
     materialise(view(weight=0, sequence=1))
     client = ConfigClient("checkout", "production")
-    handler = app.make_handler("checkout", pipeline.applied_table_name, client=client)
+    handler = app.build(
+        checkout_settings(pipeline),
+        client=client,
+    )
     assert handler({"tenant": "tenant-8", "key": "max_items"}, LambdaContext())["value"] == 50
     handler(as_bus_event(event_of(view(weight=100, sequence=2))), LambdaContext())
     assert handler({"tenant": "tenant-8", "key": "max_items"}, LambdaContext())["value"] == 60

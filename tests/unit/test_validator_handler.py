@@ -17,9 +17,9 @@ SECRET = "s3cr3t-do-not-log"
 def handler(pipeline, monkeypatch):
     for name, value in pipeline.env().items():
         monkeypatch.setenv(name, value)
-    validator.write_path.cache_clear()
+    validator.default.cache_clear()
     yield validator.handler
-    validator.write_path.cache_clear()
+    validator.default.cache_clear()
 
 
 def log_lines(out: str) -> list[dict]:
@@ -56,8 +56,8 @@ def test_handler_rejects_malformed_events_without_raising(handler):
 
 def test_missing_configuration_fails_loudly_at_first_use(monkeypatch, aws):
     monkeypatch.delenv("CHANGE_LOG_TABLE", raising=False)
-    validator.write_path.cache_clear()
+    validator.default.cache_clear()
 
     with pytest.raises(Exception, match="CHANGE_LOG_TABLE"):
         validator.handler(eventbridge_event(change()), LambdaContext())
-    validator.write_path.cache_clear()
+    validator.default.cache_clear()

@@ -15,7 +15,7 @@ from configpipe.changelog import ChangeLog
 from configpipe.crypto import SecretsKey, encode_ciphertext
 from configpipe.registry_source import RegistrySource
 from configpipe.write_path import WritePath
-from configpipe_tools.harness.aws import Pipeline, serialised_dynamodb
+from configpipe_tools.harness.aws import Pipeline
 from configpipe_tools.harness.events import change, eventbridge_event
 
 
@@ -141,13 +141,7 @@ def test_a_writer_without_expected_version_that_loses_the_race_takes_the_next_ve
     assert [(r.version, json.loads(r.value_json)) for r in history] == [(1, 1), (2, 2), (3, 3)]
 
 
-@pytest.fixture
-def atomic():
-    with serialised_dynamodb():
-        yield
-
-
-def test_concurrent_writers_with_the_same_expected_version_one_wins(pipeline, log, atomic):
+def test_concurrent_writers_with_the_same_expected_version_one_wins(pipeline, log):
     submit(make_write_path(pipeline), change(key="rate_limit", value=0))
     writers = 8
     outcomes: list[Any] = [None] * writers
@@ -171,9 +165,7 @@ def test_concurrent_writers_with_the_same_expected_version_one_wins(pipeline, lo
     assert [r.version for r in log.history("checkout", "production", "rate_limit")] == [2, 1]
 
 
-def test_concurrent_writers_without_expected_version_all_land_on_distinct_dense_versions(
-    pipeline, log, atomic
-):
+def test_concurrent_writers_without_expected_version_all_land_on_distinct_dense_versions(pipeline, log):
     writers = 6
     barrier = threading.Barrier(writers)
     outcomes: list[Any] = [None] * writers

@@ -1,10 +1,15 @@
 """Materialiser Lambda: change-log stream batch → :mod:`configpipe.materialise`, one record
 at a time. A failing record is reported as a batch item failure, so the event-source
 mapping retries (and bisects, then parks in the stream DLQ) only from that record on,
-while the records before it are checkpointed."""
+while the records before it are checkpointed.
+
+Wired like every function: :func:`build` makes the port from the settings, :func:`default`
+builds it from the environment once per execution environment, and the handler takes an
+optional port so tests inject one."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,6 +24,13 @@ from configpipe.bus import ConfigBus
 from configpipe.changelog import ChangeLog
 from configpipe.crypto import SecretsKey
 from configpipe.materialise import Materialiser
+from configpipe.metrics import (
+    CHANGES_REJECTED,
+    CONFIGURATIONS_MATERIALISED,
+    MATERIALISATION_FAILURES,
+    ROLLOUT_EVENTS_ANNOUNCED,
+    UPDATES_ANNOUNCED,
+)
 from configpipe.observability import logger, metrics, tracer
 from configpipe.settings import MaterialiserSettings
 from configpipe.stores import ParameterStore, SecretStore
@@ -35,15 +47,13 @@ def build(settings: MaterialiserSettings) -> Materialiser:
     )
 
 
+@cache
+def default() -> Materialiser:
+    """Built from the environment once per execution environment, on first use."""
+    return build(MaterialiserSettings.from_environ())
+
+
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-_default: Materialiser | None = None
-
-
-def _materialiser() -> Materialiser:
-    global _default
-    if _default is None:
-        _default = build(MaterialiserSettings.from_environ())
-    return _default
 
 
 def record_handler(record: DynamoDBRecord, materialiser: Materialiser | None = None) -> None:
@@ -54,7 +64,7 @@ def record_handler(record: DynamoDBRecord, materialiser: Materialiser | None = N
         return
     image = record.dynamodb.new_image
     try:
-        outcome = (materialiser or _materialiser()).handle(image)
+        outcome = (materialiser or default()).handle(image)
     except Exception:
         # Identity only: the image may hold a value or a ciphertext.
         logger.exception(
@@ -64,15 +74,15 @@ def record_handler(record: DynamoDBRecord, materialiser: Materialiser | None = N
                 **{k: str(image[k]) for k in ("pk", "sk", "changeId", "version") if k in image},
             },
         )
-        metrics.add_metric(name="MaterialisationFailures", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=MATERIALISATION_FAILURES, unit=MetricUnit.Count, value=1)
         raise
     if outcome.kind == "rollout":
-        metrics.add_metric(name="RolloutEventsAnnounced", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=ROLLOUT_EVENTS_ANNOUNCED, unit=MetricUnit.Count, value=1)
     if outcome.kind == "updated":
-        metrics.add_metric(name="ConfigurationsMaterialised", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="UpdatesAnnounced", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=CONFIGURATIONS_MATERIALISED, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=UPDATES_ANNOUNCED, unit=MetricUnit.Count, value=1)
     elif outcome.kind == "rejected":
-        metrics.add_metric(name="ChangesRejected", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=CHANGES_REJECTED, unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,10 +2,15 @@
 :mod:`configpipe.fanout`.
 
 The handler re-raises a failed delivery so the async retries and the on-failure DLQ of
-this function take over."""
+this function take over.
+
+Wired like every function: :func:`build` makes the port from the settings, :func:`default`
+builds it from the environment once per execution environment, and the handler takes an
+optional port so tests inject one."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from configpipe.bus import ConfigBus
 from configpipe.fanout import DeliveryFailedError, FanOut, LambdaInvoker, parse_announcement
+from configpipe.metrics import DELIVERIES_FAILED, DELIVERIES_SUCCEEDED
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
 from configpipe.settings import PropagatorSettings
@@ -26,14 +32,10 @@ def build(settings: PropagatorSettings) -> FanOut:
     )
 
 
-_default: FanOut | None = None
-
-
-def _fanout() -> FanOut:
-    global _default
-    if _default is None:
-        _default = build(PropagatorSettings.from_environ())
-    return _default
+@cache
+def default() -> FanOut:
+    """Built from the environment once per execution environment, on first use."""
+    return build(PropagatorSettings.from_environ())
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.changeId || detail.rolloutId", clear_state=True)
@@ -44,9 +46,9 @@ def handler(event: dict[str, Any], context: LambdaContext, fanout: FanOut | None
     # Either contract, chosen by detail-type (an update, or a step of a rollout).
     update = parse_announcement(event)
     try:
-        deliveries = (fanout or _fanout()).deliver(update, event)
+        deliveries = (fanout or default()).deliver(update, event)
     except DeliveryFailedError as error:
-        metrics.add_metric(name="DeliveriesFailed", unit=MetricUnit.Count, value=len(error.failures))
+        metrics.add_metric(name=DELIVERIES_FAILED, unit=MetricUnit.Count, value=len(error.failures))
         raise
-    metrics.add_metric(name="DeliveriesSucceeded", unit=MetricUnit.Count, value=len(deliveries))
+    metrics.add_metric(name=DELIVERIES_SUCCEEDED, unit=MetricUnit.Count, value=len(deliveries))
     return {"delivered": [d.target_service for d in deliveries]}

@@ -2,7 +2,11 @@
 scheduled reconcile tick. Thin: parse the envelope → :class:`ReleaseService` → result.
 
 Errors other than bad input propagate, so EventBridge's/Lambda's retries and the DLQs apply;
-bad input becomes a ``ReleaseRejected`` announcement and a normal return."""
+bad input becomes a ``ReleaseRejected`` announcement and a normal return.
+
+Wired like every function: :func:`build` makes the port from the settings, :func:`default`
+builds it from the environment once per execution environment, and the handler takes an
+optional port so tests inject one."""
 
 from __future__ import annotations
 
@@ -30,9 +34,7 @@ class ReconcileFailedError(Exception):
     """Some releases could not be reconciled; raised after all were tried, for the DLQ alarm."""
 
 
-@cache
-def release_service() -> ReleaseService:
-    settings = ReleaseSettings.from_environ()
+def build(settings: ReleaseSettings) -> ReleaseService:
     return ReleaseService(
         store=ReleaseStore(settings.release_table),
         aliases=LambdaAliases(),
@@ -43,11 +45,21 @@ def release_service() -> ReleaseService:
     )
 
 
-@logger.inject_lambda_context
+@cache
+def default() -> ReleaseService:
+    """Built from the environment once per execution environment, on first use."""
+    return build(ReleaseSettings.from_environ())
+
+
+# clear_state: a warm invocation must not log the previous request's release id.
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service = release_service()
+def handler(
+    event: dict[str, Any], context: LambdaContext, service: ReleaseService | None = None
+) -> dict[str, Any]:
+    """``service`` is an optional port for tests; Lambda never passes it."""
+    service = service or default()
     envelope = parse(event=event, model=EventBridgeModel)
     detail: dict[str, Any] = envelope.detail if isinstance(envelope.detail, dict) else {}
     if envelope.detail_type == SCHEDULED_DETAIL_TYPE and envelope.source == "aws.events":

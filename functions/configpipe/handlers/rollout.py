@@ -1,11 +1,15 @@
 """Rollout Lambda: moves progressive configuration rollouts (docs/rollouts.md).
 
 Two inputs: the scheduled tick (every active rollout is reconciled: its next step, its
-completion, or its rollback when a watched alarm fires) and ``ConfigurationRolloutControl``
-from a team source (promote, pause, resume, abort). Thin: the envelope goes to
-:class:`configpipe.rollout.service.RolloutService`, which writes only to the change log; the
-stream makes every state change readable and announced. AWS failures raise (retries, then
-the DLQ); bad input never raises (it becomes a rejection record).
+completion, or its rollback when a watched alarm fires or the release it rides on ends) and
+``ConfigurationRolloutControl`` from a team source (promote, pause, resume, abort). Thin: the
+envelope goes to :class:`configpipe.rollout.service.RolloutService`, which writes only to the
+change log; the stream makes every state change readable and announced. AWS failures raise
+(retries, then the DLQ); bad input never raises (it becomes a rejection record).
+
+Wired like every function: :func:`build` makes the port from the settings, :func:`default`
+builds it from the environment once per execution environment, and the handler takes an
+optional port so tests inject one.
 """
 
 from __future__ import annotations
@@ -18,24 +22,37 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from configpipe.changelog import ChangeLog
 from configpipe.contracts import DetailType
+from configpipe.metrics import (
+    ROLLOUT_COMPLETED,
+    ROLLOUT_CONTROLS_ACCEPTED,
+    ROLLOUT_CONTROLS_DUPLICATE,
+    ROLLOUT_CONTROLS_REJECTED,
+    ROLLOUT_ROLLED_BACK,
+    ROLLOUT_STEPPED,
+    ROLLOUTS_RECONCILED,
+)
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
 from configpipe.release.health import AlarmHealth
 from configpipe.release.store import ReleaseStore
 from configpipe.rollout.engine import InsufficientDataPolicy
-from configpipe.rollout.service import RolloutService
+from configpipe.rollout.service import ReconcileResult, RolloutService
 from configpipe.settings import RolloutSettings
 
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
+_CONTROL_METRIC = {
+    "accepted": ROLLOUT_CONTROLS_ACCEPTED,
+    "rejected": ROLLOUT_CONTROLS_REJECTED,
+    "duplicate": ROLLOUT_CONTROLS_DUPLICATE,
+}
+_ACTION_METRIC = {"Step": ROLLOUT_STEPPED, "Complete": ROLLOUT_COMPLETED, "RollBack": ROLLOUT_ROLLED_BACK}
 
 
 class RolloutReconcileFailedError(Exception):
     """Some rollouts could not be reconciled; raised after all were tried, for the DLQ alarm."""
 
 
-@cache
-def rollout_service() -> RolloutService:
-    settings = RolloutSettings.from_environ()
+def build(settings: RolloutSettings) -> RolloutService:
     return RolloutService(
         change_log=ChangeLog(settings.change_log_table),
         alarms=AlarmHealth(),
@@ -45,36 +62,44 @@ def rollout_service() -> RolloutService:
     )
 
 
+@cache
+def default() -> RolloutService:
+    """Built from the environment once per execution environment, on first use."""
+    return build(RolloutSettings.from_environ())
+
+
 @logger.inject_lambda_context(correlation_id_path="detail.controlId", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service = rollout_service()
+def handler(
+    event: dict[str, Any], context: LambdaContext, service: RolloutService | None = None
+) -> dict[str, Any]:
+    """``service`` is an optional port for tests; Lambda never passes it."""
+    rollouts = service or default()
     detail_type = event.get("detail-type") if isinstance(event, dict) else None
     if detail_type == SCHEDULED_DETAIL_TYPE and event.get("source") == "aws.events":
-        return _tick(service)
+        return _tick(rollouts)
     if detail_type == DetailType.CONFIGURATION_ROLLOUT_CONTROL:
-        result = service.control(event)
-        metrics.add_metric(name=f"RolloutControls{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+        result = rollouts.control(event)
+        metrics.add_metric(name=_CONTROL_METRIC[result.outcome], unit=MetricUnit.Count, value=1)
         logger.info("rollout control %s", result.outcome, extra=result.to_dict())
         return result.to_dict()
     logger.warning("ignored event", extra={"detailType": str(detail_type)[:128]})
     return {"outcome": "ignored"}
 
 
-def _tick(service: RolloutService) -> dict[str, Any]:
+def _tick(rollouts: RolloutService) -> dict[str, Any]:
     failed: list[str] = []
-    moved = 0
-    results = []
-    for scope in service.active_scopes():
+    results: list[ReconcileResult] = []
+    for scope in rollouts.active_scopes():
         try:
-            result = service.reconcile(*scope)
+            results.append(rollouts.reconcile(*scope))
         except Exception:  # one broken rollout must not stop the others; the tick fails after
             logger.exception("rollout reconcile failed", extra={"scope": "/".join(scope)})
             failed.append("/".join(scope))
-            continue
-        results.append(result)
-        moved += bool(result.actions)
+    for result in results:
+        for action in result.actions:
+            metrics.add_metric(name=_ACTION_METRIC[action], unit=MetricUnit.Count, value=1)
         if result.actions:
             logger.info(
                 "rollout moved",
@@ -85,7 +110,7 @@ def _tick(service: RolloutService) -> dict[str, Any]:
                     "weight": result.weight,
                 },
             )
-    metrics.add_metric(name="RolloutsReconciled", unit=MetricUnit.Count, value=len(results))
+    metrics.add_metric(name=ROLLOUTS_RECONCILED, unit=MetricUnit.Count, value=len(results))
     if failed:
         raise RolloutReconcileFailedError(f"reconcile failed for {', '.join(failed)}")
-    return {"reconciled": len(results), "moved": moved}
+    return {"reconciled": len(results), "moved": sum(bool(r.actions) for r in results)}

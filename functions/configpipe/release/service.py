@@ -25,6 +25,15 @@ from pydantic import ValidationError
 from configpipe.bus import ConfigBus
 from configpipe.contracts import DetailType
 from configpipe.errors import EventPublishError
+from configpipe.metrics import (
+    RELEASE_ABORTED,
+    RELEASE_COMPLETED,
+    RELEASE_CONCURRENT_CHANGE,
+    RELEASE_REJECTED,
+    RELEASE_ROLLED_BACK,
+    RELEASE_STARTED,
+    RELEASE_STEPPED,
+)
 from configpipe.observability import logger, metrics
 from configpipe.registry import Registry
 from configpipe.release import engine
@@ -241,7 +250,7 @@ class ReleaseService:
                 ],
                 request=request,
             )
-        metrics.add_metric(name="ReleaseStarted", unit="Count", value=1)
+        metrics.add_metric(name=RELEASE_STARTED, unit="Count", value=1)
         logger.info(
             "release accepted", extra={"release_id": state.release_id, "strategy": state.strategy.name}
         )
@@ -293,7 +302,7 @@ class ReleaseService:
             reasons=reasons,
             rejected_at=self._clock(),
         )
-        metrics.add_metric(name="ReleaseRejected", unit="Count", value=1)
+        metrics.add_metric(name=RELEASE_REJECTED, unit="Count", value=1)
         logger.info(
             "release %s rejected",
             action,
@@ -509,7 +518,7 @@ class ReleaseService:
                     )
                 ],
             )
-            metrics.add_metric(name="ReleaseStepped", unit="Count", value=1)
+            metrics.add_metric(name=RELEASE_STEPPED, unit="Count", value=1)
         elif isinstance(action, engine.TrafficComplete):
             status = ReleaseStatus.POST_TRAFFIC if state.hooks.post_traffic else ReleaseStatus.BAKING
             self._commit(
@@ -534,7 +543,7 @@ class ReleaseService:
                 ],
                 release_lock=True,
             )
-            metrics.add_metric(name="ReleaseCompleted", unit="Count", value=1)
+            metrics.add_metric(name=RELEASE_COMPLETED, unit="Count", value=1)
 
     def _write_alias(
         self, state: ReleaseState, target: AliasTarget, observed: AliasState | None, now: datetime
@@ -579,7 +588,7 @@ class ReleaseService:
                 "updated_at": now,
             }
         )
-        metrics.add_metric(name="ReleaseConcurrentChange", unit="Count", value=1)
+        metrics.add_metric(name=RELEASE_CONCURRENT_CHANGE, unit="Count", value=1)
         logger.warning(
             "concurrent alias change",
             extra={
@@ -650,7 +659,7 @@ class ReleaseService:
             )
         self._commit(state, new, [event], release_lock=True)
         metrics.add_metric(
-            name="ReleaseRolledBack" if not outcome.aborted else "ReleaseAborted", unit="Count", value=1
+            name=RELEASE_ROLLED_BACK if not outcome.aborted else RELEASE_ABORTED, unit="Count", value=1
         )
 
     def _run_hook(self, state: ReleaseState, action: engine.RunHook, now: datetime) -> None:

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from typing import Self
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from configpipe.registry import Registry
+from configpipe.settings import Settings
 
 
-class ReleaseSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
+class ReleaseSettings(Settings):
     release_table: str = Field(alias="RELEASE_TABLE", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     #: The registry slice releases need (services' publishers and functions), as a JSON
     #: document. It is written at synth time from the same registry the IAM policy is derived
     #: from, so what the function may release and what it is allowed to touch never disagree.
     release_registry: str = Field(alias="RELEASE_REGISTRY", min_length=2)
-
-    @classmethod
-    def from_environ(cls) -> Self:
-        return cls.model_validate(dict(os.environ))
 
     def registry(self) -> Registry:
         return Registry.model_validate_json(self.release_registry)

@@ -239,3 +239,28 @@ def test_both_dlqs_are_dead_letter_queues_that_the_stack_alarms_on() -> None:
 def test_cdk_nag_has_no_unacknowledged_finding() -> None:
     app, _ = build(with_nag=True)
     app.synth()
+
+
+def test_release_role_has_exactly_the_dynamodb_actions_the_store_uses(template: Template) -> None:
+    # Given the release table
+    (table_id,) = template.find_resources("AWS::DynamoDB::Table")
+    # When the role's DynamoDB statements are collected by resource
+    granted: dict[str, set[str]] = {}
+    for statement in statements(template):
+        dynamodb = {a for a in actions(statement) if a.startswith("dynamodb:")}
+        if dynamodb:
+            assert statement["Effect"] == "Allow"
+            for resource in resources(statement):
+                granted.setdefault(resource, set()).update(dynamodb)
+    # Then ReleaseStore's calls, and nothing else (no Scan, BatchWriteItem, DescribeTable, ...):
+    # GetItem / UpdateItem / Query, and Put / Delete as the parts of TransactWriteItems.
+    assert granted == {
+        f"<{table_id}.Arn>": {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+        },
+        f"<{table_id}.Arn>/index/*": {"dynamodb:Query"},
+    }

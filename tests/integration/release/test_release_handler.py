@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +42,9 @@ def invoke(env: Env, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
     monkeypatch.setenv("RELEASE_REGISTRY", release_registry_document(REGISTRY))
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
     yield lambda event: release_handler.handler(event, Context())  # type: ignore[arg-type]
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
 
 
 def test_request_control_and_tick_through_the_handler(env: Env, invoke: Any) -> None:
@@ -63,3 +64,23 @@ def test_malformed_request_is_rejected_not_crashed(env: Env, invoke: Any) -> Non
         "INVALID_FIELD",
     )
     assert env.table_items() == []
+
+
+def test_a_warm_invocation_does_not_log_the_previous_requests_release_id(
+    env: Env, invoke: Any, logs: Any
+) -> None:
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+
+    # Given a first invocation about release rel-first, in this (warm) execution environment
+    invoke(envelope("ReleaseRequested", request(releaseId="rel-first", strategy="AllAtOnce")))
+    first = lines()
+    assert first and all(line.get("release_id") == "rel-first" for line in first)
+
+    # When the next invocation is a reconcile tick, which is about no release in particular
+    assert invoke(envelope("Scheduled Event", {}, source="aws.events")) == {"reconciled": 0, "announced": 0}
+
+    # Then none of its log lines carries the first request's release id
+    second = lines()[len(first) :]
+    assert second, "the tick logs its summary"
+    assert all("release_id" not in line for line in second), second

@@ -9,7 +9,9 @@ it polls, as it would against AWS.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from configpipe.changelog import ChangeLog
 from configpipe.crypto import SecretsKey
 from configpipe.write_path import Outcome, WritePath
 from configpipe_tools.cli.main import app
-from configpipe_tools.harness.aws import REGION, Pipeline, serialised_dynamodb
+from configpipe_tools.harness.aws import REGION, Pipeline
 
 CHECKOUT = "configpipe.team.checkout"
 
@@ -81,9 +83,17 @@ class Validator:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        stop_thread(self._stop, self._thread)
+
+
+def stop_thread(stop: threading.Event, thread: threading.Thread | None) -> None:
+    """Stop a worker's thread and make sure it ended: a thread left running would keep
+    calling moto after the test's mock is gone, in the next test."""
+    stop.set()
+    if thread is not None:
+        thread.join(timeout=30)
+        if thread.is_alive():
+            raise RuntimeError(f"background thread {thread.name!r} did not stop")
 
 
 def change_log(pipeline: Pipeline) -> ChangeLog:
@@ -106,14 +116,66 @@ W = TypeVar("W", bound=Worker)
 
 def run_in_background(worker: W) -> Iterator[W]:
     """For a fixture: run ``worker`` while the test runs, then re-raise what it failed with.
-    DynamoDB calls are serialised so moto applies a transaction atomically, as DynamoDB does,
-    while the CLI polls."""
-    with serialised_dynamodb():
+
+    moto is serialised by the suite's one lock (``one_moto_lock`` in tests/conftest.py), so
+    the worker and the CLI polling on the test thread see the services' atomicity. The worker
+    reads the environment (every boto client does), so nothing may rewrite os.environ while it
+    runs: such a write fails the test here instead of racing the worker's reads."""
+    with frozen_environment():
         worker.start()
-        yield worker
-        worker.stop()
+        try:
+            yield worker
+        finally:
+            worker.stop()
     if worker.errors:
         raise worker.errors[0]
+
+
+class EnvironmentRaceError(AssertionError):
+    """os.environ written while a background worker runs, or iterated by the worker."""
+
+
+#: Libraries' own bookkeeping, one key each, set and removed on the test's thread: pytest
+#: between a test's phases, Typer around building its parameter adapters on every invoke.
+LIBRARY_KEYS = frozenset({"PYTEST_CURRENT_TEST", "PYDANTIC_DISABLE_PLUGINS"})
+
+
+@contextlib.contextmanager
+def frozen_environment() -> Iterator[None]:
+    """While a worker runs, the test may not write os.environ (``CliRunner.invoke(env=...)``,
+    ``monkeypatch.setenv``, ...), and only the test's thread may iterate it (creating a boto
+    client or reading a settings model does). Iterating a dict while another thread removes a
+    key is what failed before (``KeyError: 'PYDANTIC_DISABLE_PLUGINS'``).
+
+    pytest and Typer still set and remove their own key on the test's thread; that is safe
+    because the worker never iterates the environment (it makes its clients before it starts)
+    and single-key reads are atomic."""
+    owner = threading.get_ident()
+    environ_type = type(os.environ)
+    originals = {name: getattr(environ_type, name) for name in ("__setitem__", "__delitem__", "__iter__")}
+
+    def write(name: str) -> Any:
+        def refuse(self: Any, key: str, *args: Any) -> Any:
+            if key not in LIBRARY_KEYS:
+                raise EnvironmentRaceError(f"os.environ[{key!r}] written while a background worker runs")
+            return originals[name](self, key, *args)
+
+        return refuse
+
+    def iterate(self: Any) -> Any:
+        if threading.get_ident() != owner:
+            raise EnvironmentRaceError("a background worker iterated os.environ (make its clients first)")
+        return originals["__iter__"](self)
+
+    replacements = {name: write(name) for name in ("__setitem__", "__delitem__")}
+    replacements["__iter__"] = iterate
+    for name, replacement in replacements.items():
+        setattr(environ_type, name, replacement)
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(environ_type, name, original)
 
 
 @pytest.fixture
@@ -137,11 +199,12 @@ def runner() -> CliRunner:
 def cli(runner: CliRunner, pipeline: Pipeline):  # type: ignore[no-untyped-def]
     """Run ``configpipe`` as team checkout against the moto pipeline."""
 
-    def invoke(*args: str, source: str | None = CHECKOUT, input: str | None = None, **env: str) -> Result:
+    def invoke(*args: str, source: str | None = CHECKOUT, input: str | None = None) -> Result:
         base = ["--secrets-key", pipeline.secrets_key_id]
         if source is not None:
             base += ["--source", source]
-        return runner.invoke(app, [*base, *args], input=input, env={"COLUMNS": "220", **env})
+        # no env=: CliRunner would rewrite os.environ while the validator thread reads it
+        return runner.invoke(app, [*base, *args], input=input)
 
     return invoke
 

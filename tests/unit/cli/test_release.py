@@ -28,7 +28,13 @@ from configpipe_tools.harness.aws import REGION, Pipeline
 from configpipe_tools.harness.events import eventbridge_event
 from configpipe_tools.harness.lambda_context import LambdaContext
 from tests.integration.release.conftest import create_release_table
-from tests.unit.cli.conftest import CHECKOUT, assert_clean_exit, parse_json, run_in_background
+from tests.unit.cli.conftest import (
+    CHECKOUT,
+    assert_clean_exit,
+    parse_json,
+    run_in_background,
+    stop_thread,
+)
 
 FUNCTION = "checkout-api"
 TABLE = "ReleaseState"
@@ -50,10 +56,9 @@ def alias() -> AliasTarget:
     )
 
 
-def set_alarm(state: str) -> None:
-    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
-        AlarmName=ALARM, StateValue=state, StateReason="test"
-    )
+def set_alarm(state: str, cloudwatch: Any = None) -> None:
+    cloudwatch = cloudwatch or boto3.client("cloudwatch", region_name=REGION)
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue=state, StateReason="test")
 
 
 def delivered(captured: dict[str, Any]) -> dict[str, Any]:
@@ -99,9 +104,9 @@ def released(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pi
     monkeypatch.setenv("RELEASE_TABLE", TABLE)
     monkeypatch.setenv("EVENT_BUS_NAME", pipeline.bus_name)
     monkeypatch.setenv("RELEASE_REGISTRY", release_registry_document(pipeline.registry))
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
     yield pipeline
-    release_handler.release_service.cache_clear()
+    release_handler.default.cache_clear()
 
 
 @dataclass
@@ -118,7 +123,7 @@ class ReleaseFunction:
     _thread: threading.Thread | None = None
 
     def pump(self) -> None:
-        service = release_handler.release_service()
+        service = release_handler.default()
         with self._lock:
             for event in self.pipeline.bus_events():
                 self.events.append(event)
@@ -136,6 +141,8 @@ class ReleaseFunction:
         return [e for e in self.events if e["detail-type"] == detail_type]
 
     def start(self) -> None:
+        release_handler.release_service()  # built here: reading its settings iterates os.environ
+
         def run() -> None:
             while not self._stop.is_set():
                 try:
@@ -149,9 +156,7 @@ class ReleaseFunction:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        stop_thread(self._stop, self._thread)
 
 
 @pytest.fixture
@@ -485,9 +490,13 @@ def test_start_follow_ends_with_exit_0_when_the_release_completes(release, relea
 def test_follow_shows_the_alarm_rollback_and_exits_3(release, release_function):
     assert_clean_exit(release(*start_args("--alarm", ALARM)), 0)
     # the alarm fires while the CLI is following
-    threading.Timer(0.2, set_alarm, args=("ALARM",)).start()
+    # (its client made here: making one on the timer's thread would iterate os.environ)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    alarm = threading.Timer(0.2, set_alarm, args=("ALARM", cloudwatch))
+    alarm.start()
 
     result = release("status", FUNCTION, "--follow", *FAST_FOLLOW, "--timeout", "10", "-o", "json")
+    alarm.join()
 
     assert_clean_exit(result, 3)
     events = lines(result)

@@ -97,7 +97,7 @@ def run_in_background(runner, args: list[str]) -> tuple[threading.Thread, dict[s
     box: dict[str, Any] = {}
 
     def run() -> None:
-        box["result"] = runner.invoke(app, args, env={"COLUMNS": "220"})
+        box["result"] = runner.invoke(app, args)  # no env=: it would race the test thread
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

@@ -5,7 +5,7 @@ write, so duplicates and crashes converge."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -18,48 +18,9 @@ from configpipe.release.health import AlarmHealth
 from configpipe.rollout.service import RolloutService, rollback_change_id
 from configpipe_tools.harness.aws import Pipeline
 from configpipe_tools.harness.events import change, eventbridge_event
-from tests.unit.test_write_path import make_write_path
+from tests.unit.rollout.conftest import T0
 
-T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 KEY = ("checkout", "production", "max_items")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def log(pipeline: Pipeline) -> ChangeLog:
-    return ChangeLog(pipeline.table_name)
-
-
-@pytest.fixture
-def write_path(pipeline: Pipeline, clock: Clock):
-    path = make_write_path(pipeline)
-    path._clock = clock  # the validator's clock stamps the rollout's start
-    return path
-
-
-@pytest.fixture
-def service(pipeline: Pipeline, log: ChangeLog, clock: Clock) -> RolloutService:
-    return RolloutService(
-        change_log=log,
-        alarms=AlarmHealth(boto3.client("cloudwatch")),
-        registry=RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm")),
-        clock=clock,
-    )
 
 
 def submit(write_path, detail: dict[str, Any], source: str = "configpipe.team.checkout"):

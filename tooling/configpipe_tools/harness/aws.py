@@ -16,6 +16,8 @@ import boto3
 
 from configpipe.contracts import PIPELINE_SOURCE
 from configpipe.registry import Registry
+from configpipe.settings import MaterialiserSettings, PropagatorSettings, ValidatorSettings, environment_for
+from sample_service.settings import SampleServiceSettings
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -58,24 +60,38 @@ class Pipeline:
     stream_arn: str = ""
     registry: Registry = field(default_factory=lambda: Registry.model_validate(DEMO_REGISTRY))
     _stream_positions: dict[str, str] = field(default_factory=dict)
+    # made once, on the thread that provisions: a worker thread that drains the bus then
+    # creates no client (creating one reads the whole environment)
+    _capture: Any = None
 
     def env(self) -> dict[str, str]:
         """Environment variables as the stack gives them to the functions."""
         return {
-            "CHANGE_LOG_TABLE": self.table_name,
-            "APPLIED_TABLE": self.applied_table_name,
-            "EVENT_BUS_NAME": self.bus_name,
-            "REGISTRY_PARAMETER": self.registry_parameter,
-            "SECRETS_KEY_ID": self.secrets_key_id,
-            "HASH_KEY_ID": self.hash_key_id,
-            "INLINE_VALUE_MAX_BYTES": "1024",
+            **environment_for(
+                ValidatorSettings,
+                change_log_table=self.table_name,
+                registry_parameter=self.registry_parameter,
+                secrets_key_id=self.secrets_key_id,
+                hash_key_id=self.hash_key_id,
+            ),
+            **environment_for(
+                MaterialiserSettings,
+                change_log_table=self.table_name,
+                event_bus_name=self.bus_name,
+                secrets_key_id=self.secrets_key_id,
+                inline_value_max_bytes=1024,
+            ),
+            **environment_for(
+                PropagatorSettings, event_bus_name=self.bus_name, registry_parameter=self.registry_parameter
+            ),
+            SampleServiceSettings.env_name("applied_table"): self.applied_table_name,
         }
 
     # --- observers --------------------------------------------------------------------
 
     def bus_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
         """Drain every event the bus delivered to the catch-all queue so far."""
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = self._capture or boto3.client("sqs", region_name=REGION)
         events: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get(
@@ -173,6 +189,7 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
     events.create_event_bus(Name=pipeline.bus_name)
     sqs = boto3.client("sqs", region_name=REGION)
     pipeline.capture_queue_url = sqs.create_queue(QueueName="bus-capture")["QueueUrl"]
+    pipeline._capture = sqs
     queue_arn = sqs.get_queue_attributes(QueueUrl=pipeline.capture_queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
@@ -188,43 +205,59 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
     return pipeline
 
 
-_DYNAMODB_CALLS = (
-    "put_item",
-    "get_item",
-    "query",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-    "scan",
-)
+#: The one lock around in-process moto. Every request moto serves, and every botocore client
+#: created, goes through it, so a test's background threads (a function's logic pumping the bus,
+#: a watcher, concurrent writers) never touch moto's backends or boto's shared session state at
+#: the same time as the test thread. Re-entrant: a worker may hold it around several calls.
+MOTO_LOCK = threading.RLock()
+#: Signalled after every request: an SQS long poll waits on it with MOTO_LOCK released.
+_MOTO_REQUEST_DONE = threading.Condition(MOTO_LOCK)
 
 
 @contextlib.contextmanager
-def serialised_dynamodb() -> Iterator[None]:
-    """Make moto's DynamoDB as atomic as the real one.
+def serialised_moto() -> Iterator[None]:
+    """Make in-process moto as atomic as the services it emulates.
 
-    DynamoDB checks a transaction's conditions and applies its writes atomically; moto
-    does so only while one thread calls it. Tests that race writers from several
-    threads wrap the emulator's backend calls in one lock, so what they observe is our
-    code's behaviour under DynamoDB's documented semantics, not the emulator's races.
+    DynamoDB checks a transaction's conditions and applies its writes atomically; moto's
+    backends (DynamoDB tables, EventBridge's rules, SQS queues, ...) are plain dicts that are
+    safe only while one thread calls them. While this is active, each request moto serves
+    runs under :data:`MOTO_LOCK`, as does creating a botocore client (the default boto3
+    session is not thread-safe). Tests that run code on several threads then observe our
+    code's behaviour under the services' documented semantics, not the emulator's races.
+
+    An SQS long poll (``WaitTimeSeconds``) is the one request that waits for another: it
+    waits with the lock released, re-checking its queue after each other request, as SQS
+    lets senders in while a receiver waits.
     """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    originals = {name: getattr(DynamoDBBackend, name) for name in _DYNAMODB_CALLS}
+    from botocore.session import Session
+    from moto.core.botocore_stubber import BotocoreStubber
+    from moto.sqs.models import Queue
 
     def locked(original: Any) -> Any:
         @functools.wraps(original)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(*args, **kwargs)
+            with MOTO_LOCK:
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    _MOTO_REQUEST_DONE.notify_all()
 
         return call
 
-    for name, original in originals.items():
-        setattr(DynamoDBBackend, name, locked(original))
+    def wait_for_messages(queue: Any, timeout: int) -> None:
+        with _MOTO_REQUEST_DONE:
+            _MOTO_REQUEST_DONE.wait_for(lambda: queue.messages, timeout=timeout)
+
+    patches: dict[tuple[Any, str], Any] = {
+        (BotocoreStubber, "__call__"): locked(BotocoreStubber.__call__),
+        (Session, "create_client"): locked(Session.create_client),
+        (Queue, "wait_for_messages"): wait_for_messages,
+    }
+    originals = {target: getattr(*target) for target in patches}
+    for (owner, name), replacement in patches.items():
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, original)
+        for (owner, name), original in originals.items():
+            setattr(owner, name, original)

@@ -37,7 +37,8 @@ from configpipe.streams import lambda_stream_record, passes_materialiser_filter
 from configpipe.write_path import WritePath
 from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
 from configpipe_tools.harness.lambda_context import LambdaContext
-from sample_service.app import make_handler
+from sample_service.app import build as build_update_handler
+from sample_service.settings import SampleServiceSettings
 
 MAX_ATTEMPTS = 6
 _PROPAGATED = {"ConfigurationUpdated", *(t.value for t in ROLLOUT_EVENT_TYPES)}
@@ -102,9 +103,8 @@ class Chain:
             bus=ConfigBus(pipeline.bus_name, client=self.session.client("events")),
         )
         self.update_handlers = {
-            pipeline.registry.handler_of(name): make_handler(
-                name,
-                pipeline.applied_table_name,
+            pipeline.registry.handler_of(name): build_update_handler(
+                SampleServiceSettings(service_name=name, applied_table=pipeline.applied_table_name),
                 table=self.session.resource("dynamodb").Table(pipeline.applied_table_name),
             )
             for name in pipeline.registry.services

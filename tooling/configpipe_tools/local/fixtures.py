@@ -16,7 +16,8 @@ module creates one stand-in per registered function, in the emulator, the way a 
 * the alias ``live`` → version ``1``, no routing config.
 
 The function list is read from the synthesised template (the release function's
-``RELEASE_REGISTRY`` environment), so a service added to the registry gets a stand-in too.
+registry, ``ReleaseSettings.release_registry`` in its environment), so a service added to the
+registry gets a stand-in too.
 Idempotent: an existing stand-in is left exactly as it is (a release may have moved it).
 """
 
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from configpipe.release.settings import ReleaseSettings
 from configpipe_tools.local.provision import LocalStack
 
 LIVE_ALIAS = "live"
@@ -68,9 +70,10 @@ def registered_functions(stack: LocalStack) -> dict[str, str]:
     release manager)."""
     release_function = str(stack.outputs.get("ReleaseFunctionName", ""))
     spec = stack.functions.get(release_function)
-    if spec is None or "RELEASE_REGISTRY" not in spec.environment:
+    registry_variable = ReleaseSettings.env_name("release_registry")
+    if spec is None or registry_variable not in spec.environment:
         return {}
-    registry = json.loads(spec.environment["RELEASE_REGISTRY"])
+    registry = json.loads(spec.environment[registry_variable])
     return {
         function: service
         for service, entry in sorted(registry.get("services", {}).items())

@@ -1,12 +1,15 @@
 """The synthesised CloudFormation template: produced by the real CDK CLI, read as data.
 
 The local pipeline's wiring comes only from here, so a change to ``stacks/`` changes what runs
-locally. Synthesis is cached under ``.local/cdk.out`` keyed by a hash of the CDK app's inputs
-(``app.py``, ``cdk.json``, ``stacks/``); ``--resynth`` forces it.
+locally. Synthesis is cached under ``.local/cdk.out`` keyed by a hash of everything the CDK app reads
+(:data:`SYNTH_INPUTS`: ``app.py``, ``cdk.json``, ``stacks/``, the runtime under ``functions/``
+that the stack imports and packages as its asset, and the pinned dependencies); ``--resynth``
+forces it. The test suite reads its template from the same cache, so a run synthesises once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -31,13 +34,35 @@ def repo_root() -> Path:
     return Path(configured).resolve() if configured else Path(__file__).resolve().parents[3]
 
 
+#: Files and folders (relative to the checkout) whose content the synthesised output depends
+#: on: the app, its context, the stacks, the runtime the stacks import and ship as the Lambda
+#: asset, and the pinned Python and CDK CLI versions.
+SYNTH_INPUTS = (
+    "app.py",
+    "cdk.json",
+    "stacks",
+    "functions",
+    "requirements.txt",
+    "package.json",
+    "package-lock.json",
+)
+_IGNORED = ("__pycache__", ".pyc", ".pyo", ".mypy_cache", ".pytest_cache", ".ruff_cache")
+
+
+def _input_files(repo: Path) -> Iterator[Path]:
+    for name in SYNTH_INPUTS:
+        path = repo / name
+        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for candidate in candidates:
+            if candidate.is_file() and not any(part.endswith(_IGNORED) for part in candidate.parts):
+                yield candidate
+
+
 def _inputs_digest(repo: Path) -> str:
     digest = hashlib.sha256()
-    files = [repo / "app.py", repo / "cdk.json", *sorted((repo / "stacks").rglob("*.py"))]
-    for path in files:
-        if path.is_file():
-            digest.update(str(path.relative_to(repo)).encode())
-            digest.update(path.read_bytes())
+    for path in _input_files(repo):
+        digest.update(str(path.relative_to(repo)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -46,6 +71,15 @@ def synthesise(repo: Path | None = None, out_dir: Path | None = None, *, force: 
     synthesised from the same inputs; return the stack's template path."""
     repo = repo or repo_root()
     out_dir = out_dir or repo / ".local" / "cdk.out"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One synth at a time per cache (a test run, its e2e pipeline and `make up` share it): the
+    # second waits, then finds the first one's output current.
+    with (out_dir.parent / f".{out_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _synthesise_locked(repo, out_dir, force=force)
+
+
+def _synthesise_locked(repo: Path, out_dir: Path, *, force: bool) -> Path:
     digest = _inputs_digest(repo)
     stamp = out_dir / _STAMP
     if not force and stamp.is_file() and stamp.read_text() == digest:
@@ -53,7 +87,12 @@ def synthesise(repo: Path | None = None, out_dir: Path | None = None, *, force: 
     npx = shutil.which("npx")
     if npx is None:
         raise TemplateError("npx (Node.js) is needed to synthesise the stack; or pass --template PATH")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A failed synth must not leave the old stamp over half-new output, and assets of earlier
+    # inputs would pile up (the CLI adds, never removes).
+    stamp.unlink(missing_ok=True)
+    for stale in out_dir.glob("asset.*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     env = {
         **os.environ,
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
