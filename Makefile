@@ -68,6 +68,7 @@ bench: setup
 	$(PY) scripts/bench_client.py
 	$(PY) scripts/bench_write_path.py
 	$(PY) scripts/bench_cold_start.py
+	$(PY) scripts/rollout_stats.py
 
 clean:
 	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache
