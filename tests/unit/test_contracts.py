@@ -28,6 +28,7 @@ from configpipe_tools.harness.aws import REGION
 from configpipe_tools.harness.events import change, eventbridge_event
 from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service import app as sample_service
+from sample_service.settings import SampleServiceSettings
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 #: A field no consumer has heard of, as a future pipeline might add one.
@@ -160,7 +161,8 @@ def test_the_update_handler_applies_an_update_with_an_unknown_field(aws):
 
 
 def test_the_sample_service_applies_an_update_with_an_unknown_field(pipeline):
-    handler = sample_service.make_handler("checkout", pipeline.applied_table_name)
+    settings = SampleServiceSettings(service_name="checkout", applied_table=pipeline.applied_table_name)
+    handler = sample_service.build(settings)
 
     assert (
         handler(as_event(updated_detail(version=4, value=40, **FUTURE)), LambdaContext())["applied"] is True
