@@ -141,7 +141,7 @@ class ReleaseFunction:
         return [e for e in self.events if e["detail-type"] == detail_type]
 
     def start(self) -> None:
-        release_handler.release_service()  # built here: reading its settings iterates os.environ
+        release_handler.default()  # built here: reading its settings iterates os.environ
 
         def run() -> None:
             while not self._stop.is_set():
