@@ -119,9 +119,35 @@ class WriteResult:
         return body
 
 
+@dataclass(frozen=True)
+class PreparedWrite:
+    """A write that passed the local checks and may be sent (:func:`prepare`, :func:`send`)."""
+
+    request: WriteRequest
+    change_id: str
+    source: str
+    summary: dict[str, Any]
+    registry_checked: bool
+
+
 def submit(
     ctx: CliContext, request: WriteRequest, *, dry_run: bool, wait: bool, timeout: float
 ) -> WriteResult:
+    prepared = prepare(ctx, request)
+    if dry_run:
+        return _dry_run(
+            ctx.change_log(),
+            request,
+            prepared.change_id,
+            prepared.summary,
+            registry_checked=prepared.registry_checked,
+        )
+    return send(ctx, prepared, wait=wait, timeout=timeout)
+
+
+def prepare(ctx: CliContext, request: WriteRequest) -> PreparedWrite:
+    """The local checks (exit 2, nothing sent): the contract, then the registry and value rules
+    with the validator's own functions. No AWS call but reading the registry."""
     source = require_source(ctx)
     change_id = request.change_id or str(uuid.uuid4())
     if not request.reason.strip():
@@ -147,22 +173,24 @@ def submit(
             hint=_hint_for(reasons),
             details={"reasons": [r.to_detail() for r in reasons], "changeId": change_id},
         )
+    return PreparedWrite(request, change_id, source, _identity(request), registry is not None)
 
-    summary = _identity(request)
-    if dry_run:
-        return _dry_run(ctx.change_log(), request, change_id, summary, registry_checked=registry is not None)
 
-    # 3. Encrypt a secret client-side, fill in the real author, publish.
+def publish(ctx: CliContext, prepared: PreparedWrite) -> None:
+    """Encrypt a secret client-side, fill in the real author, publish."""
+    request, change_id = prepared.request, prepared.change_id
     encrypted = None
     if request.sensitive:
         scope = scope_id(request.service, request.environment, request.key)
         encrypted = encode_ciphertext(ctx.secrets().encrypt(scope, request.value))
     change = _parse(request.detail(change_id, author=ctx.author(), encrypted_value=encrypted))
-    bus = ctx.bus(source)
+    bus = ctx.bus(prepared.source)
     bus.publish([bus.entry(DetailType.CONFIGURATION_CHANGE, change)])
 
-    if not wait:
-        return WriteResult(change_id=change_id, status="published", change=summary)
+
+def verdict(ctx: CliContext, prepared: PreparedWrite, timeout: float) -> WriteResult:
+    """Wait for the pipeline's verdict on a published change (exit 4 without one)."""
+    request, change_id = prepared.request, prepared.change_id
     record = wait_for_outcome(ctx.change_log(), change_id, timeout)
     if record is None:
         raise CliError(
@@ -177,10 +205,17 @@ def submit(
     return WriteResult(
         change_id=change_id,
         status=record.status,
-        change=summary,
+        change=prepared.summary,
         version=record.version,
         reasons=[dict(r) for r in record.reasons],
     )
+
+
+def send(ctx: CliContext, prepared: PreparedWrite, *, wait: bool, timeout: float) -> WriteResult:
+    publish(ctx, prepared)
+    if not wait:
+        return WriteResult(change_id=prepared.change_id, status="published", change=prepared.summary)
+    return verdict(ctx, prepared, timeout)
 
 
 def wait_for_outcome(change_log: ChangeLog, change_id: str, timeout: float) -> ChangeRecord | None:

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import ClientError
+from rich.console import Console
 from rich.text import Text
 
 from configpipe.bus import ConfigBus
@@ -47,6 +48,16 @@ from configpipe_tools.cli.release_checks import (
     parse_control,
     parse_request,
     strategy_value,
+)
+from configpipe_tools.cli.release_config import (
+    ConfigOutcome,
+    config_views,
+    no_config_verdict,
+    prepare_configs,
+    rejected_configs_text,
+    render_configs,
+    report_settled,
+    send_configs,
 )
 from configpipe_tools.cli.release_output import (
     rejected_text,
@@ -226,6 +237,17 @@ def start(
             show_default=False,
         ),
     ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config",
+            metavar="SERVICE/ENV/KEY=VALUE",
+            help="Configuration that goes out with the release (repeat): published first, read only by "
+            "FUNCTION at --to-version while the release runs, completed or rolled back with it. VALUE "
+            "is JSON if it parses, else text; a sensitive key is encrypted.",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOpt = True,
     follow: FollowOpt = False,
     timeout: TimeoutOpt = None,
@@ -233,7 +255,7 @@ def start(
     source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
-    """Shift FUNCTION's --alias to --to-version with --strategy."""
+    """Shift FUNCTION's --alias to --to-version with --strategy (with --config: and its configuration)."""
     cli: CliContext = ctx.obj
     out = Output(cli.json)
     team = require_source(cli)
@@ -254,8 +276,11 @@ def start(
         "reason": reason,
     }
     check_request(cli, team, detail)
+    configs = prepare_configs(
+        cli, config or [], function=function, target_version=to_version, release_id=rid, reason=reason
+    )
     request = parse_request({**detail, "author": cli.author()})
-    summary = {
+    summary: dict[str, Any] = {
         "releaseId": rid,
         "function": function,
         "alias": alias,
@@ -268,9 +293,23 @@ def start(
     bus = cli.bus(team)
     entry = bus.entry(_detail_type(ReleaseDetailType.RELEASE_REQUESTED), request)
 
+    # Configuration first: no invocation of the new version may run before its values exist.
+    configured = send_configs(cli, configs, wait=store is not None, deadline=deadline, reason=reason)
+    if configs:
+        summary["config"] = config_views(configured)
+    if not configured.ok:
+        return _config_rejected(out, summary, configured, follow, timeout)
+
+    def with_configs(render: Callable[[Console], None]) -> Callable[[Console], None]:
+        def both(console: Console) -> None:
+            render(console)
+            render_configs(console, configured)
+
+        return both
+
     if store is None:
         bus.publish([entry])
-        out.result({**summary, "status": "published"}, lambda c: render_published(c, summary))
+        out.result({**summary, "status": "published"}, with_configs(lambda c: render_published(c, summary)))
         return ExitCode.OK
     outcome = _publish_request(cli, out, bus, entry, store, request, deadline)
     if outcome is None:
@@ -279,10 +318,36 @@ def start(
         return _start_rejected(out, summary, outcome, follow)
     if follow:
         out.event({"type": "started", **summary, "status": "started"}, Text(f"started release {rid}"))
-        return follow_release(cli, out, outcome.release_id, deadline, interval)
+        code = follow_release(cli, out, outcome.release_id, deadline, interval)
+        if configs:
+            report_settled(cli, out, configs, deadline)
+        return code
     view = current_view(cli, store, outcome)
-    out.result({**summary, "status": "started", "release": view}, lambda c: render_started(c, view))
+    out.result(
+        {**summary, "status": "started", "release": view}, with_configs(lambda c: render_started(c, view))
+    )
     return ExitCode.OK
+
+
+def _config_rejected(
+    out: Output, summary: dict[str, Any], configured: ConfigOutcome, follow: bool, timeout: float
+) -> ExitCode:
+    """A --config was not accepted: the release was not published, the others were aborted."""
+    rid = summary["releaseId"]
+    if configured.rejected is None:
+        raise no_config_verdict(rid, configured, timeout)
+    payload = {
+        **summary,
+        "status": "rejected",
+        "reasons": configured.rejected.reasons,
+        "aborted": configured.aborted or [],
+    }
+    text = rejected_configs_text(rid, configured)
+    if follow:
+        out.event({"type": "rejected", **payload}, text)
+    else:
+        out.result(payload, lambda c: c.print(text))
+    return ExitCode.REJECTED
 
 
 def _publish_request(

@@ -641,6 +641,25 @@ def _control(
     return ExitCode.OK
 
 
+def abort_control(
+    cli: CliContext, service: str, environment: str, key: str, rollout_id: str, reason: str
+) -> ConfigurationRolloutControl:
+    """The ``abort`` that ``configpipe rollout abort`` sends, for ``rollout_id`` only (the rollout
+    function ignores it if that rollout is no longer the key's active one)."""
+    return _parse_control(
+        {
+            "controlId": str(uuid.uuid4()),
+            "rolloutId": rollout_id,
+            "service": service,
+            "environment": environment,
+            "key": key,
+            "action": RolloutAction.ABORT.value,
+            "author": cli.author(),
+            "reason": reason,
+        }
+    )
+
+
 def _poll(deadline: float, probe: Callable[[], T | None]) -> T | None:
     """``probe()`` until not None or the deadline (``time.monotonic()``); backing off to 2 s."""
     pause = 0.2
