@@ -26,6 +26,11 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+# jsii's Node-version banners, for the in-process synth of the cdk-nag test (set here, at import,
+# before any thread exists; `make test` sets the same).
+from configpipe_tools.local.template import jsii_quiet_environment
+
+os.environ.update(jsii_quiet_environment())
 
 import pytest
 from moto import mock_aws

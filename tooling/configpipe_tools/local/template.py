@@ -28,6 +28,22 @@ class TemplateError(Exception):
     """The template could not be produced or read."""
 
 
+def jsii_quiet_environment() -> dict[str, str]:
+    """The variables that silence jsii's Node-version banners. The end-of-life one takes the
+    Node *major versions* to stay quiet about (a comma list), not a flag."""
+    node = shutil.which("node")
+    major = ""
+    if node is not None:
+        result = subprocess.run(  # noqa: S603 - the machine's own node, fixed arguments
+            [node, "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True, check=False
+        )
+        major = result.stdout.strip()
+    return {
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": major,
+    }
+
+
 def repo_root() -> Path:
     """The checkout this package lives in (``tooling/configpipe_tools/local`` → three levels up)."""
     configured = os.environ.get("CONFIGPIPE_REPO")
@@ -93,11 +109,7 @@ def _synthesise_locked(repo: Path, out_dir: Path, *, force: bool) -> Path:
     stamp.unlink(missing_ok=True)
     for stale in out_dir.glob("asset.*"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    env = {
-        **os.environ,
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
-    }
+    env = {**os.environ, **jsii_quiet_environment()}
     result = subprocess.run(  # noqa: S603 - the project's own CDK CLI, fixed arguments
         [npx, "--no-install", "cdk", "synth", "--quiet", "-o", str(out_dir)],
         cwd=repo,
