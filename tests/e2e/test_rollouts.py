@@ -19,6 +19,7 @@ import pytest
 from configpipe.client import ConfigClient
 from configpipe.contracts import ConfigurationRolloutControl, RolloutAction
 from configpipe.release.contracts import ReleaseDetailType, ReleaseRequested
+from configpipe_tools.harness.aws import set_alarm
 from tests.e2e.conftest import LocalStack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -30,18 +31,7 @@ TENANTS = [f"tenant-{i}" for i in range(2000)]
 
 
 def alarm(local: LocalStack, name: str, state: str) -> None:
-    cloudwatch = local.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        MetricName="Errors",
-        Namespace="AWS/Lambda",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="e2e")
+    set_alarm(local.client("cloudwatch"), name, state, reason="e2e")
 
 
 def view(local: LocalStack, service: str, environment: str, key: str) -> dict[str, Any] | None:

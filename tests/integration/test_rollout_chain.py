@@ -13,7 +13,7 @@ import pytest
 from configpipe.changelog import ChangeLog
 from configpipe.release.health import AlarmHealth
 from configpipe.rollout.service import RolloutService
-from configpipe_tools.harness.aws import REGION, provision
+from configpipe_tools.harness.aws import REGION, provision, set_alarm
 from configpipe_tools.harness.chain import Chain, Crashes, snapshot
 from configpipe_tools.harness.events import change
 
@@ -45,18 +45,7 @@ def tick(chain: Chain, clock: Clock, minutes: float) -> None:
 
 
 def alarm(state: str) -> None:
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    cloudwatch.put_metric_alarm(
-        AlarmName=ALARM,
-        MetricName="Errors",
-        Namespace="checkout",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue=state, StateReason="test")
+    set_alarm(boto3.client("cloudwatch", region_name=REGION), ALARM, state)
 
 
 def canary(chain: Chain, clock: Clock, fire_alarm: bool) -> None:

@@ -16,7 +16,7 @@ from configpipe.errors import RolloutConflictError
 from configpipe.registry_source import RegistrySource
 from configpipe.release.health import AlarmHealth
 from configpipe.rollout.service import RolloutService, rollback_change_id
-from configpipe_tools.harness.aws import Pipeline
+from configpipe_tools.harness.aws import Pipeline, set_alarm
 from configpipe_tools.harness.events import change, eventbridge_event
 from tests.unit.rollout.conftest import T0
 
@@ -52,18 +52,7 @@ def start(write_path, strategy: Any = "Canary10Percent5Minutes", **rollout: Any)
 
 
 def alarm(name: str, state: str) -> None:
-    cloudwatch = boto3.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        MetricName="Errors",
-        Namespace="AWS/Lambda",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+    set_alarm(boto3.client("cloudwatch"), name, state)
 
 
 def items(pipeline: Pipeline) -> list[dict[str, Any]]:

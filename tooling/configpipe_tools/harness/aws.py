@@ -261,3 +261,20 @@ def serialised_moto() -> Iterator[None]:
     finally:
         for (owner, name), original in originals.items():
             setattr(owner, name, original)
+
+
+def set_alarm(cloudwatch: Any, name: str, state: str, reason: str = "set by a test") -> None:
+    """Put the metric alarm ``name`` (created if missing) into ``state``, the way the tests and
+    the demo stand in for a real metric crossing its threshold (the emulator evaluates no
+    metrics). Works against moto in-process and the local pipeline alike."""
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="Errors",
+        Namespace="configpipe/tests",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
