@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -26,6 +25,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+# One shape of a stream record as Lambda delivers it, shared with the stack's tests, redrive and
+# the in-process chain.
+from configpipe.streams import lambda_stream_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -199,30 +202,6 @@ class AsyncInvocations(_Poller):
             "responseContext": response,
             "responsePayload": json.loads(result.payload) if result.ok else result.error,
         }
-
-
-def lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A DynamoDB Streams ``GetRecords`` record (as boto3 parsed it) in the JSON shape Lambda
-    delivers: binary attributes base64, the creation time in epoch seconds, the source ARN."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, bytes):
-            return base64.b64encode(value).decode()
-        if isinstance(value, datetime):
-            return int(value.timestamp())
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        if isinstance(value, set):
-            return [plain(v) for v in sorted(value)]
-        return value
-
-    shaped: dict[str, Any] = plain(record)
-    shaped.setdefault("eventSource", "aws:dynamodb")
-    shaped["eventVersion"] = "1.1"
-    shaped["eventSourceARN"] = stream_arn
-    return shaped
 
 
 @dataclass
