@@ -29,9 +29,13 @@ demo: setup
 up: setup
 	$(PY) -m configpipe_tools.local up
 
-## test: lint, type-check and the full test suite (unit, integration, infrastructure, e2e)
+## test: lint, type-check and the full test suite (unit, integration, infrastructure, e2e), on
+## PYTEST_WORKERS processes (pytest-xdist; a file's tests stay on one worker, so each e2e file's
+## session shares one local pipeline; every worker has its own moto and its own local pipeline)
+PYTEST_WORKERS ?= 2
+PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 test: setup lint
-	$(VENV)/bin/pytest
+	$(PYTEST)
 
 ## test-stress: the suite three times in a row while stress-ng loads every core (fails if any run fails)
 STRESS_RUNS ?= 3
@@ -44,7 +48,7 @@ test-stress: setup lint
 	for run in $$(seq $(STRESS_RUNS)); do \
 	  echo "== test-stress: run $$run of $(STRESS_RUNS) under stress-ng --cpu 4"; \
 	  start=$$(date +%s); \
-	  $(VENV)/bin/pytest -q; \
+	  $(PYTEST) -q; \
 	  echo "== test-stress: run $$run passed in $$(( $$(date +%s) - start ))s"; \
 	done
 
