@@ -131,9 +131,18 @@ def current_view(cli: CliContext, store: ReleaseStore, state: ReleaseState) -> d
 
 
 def started(state: ReleaseState | None, request_hash: str) -> ReleaseState | None:
-    """The release, once it exists for *this* request."""
+    """The release, once it exists for *this* request and has taken its first step.
+
+    The release function creates the release and then shifts the alias (two writes); a read in
+    between would report "started, 0 %" for a canary that is about to be at 10 %. So a shifting
+    release counts as started once the alias carries the strategy's first weight (0 % for the
+    AppConfig strategies, whose first step comes after an interval)."""
     # A state under our id from another request is a RELEASE_ID_CONFLICT: its rejection follows.
-    return state if state is not None and state.request_hash == request_hash else None
+    if state is None or state.request_hash != request_hash:
+        return None
+    if state.status is ReleaseStatus.SHIFTING and state.percent < state.strategy.percent_at(0):
+        return None
+    return state
 
 
 def reflects(action: ControlAction) -> Callable[[ReleaseState], bool]:
