@@ -4,10 +4,10 @@ and a read between them must not report a canary at 0 % (seen under load)."""
 
 from __future__ import annotations
 
-from configpipe.release.contracts import ReleaseStatus
+from configpipe.release.contracts import ControlAction, ReleaseStatus
 from configpipe.release.model import AliasTarget, target_for
 from configpipe.release.strategies import parse_strategy
-from configpipe_tools.cli.release_progress import started
+from configpipe_tools.cli.release_progress import reflects, started
 from tests.unit.release.test_engine import state
 
 
@@ -33,3 +33,11 @@ def test_another_requests_release_or_one_waiting_for_its_hook_or_ended():
     for status in (ReleaseStatus.PRE_TRAFFIC, ReleaseStatus.ROLLING_BACK, ReleaseStatus.ROLLED_BACK):
         waiting = state(status=status, strategy=parse_strategy("Canary10Percent5Minutes"))
         assert started(waiting, "h") == waiting
+
+
+def test_promote_has_taken_effect_when_the_release_ends_or_only_its_post_traffic_hook_is_left():
+    promoted = reflects(ControlAction.PROMOTE)
+
+    assert not promoted(state(promoted=True, status=ReleaseStatus.BAKING))  # the next write completes it
+    assert promoted(state(promoted=True, status=ReleaseStatus.POST_TRAFFIC))
+    assert promoted(state(status=ReleaseStatus.COMPLETED))

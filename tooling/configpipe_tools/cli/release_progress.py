@@ -150,7 +150,11 @@ def reflects(action: ControlAction) -> Callable[[ReleaseState], bool]:
     return {
         ControlAction.PAUSE: lambda s: s.paused or s.status.terminal,
         ControlAction.RESUME: lambda s: not s.paused,
-        ControlAction.PROMOTE: lambda s: s.promoted or s.status.terminal,
+        # Promote finishes the release (through its post-traffic hook, if any); the promoted flag
+        # alone is an intermediate write the release function is about to act on.
+        ControlAction.PROMOTE: lambda s: (
+            s.status.terminal or (s.promoted and s.status is ReleaseStatus.POST_TRAFFIC)
+        ),
         ControlAction.ABORT: lambda s: s.status.terminal,
     }[action]
 
