@@ -177,7 +177,10 @@ def test_a_change_to_a_key_rolling_out_is_refused_until_it_is_promoted(
     eventually(
         lambda: local.parameter("checkout", "development", key) == "on", timeout=DEADLINE, what="promoted"
     )
-    assert view(local, "checkout", "development", key) is None
+    # the materialiser writes the main value first, then removes the view: wait for both
+    eventually(
+        lambda: view(local, "checkout", "development", key) is None, timeout=DEADLINE, what="view gone"
+    )
     assert rollout_item(local, "checkout", "development", key)["status"] == "COMPLETED"
     assert eventually(
         lambda: local.bus.events("ConfigurationRolloutCompleted", key=key), timeout=DEADLINE, what="completed"
