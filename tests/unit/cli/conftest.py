@@ -141,16 +141,25 @@ LIBRARY_KEYS = frozenset({"PYTEST_CURRENT_TEST", "PYDANTIC_DISABLE_PLUGINS"})
 
 
 @contextlib.contextmanager
-def frozen_environment() -> Iterator[None]:
+def frozen_environment(iterating_thread: str | None = None) -> Iterator[None]:
     """While a worker runs, the test may not write os.environ (``CliRunner.invoke(env=...)``,
-    ``monkeypatch.setenv``, ...), and only the test's thread may iterate it (creating a boto
-    client or reading a settings model does). Iterating a dict while another thread removes a
-    key is what failed before (``KeyError: 'PYDANTIC_DISABLE_PLUGINS'``).
+    ``monkeypatch.setenv``, ...), and only one thread may iterate it (creating a boto client or
+    reading a settings model does): the test's own thread, or the thread named
+    ``iterating_thread`` when the CLI itself is what runs in the background. Iterating a dict
+    while another thread removes a key is what failed before (``KeyError:
+    'PYDANTIC_DISABLE_PLUGINS'``, twice: once with the validator in the background, once with
+    ``watch`` in the background while the test thread made a boto client).
 
-    pytest and Typer still set and remove their own key on the test's thread; that is safe
-    because the worker never iterates the environment (it makes its clients before it starts)
-    and single-key reads are atomic."""
+    pytest and Typer still set and remove their own key (Typer around each invoke); that is
+    safe because only the thread that runs Typer iterates the environment while it runs, and
+    single-key reads are atomic."""
     owner = threading.get_ident()
+
+    def may_iterate() -> bool:
+        if iterating_thread is not None:
+            return threading.current_thread().name == iterating_thread
+        return threading.get_ident() == owner
+
     environ_type = type(os.environ)
     originals = {name: getattr(environ_type, name) for name in ("__setitem__", "__delitem__", "__iter__")}
 
@@ -163,8 +172,11 @@ def frozen_environment() -> Iterator[None]:
         return refuse
 
     def iterate(self: Any) -> Any:
-        if threading.get_ident() != owner:
-            raise EnvironmentRaceError("a background worker iterated os.environ (make its clients first)")
+        if not may_iterate():
+            raise EnvironmentRaceError(
+                f"thread {threading.current_thread().name!r} iterated os.environ while another thread"
+                " may write it (make its clients first)"
+            )
         return originals["__iter__"](self)
 
     replacements = {name: write(name) for name in ("__setitem__", "__delitem__")}

@@ -3,14 +3,18 @@ queue + rule, convergence per service, and clean-up of what it created."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
+from typer.testing import CliRunner, Result
 
 from configpipe.bus import ConfigBus
 from configpipe.contracts import (
@@ -23,7 +27,7 @@ from configpipe.contracts import (
 from configpipe_tools.cli.main import app
 from configpipe_tools.cli.watching import WATCH_PREFIX
 from configpipe_tools.harness.aws import REGION
-from tests.unit.cli.conftest import Validator, assert_clean_exit, seed
+from tests.unit.cli.conftest import Validator, assert_clean_exit, frozen_environment, seed
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -33,13 +37,24 @@ def lines(result: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def watch_resources() -> tuple[list[str], list[str]]:
-    rules = boto3.client("events", region_name=REGION).list_rules(
-        NamePrefix=WATCH_PREFIX, EventBusName="configpipe-config-bus"
-    )["Rules"]
-    queues = (
-        boto3.client("sqs", region_name=REGION).list_queues(QueueNamePrefix=WATCH_PREFIX).get("QueueUrls", [])
-    )
+@dataclass(frozen=True)
+class Clients:
+    """The test thread's clients, made before a watch runs in the background: while it runs,
+    only its thread may iterate os.environ, which making a client does (see
+    :func:`frozen_environment`)."""
+
+    events: Any
+    sqs: Any
+
+
+@pytest.fixture
+def clients(pipeline) -> Clients:  # type: ignore[no-untyped-def]
+    return Clients(boto3.client("events", region_name=REGION), boto3.client("sqs", region_name=REGION))
+
+
+def watch_resources(clients: Clients) -> tuple[list[str], list[str]]:
+    rules = clients.events.list_rules(NamePrefix=WATCH_PREFIX, EventBusName="configpipe-config-bus")["Rules"]
+    queues = clients.sqs.list_queues(QueueNamePrefix=WATCH_PREFIX).get("QueueUrls", [])
     return [r["Name"] for r in rules], queues
 
 
@@ -87,35 +102,53 @@ def failed(key: str, version: int, target: str, service: str = "checkout") -> tu
     )
 
 
-def announce(*events: tuple[DetailType, Any]) -> None:
+def announce(clients: Clients, *events: tuple[DetailType, Any]) -> None:
     """What the materialiser and propagator publish (source configpipe.pipeline)."""
-    bus = ConfigBus("configpipe-config-bus", client=boto3.client("events", region_name=REGION))
+    bus = ConfigBus("configpipe-config-bus", client=clients.events)
     bus.publish([bus.entry(detail_type, detail) for detail_type, detail in events])
 
 
-def run_in_background(runner, args: list[str]) -> tuple[threading.Thread, dict[str, Any]]:
-    box: dict[str, Any] = {}
+WATCH_THREAD = "configpipe-watch"
+
+
+@contextlib.contextmanager
+def watching(runner: CliRunner, clients: Clients, args: list[str]) -> Iterator[dict[str, Result]]:
+    """Run ``configpipe watch`` on its own thread until it ends; yields once it has subscribed.
+    Typer sets and removes an environment variable around each invoke, so while the watch runs
+    the test thread must not iterate os.environ (the frozen environment enforces it)."""
+    box: dict[str, Result] = {}
 
     def run() -> None:
         box["result"] = runner.invoke(app, args)  # no env=: it would race the test thread
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread = threading.Thread(target=run, name=WATCH_THREAD, daemon=True)
+    with frozen_environment(iterating_thread=WATCH_THREAD):
+        thread.start()
+        try:
+            wait_until_subscribed(clients)
+            yield box
+        finally:
+            thread.join(timeout=30)
+        if thread.is_alive():
+            raise AssertionError("watch did not end")
+
+
+def wait_until_subscribed(clients: Clients) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the watch subscribes before it shows anything
-        rules, _ = watch_resources()
+        rules, _ = watch_resources(clients)
         if (
             rules
-            and boto3.client("events", region_name=REGION).list_targets_by_rule(
-                Rule=rules[0], EventBusName="configpipe-config-bus"
-            )["Targets"]
+            and clients.events.list_targets_by_rule(Rule=rules[0], EventBusName="configpipe-config-bus")[
+                "Targets"
+            ]
         ):
-            return thread, box
+            return
         time.sleep(0.05)
     raise AssertionError("watch never subscribed")
 
 
-def test_catch_up_replays_versions_newer_than_since_and_cleans_up(cli, idle_validator: Validator):
+def test_catch_up_replays_versions_newer_than_since_and_cleans_up(cli, clients, idle_validator: Validator):
     # Given versions 1..3 of a checkout key, a global key, and another service's key
     seed(idle_validator, "max_items", 10, 20, 30)
     seed(idle_validator, "feature.x", True, False, service="global")
@@ -148,24 +181,22 @@ def test_catch_up_replays_versions_newer_than_since_and_cleans_up(cli, idle_vali
     assert rows[("checkout", "max_items")]["latestVersion"] == 3
     assert rows[("checkout", "max_items")]["state"] == "pending"
     # and its temporary queue and rule are gone
-    assert watch_resources() == ([], [])
+    assert watch_resources(clients) == ([], [])
 
 
-def test_live_events_show_per_service_convergence(runner, pipeline):
+def test_live_events_show_per_service_convergence(runner, clients):
     # Given a watcher following production
-    thread, box = run_in_background(
-        runner, ["watch", "--env", "production", "--max-events", "5", "--timeout", "20", "-o", "json"]
-    )
-
-    # When checkout's key moves to v4 and payments' key to v2, delivered to checkout only
-    announce(
-        updated("max_items", 4),
-        delivered("max_items", 4, "checkout"),
-        updated("payments.limit", 2, service="payments"),
-        failed("payments.limit", 2, "payments", service="payments"),
-        delivered("payments.limit", 1, "payments", service="payments"),
-    )
-    thread.join(timeout=30)
+    args = ["watch", "--env", "production", "--max-events", "5", "--timeout", "20", "-o", "json"]
+    with watching(runner, clients, args) as box:
+        # When checkout's key moves to v4 and payments' key to v2, delivered to checkout only
+        announce(
+            clients,
+            updated("max_items", 4),
+            delivered("max_items", 4, "checkout"),
+            updated("payments.limit", 2, service="payments"),
+            failed("payments.limit", 2, "payments", service="payments"),
+            delivered("payments.limit", 1, "payments", service="payments"),
+        )
 
     # Then every event is shown and each service's state is right
     result = box["result"]
@@ -182,20 +213,19 @@ def test_live_events_show_per_service_convergence(runner, pipeline):
     assert rows["checkout"]["state"] == "converged" and rows["checkout"]["appliedVersion"] == 4
     assert rows["payments"]["state"] == "failed" and rows["payments"]["appliedVersion"] == 1
     assert "ResourceNotFoundException" in rows["payments"]["error"]
-    assert watch_resources() == ([], [])
+    assert watch_resources(clients) == ([], [])
 
 
-def test_service_filter_and_human_output(runner, pipeline):
-    thread, box = run_in_background(
-        runner, ["watch", "--service", "checkout", "--max-events", "2", "--timeout", "20"]
-    )
-
-    announce(
-        updated("payments.limit", 9, service="payments"),  # not checkout's: ignored
-        updated("max_items", 5),
-        delivered("max_items", 5, "checkout"),
-    )
-    thread.join(timeout=30)
+def test_service_filter_and_human_output(runner, clients):
+    with watching(
+        runner, clients, ["watch", "--service", "checkout", "--max-events", "2", "--timeout", "20"]
+    ) as box:
+        announce(
+            clients,
+            updated("payments.limit", 9, service="payments"),  # not checkout's: ignored
+            updated("max_items", 5),
+            delivered("max_items", 5, "checkout"),
+        )
 
     result = box["result"]
     assert_clean_exit(result, 0)
@@ -205,31 +235,14 @@ def test_service_filter_and_human_output(runner, pipeline):
     assert "converged" in result.stdout
 
 
-def test_caught_up_versions_are_not_shown_twice(runner, pipeline, idle_validator: Validator):
+def test_caught_up_versions_are_not_shown_twice(runner, clients, idle_validator: Validator):
     # Given v1..v2 in the change log
     seed(idle_validator, "max_items", 10, 20)
-    thread, box = run_in_background(
-        runner,
-        [
-            "watch",
-            "--service",
-            "checkout",
-            "--env",
-            "production",
-            "--since-version",
-            "0",
-            "--max-events",
-            "1",
-            "--timeout",
-            "20",
-            "-o",
-            "json",
-        ],
-    )
-
-    # When the announcement of v2 arrives live after the catch-up showed it, then v3
-    announce(updated("max_items", 2), updated("max_items", 3))
-    thread.join(timeout=30)
+    args = ["watch", "--service", "checkout", "--env", "production", "--since-version", "0"]
+    args += ["--max-events", "1", "--timeout", "20", "-o", "json"]
+    with watching(runner, clients, args) as box:
+        # When the announcement of v2 arrives live after the catch-up showed it, then v3
+        announce(clients, updated("max_items", 2), updated("max_items", 3))
 
     result = box["result"]
     assert_clean_exit(result, 0)
@@ -237,12 +250,12 @@ def test_caught_up_versions_are_not_shown_twice(runner, pipeline, idle_validator
     assert shown == [("caughtUp", 1), ("caughtUp", 2), ("updated", 3)]
 
 
-def test_since_version_needs_a_service(cli):
+def test_since_version_needs_a_service(cli, clients):
     result = cli("watch", "--since-version", "3", "--timeout", "0")
 
     assert_clean_exit(result, 2)
     assert "--service" in result.stderr
-    assert watch_resources() == ([], [])
+    assert watch_resources(clients) == ([], [])
 
 
 @pytest.mark.parametrize("option", ["--max-events", "--timeout"])
