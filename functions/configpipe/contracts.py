@@ -27,6 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from configpipe.untrusted import FIELD_LIMIT, MESSAGE_LIMIT, bounded
+
 # --- sources and detail types -------------------------------------------------------------
 
 #: Source of every event the pipeline itself emits. The bus policy lets only the
@@ -301,9 +303,23 @@ class ConfigurationUpdated(Announcement):
 
 
 class Reason(Announcement):
+    """One problem with a change. Messages and field paths may name what the caller sent
+    (an unknown field's name, a source), so both are bounded and made valid UTF-8 here,
+    whoever builds the reason: a rejection record and its announcement stay small."""
+
     code: ReasonCode
     message: str
     field: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _bounded_message(cls, value: str) -> str:
+        return bounded(value, MESSAGE_LIMIT)
+
+    @field_validator("field")
+    @classmethod
+    def _bounded_field(cls, value: str | None) -> str | None:
+        return None if value is None else bounded(value, FIELD_LIMIT)
 
 
 class ConfigurationRejected(Announcement):

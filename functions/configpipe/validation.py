@@ -23,6 +23,7 @@ from configpipe.contracts import (
     ReasonCode,
 )
 from configpipe.registry import Registry
+from configpipe.untrusted import bounded
 from configpipe.values import canonical_json, nesting_depth
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,7 +50,42 @@ def parse_model(model: type[M], detail: Any) -> tuple[M | None, list[Reason]]:
     try:
         return model.model_validate(detail), []
     except ValidationError as error:
-        return None, [_reason_from(e) for e in error.errors(include_input=False, include_url=False)]
+        return None, _bounded_reasons(error.errors(include_input=False, include_url=False))
+
+
+#: A rejection lists at most this many reasons (the rest are counted in the last one), and
+#: every unknown field shares one reason: a detail with 8,000 unknown fields once produced a
+#: rejection record over DynamoDB's 400 KB item limit, and so no verdict at all.
+MAX_REASONS = 20
+_NAMES_SHOWN = 10
+
+
+def _bounded_reasons(errors: list[Any]) -> list[Reason]:
+    unknown = [".".join(str(part) for part in e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+    reasons = [_reason_from(e) for e in errors if e["type"] != "extra_forbidden"]
+    if unknown:
+        reasons.append(_unknown_fields(unknown))
+    if len(reasons) > MAX_REASONS:
+        hidden = len(reasons) - MAX_REASONS + 1
+        last = reasons[MAX_REASONS - 1]
+        reasons = [
+            *reasons[: MAX_REASONS - 1],
+            Reason(
+                code=last.code, message=f"{last.message} (and {hidden - 1} more problems)", field=last.field
+            ),
+        ]
+    return reasons
+
+
+def _unknown_fields(names: list[str]) -> Reason:
+    shown = ", ".join(bounded(name, 64) for name in names[:_NAMES_SHOWN])
+    more = f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
+    noun = "field is" if len(names) == 1 else "fields are"
+    return Reason(
+        code=ReasonCode.UNKNOWN_FIELD,
+        message=f"{len(names)} {noun} not part of the contract: {shown}{more}",
+        field=names[0],
+    )
 
 
 def _reason_from(error: Any) -> Reason:
@@ -236,6 +272,14 @@ def check_value(value: Any, schema: dict[str, Any] | None) -> list[Reason]:
         ]
     try:
         size = len(canonical_json(value).encode("utf-8"))
+    except UnicodeEncodeError:
+        return [
+            Reason(
+                code=ReasonCode.INVALID_TYPE,
+                message="value holds a lone surrogate (\\udXXX), which is not valid Unicode text",
+                field="value",
+            )
+        ]
     except (TypeError, ValueError):
         return [Reason(code=ReasonCode.INVALID_TYPE, message="value is not JSON", field="value")]
     if size > MAX_VALUE_BYTES:
@@ -247,21 +291,48 @@ def check_value(value: Any, schema: dict[str, Any] | None) -> list[Reason]:
             )
         ]
     if schema is not None:
-        problem = _schema_problem(json.dumps(schema, sort_keys=True), value)
+        problem = _schema_problem(json.dumps(schema, sort_keys=True), value, schema)
         if problem:
             return [Reason(code=ReasonCode.SCHEMA_VIOLATION, message=problem, field="value")]
     return []
 
 
-def _schema_problem(schema_json: str, value: Any) -> str | None:
-    from fastjsonschema import JsonSchemaException
+def _schema_problem(schema_json: str, value: Any, schema: dict[str, Any]) -> str | None:
+    """Which rule of the schema the value breaks, and where, in words taken only from the
+    schema. fastjsonschema's own message quotes the value's property names ("data must not
+    contain {'hunter2'} properties", "data.s3cr3t must be integer"): a secret's key names are
+    part of the secret, so that message is never used."""
+    from fastjsonschema import JsonSchemaValueException
 
     try:
         _compiled(schema_json)(value)
-    except JsonSchemaException as error:
-        # fastjsonschema names the rule ("data must be <= 1000"), not the value.
-        return f"value does not match the key's JSON Schema: {error.message}"  # type: ignore[attr-defined]
+    except JsonSchemaValueException as error:
+        rule = bounded(str(error.rule), 64)
+        # "data" is fastjsonschema's name for the root; anything not declared is "the value".
+        where = "value" + error.name[4:] if error.name in _declared_paths(schema) - {"data"} else "the value"
+        definition = error.rule_definition
+        shown = f" ({bounded(json.dumps(definition), 128)})" if _is_schema_scalar(definition) else ""
+        return f"value does not match the key's JSON Schema: {where} breaks the {rule!r} rule{shown}"
     return None
+
+
+def _is_schema_scalar(definition: Any) -> bool:
+    return isinstance(definition, str | int | float | bool) or definition is None
+
+
+def _declared_paths(schema: dict[str, Any]) -> set[str]:
+    """fastjsonschema's names ("data", "data.limit", "data.db.host") for properties the
+    schema itself declares; any other path would be spelled with the value's own keys."""
+    paths = {"data"}
+    pending: list[tuple[str, Any]] = [("data", schema)]
+    while pending:
+        path, node = pending.pop()
+        properties = node.get("properties") if isinstance(node, dict) else None
+        if isinstance(properties, dict):
+            for name, child in properties.items():
+                paths.add(f"{path}.{name}")
+                pending.append((f"{path}.{name}", child))
+    return paths
 
 
 @lru_cache(maxsize=256)

@@ -7,8 +7,9 @@ by the change log's stream (see docs/architecture.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,12 +32,17 @@ from configpipe.naming import scope_id
 from configpipe.registry import Registry
 from configpipe.rollout.engine import strategy_of
 from configpipe.rollout.service import new_rollout
+from configpipe.untrusted import CORRELATION_ID_LIMIT, IDENTITY_LIMIT, bounded, stable_digest
 from configpipe.validation import check_rules, check_value, parse_change
 from configpipe.values import canonical_json, is_sensitive, value_hash
 
-#: Writers without ``expectedVersion`` that lose a race re-read and try again this often.
-#: Past it the invocation fails and Lambda's own retry takes over.
-MAX_APPEND_ATTEMPTS = 8
+#: Writers without ``expectedVersion`` that lose a race re-read and try again, backing off
+#: with full jitter, for up to this long (well inside the validator's 30 s timeout). A count
+#: was not enough: 50 truly parallel writers to one key exhausted 8 attempts for 23 of them.
+#: Past the budget the invocation fails and Lambda's own retry takes over.
+APPEND_BUDGET_SECONDS = 25.0
+_BACKOFF_BASE_SECONDS = 0.01
+_BACKOFF_CAP_SECONDS = 1.0
 _IDENTITY_FIELDS = ("service", "environment", "key", "operation")
 
 
@@ -94,11 +100,13 @@ class WritePath:
         registry: Callable[[], Registry],
         secrets: SecretsKey,
         clock: Callable[[], datetime] = utc_now,
+        append_budget_seconds: float = APPEND_BUDGET_SECONDS,
     ) -> None:
         self._log = change_log
         self._registry = registry
         self._secrets = secrets
         self._clock = clock
+        self._append_budget = append_budget_seconds
 
     def handle(self, event: Any) -> Outcome:
         """Accept, reject, or recognise as a duplicate one EventBridge event."""
@@ -108,17 +116,19 @@ class WritePath:
         except ValidationError:
             return self._reject_unidentified(event, now)
 
+        # EventBridge bounds a source to 256 characters; a direct invoke does not.
+        source = bounded(envelope.source, IDENTITY_LIMIT)
         change, reasons = parse_change(envelope.detail)
         if change is None:
             return self._reject(
-                _fallback_change_id(envelope), envelope.source, reasons, change_identity(envelope.detail), now
+                _fallback_change_id(envelope), source, reasons, change_identity(envelope.detail), now
             )
         try:
-            resolved = self._resolve_value(change, envelope.source)
-            return self._append(change, envelope.source, resolved, now)
+            resolved = self._resolve_value(change, source)
+            return self._append(change, source, resolved, now)
         except _Rejection as rejection:
             return self._reject(
-                change.change_id, envelope.source, rejection.reasons, change_identity(envelope.detail), now
+                change.change_id, source, rejection.reasons, change_identity(envelope.detail), now
             )
 
     # --- acceptance -------------------------------------------------------------------
@@ -139,7 +149,8 @@ class WritePath:
             try:
                 ciphertext, plaintext = self._secrets.decrypt_b64(scope, change.encrypted_value)
                 value = json.loads(plaintext)
-            except (UndecryptableValueError, ValueError):
+            except (UndecryptableValueError, ValueError, RecursionError):
+                # RecursionError: 4 KB of KMS plaintext can nest JSON 2,000 deep.
                 raise _Rejection(
                     Reason(
                         code=ReasonCode.INVALID_ENCRYPTED_VALUE,
@@ -166,7 +177,9 @@ class WritePath:
     def _append(
         self, change: ConfigurationChange, source: str, resolved: _Resolved | None, now: str
     ) -> Outcome:
-        for _ in range(MAX_APPEND_ATTEMPTS):
+        deadline = time.monotonic() + self._append_budget
+        attempt = 0
+        while True:
             pointer = self._log.current(change.service, change.environment, change.key)
             current = pointer.version if pointer else 0
             if pointer is not None and pointer.rollout_id is not None:
@@ -222,11 +235,17 @@ class WritePath:
             except VersionConflictError as conflict:
                 if change.expected_version is not None:
                     raise _Rejection(_conflict(change.expected_version, conflict.actual)) from None
-                continue  # another writer got this version first; take the next one
+                # Another writer got this version first: back off, then take the next one.
+                attempt += 1
+                pause = random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))
+                if time.monotonic() + pause > deadline:
+                    raise RuntimeError(
+                        f"could not allocate a version for {change.change_id} in {self._append_budget:.0f} s "
+                        f"({attempt} attempts)"
+                    ) from None
+                time.sleep(pause)
+                continue
             return Outcome(status="accepted", change_id=change.change_id, version=record.version)
-        raise RuntimeError(
-            f"could not allocate a version for {change.change_id} after {MAX_APPEND_ATTEMPTS} tries"
-        )
 
     def _state_for(self, change: ConfigurationChange, pointer: CurrentPointer | None) -> _Resolved:
         """Delete: a tombstone. Rollback: a copy of the target version's content."""
@@ -282,8 +301,9 @@ class WritePath:
         reason = Reason(
             code=ReasonCode.MALFORMED_EVENT, message="not an EventBridge event with id, source and detail"
         )
-        digest = hashlib.sha256(repr(event).encode("utf-8", "replace")).hexdigest()[:32]
-        return self._reject(f"malformed:{digest}", str(source or "unknown")[:256], [reason], {}, now)
+        digest = stable_digest(event)[:32]
+        shown_source = bounded(source, IDENTITY_LIMIT) if isinstance(source, str) and source else "unknown"
+        return self._reject(f"malformed:{digest}", shown_source, [reason], {}, now)
 
 
 def _rolling_out(rollout_id: str, candidate_version: int) -> Reason:
@@ -308,14 +328,14 @@ def _fallback_change_id(envelope: _ChangeEvent) -> str:
     candidate = detail.get("changeId") if isinstance(detail, dict) else None
     if isinstance(candidate, str) and CHANGE_ID_PATTERN.fullmatch(candidate):
         return candidate
-    return f"event:{envelope.id}"[:128]
+    return bounded(f"event:{envelope.id}", CORRELATION_ID_LIMIT)
 
 
 def change_identity(detail: Any) -> dict[str, str]:
     """The change's identity, as far as it is readable; never the value."""
     if not isinstance(detail, dict):
         return {}
-    return {f: detail[f][:256] for f in _IDENTITY_FIELDS if isinstance(detail.get(f), str)}
+    return {f: bounded(detail[f], IDENTITY_LIMIT) for f in _IDENTITY_FIELDS if isinstance(detail.get(f), str)}
 
 
 def _payload_hash(change: ConfigurationChange, content_hash: str) -> str:

@@ -22,6 +22,7 @@ from configpipe.metrics import DELIVERIES_FAILED, DELIVERIES_SUCCEEDED
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
 from configpipe.settings import PropagatorSettings
+from configpipe.untrusted import correlation_id
 
 
 def build(settings: PropagatorSettings) -> FanOut:
@@ -38,11 +39,12 @@ def default() -> FanOut:
     return build(PropagatorSettings.from_environ())
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.changeId || detail.rolloutId", clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext, fanout: FanOut | None = None) -> dict[str, Any]:
     """``fanout`` is an optional port for tests; Lambda never passes it."""
+    logger.set_correlation_id(correlation_id(event, "changeId", "rolloutId"))  # bounded: caller-controlled
     # Either contract, chosen by detail-type (an update, or a step of a rollout).
     update = parse_announcement(event)
     try:

@@ -38,6 +38,7 @@ from configpipe.release.store import ReleaseStore
 from configpipe.rollout.engine import InsufficientDataPolicy
 from configpipe.rollout.service import ReconcileResult, RolloutService
 from configpipe.settings import RolloutSettings
+from configpipe.untrusted import correlation_id
 
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
 _CONTROL_METRIC = {
@@ -68,13 +69,14 @@ def default() -> RolloutService:
     return build(RolloutSettings.from_environ())
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.controlId", clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(
     event: dict[str, Any], context: LambdaContext, service: RolloutService | None = None
 ) -> dict[str, Any]:
     """``service`` is an optional port for tests; Lambda never passes it."""
+    logger.set_correlation_id(correlation_id(event, "controlId"))  # bounded: caller-controlled
     rollouts = service or default()
     detail_type = event.get("detail-type") if isinstance(event, dict) else None
     if detail_type == SCHEDULED_DETAIL_TYPE and event.get("source") == "aws.events":

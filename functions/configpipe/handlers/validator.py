@@ -23,6 +23,7 @@ from configpipe.metrics import CHANGES_ACCEPTED, CHANGES_DUPLICATE, CHANGES_REJE
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
 from configpipe.settings import ValidatorSettings
+from configpipe.untrusted import correlation_id
 from configpipe.write_path import WritePath, change_identity
 
 _METRIC = {"accepted": CHANGES_ACCEPTED, "rejected": CHANGES_REJECTED, "duplicate": CHANGES_DUPLICATE}
@@ -42,13 +43,14 @@ def default() -> WritePath:
     return build(ValidatorSettings.from_environ())
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.changeId", clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(
     event: dict[str, Any], context: LambdaContext, write_path: WritePath | None = None
 ) -> dict[str, Any]:
     """``write_path`` is an optional port for tests; Lambda never passes it."""
+    logger.set_correlation_id(correlation_id(event, "changeId"))  # bounded: caller-controlled
     detail = event.get("detail") if isinstance(event, dict) else None
     logger.append_keys(**change_identity(detail))
     outcome = (write_path or default()).handle(event)
