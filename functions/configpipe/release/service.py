@@ -38,6 +38,7 @@ from configpipe.observability import logger, metrics
 from configpipe.registry import Registry
 from configpipe.release import engine
 from configpipe.release.alias import LambdaAliases
+from configpipe.release.bounds import MAX_MESSAGE_CHARS, MAX_REASONS, bounded, echoed_text
 from configpipe.release.contracts import (
     ANNOUNCEMENT_CONTRACTS,
     ControlAction,
@@ -124,17 +125,47 @@ def request_hash(request: ReleaseRequested) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(request.to_detail()).encode("utf-8")).hexdigest()
 
 
+def caller_release_id(detail: Any, event_id: str = "") -> str:
+    """The release id a (possibly malformed) detail names, bounded, for its rejection and logs."""
+    named = echoed_text(detail.get("releaseId") if isinstance(detail, dict) else None)
+    return named or bounded(event_id) or "unknown"
+
+
 def reasons_from_validation_error(error: ValidationError) -> list[ReleaseReason]:
+    """One reason per problem pydantic found, bounded: an unknown field's *name* is the
+    caller's, and a detail can carry thousands of them."""
     reasons = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or None
+    for item in error.errors(include_input=False, include_url=False):
+        where = bounded(".".join(str(p) for p in item["loc"])) or None
         code = (
             ReleaseReasonCode.MALFORMED_EVENT
             if item["type"] in ("extra_forbidden", "missing")
             else (ReleaseReasonCode.INVALID_FIELD)
         )
-        reasons.append(ReleaseReason(code=code, message=str(item["msg"]), field=where))
-    return reasons or [ReleaseReason(code=ReleaseReasonCode.MALFORMED_EVENT, message=str(error))]
+        reasons.append(
+            ReleaseReason(code=code, message=bounded(str(item["msg"]), MAX_MESSAGE_CHARS), field=where)
+        )
+    return reasons or [ReleaseReason(code=ReleaseReasonCode.MALFORMED_EVENT, message="malformed event")]
+
+
+def capped(reasons: list[ReleaseReason]) -> list[ReleaseReason]:
+    """At most :data:`MAX_REASONS`, each bounded; what is left out is counted, not dropped silently."""
+    kept = [
+        ReleaseReason(
+            code=r.code,
+            message=bounded(r.message, MAX_MESSAGE_CHARS),
+            field=None if r.field is None else bounded(r.field),
+        )
+        for r in reasons[:MAX_REASONS]
+    ]
+    if len(reasons) > MAX_REASONS:
+        kept.append(
+            ReleaseReason(
+                code=reasons[MAX_REASONS].code,
+                message=f"…and {len(reasons) - MAX_REASONS} more problem(s) not listed",
+            )
+        )
+    return kept
 
 
 class ReleaseService:
@@ -166,10 +197,12 @@ class ReleaseService:
         try:
             request = ReleaseRequested.model_validate(detail)
         except ValidationError as e:
-            release_id = detail.get("releaseId") if isinstance(detail, dict) else None
-            release_id = release_id if isinstance(release_id, str) and release_id else (event_id or "unknown")
             return self._reject(
-                release_id, "request", source, reasons_from_validation_error(e), detail=detail
+                caller_release_id(detail, event_id),
+                "request",
+                source,
+                reasons_from_validation_error(e),
+                detail=detail,
             )
         return self.request(request, source)
 
@@ -288,17 +321,17 @@ class ReleaseService:
         control_id: str | None = None,
     ) -> RequestResult:
         def text(key: str) -> str | None:
-            value = detail.get(key) if isinstance(detail, dict) else None
-            return value if isinstance(value, str) else None
+            return echoed_text(detail.get(key) if isinstance(detail, dict) else None)
 
+        reasons = capped(reasons)
         rejected = ReleaseRejected(
-            release_id=release_id,
-            action=action,
-            control_id=control_id,
+            release_id=bounded(release_id),
+            action=bounded(action, 64),
+            control_id=None if control_id is None else bounded(control_id),
             function=request.function if request else text("function"),
             alias=request.alias if request else text("alias"),
-            target_version=request.target_version if request else text("targetVersion"),
-            source=source,
+            target_version=bounded(request.target_version) if request else text("targetVersion"),
+            source=bounded(source),
             reasons=reasons,
             rejected_at=self._clock(),
         )
@@ -317,11 +350,12 @@ class ReleaseService:
         try:
             control = ReleaseControl.model_validate(detail)
         except ValidationError as e:
-            release_id = detail.get("releaseId") if isinstance(detail, dict) else None
-            release_id = release_id if isinstance(release_id, str) and release_id else (event_id or "unknown")
-            action = detail.get("action") if isinstance(detail, dict) else None
+            action = echoed_text(detail.get("action") if isinstance(detail, dict) else None, 64)
             result = self._reject(
-                release_id, str(action or "control"), source, reasons_from_validation_error(e)
+                caller_release_id(detail, event_id),
+                action or "control",
+                source,
+                reasons_from_validation_error(e),
             )
             return ControlResult("rejected", reasons=result.reasons)
         return self.control(control, source)

@@ -8,10 +8,12 @@ for a rejected request.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from configpipe.registry import Registry
 from configpipe.release.alias import LambdaAliases
+from configpipe.release.bounds import shown
 from configpipe.release.contracts import MAX_ALARMS, ReleaseReason, ReleaseReasonCode, ReleaseRequested
 from configpipe.release.errors import AliasNotFoundError, FunctionNotFoundError, VersionNotFoundError
 from configpipe.release.health import AlarmHealth
@@ -19,6 +21,10 @@ from configpipe.release.model import AliasState
 from configpipe.release.strategies import Strategy, StrategyError, parse_strategy
 
 LATEST = "$LATEST"
+MAX_VERSION_DIGITS = 20
+#: What Lambda calls a published version: a positive number. ASCII digits only — str.isdigit()
+#: also takes a superscript two (which int() refuses) and fullwidth digits (which Lambda does not know).
+VERSION_PATTERN = re.compile(rf"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}")
 
 
 class ReleaseRejectedError(Exception):
@@ -83,11 +89,12 @@ def _version_reasons(request: ReleaseRequested) -> list[ReleaseReason]:
                 "targetVersion",
             )
         ]
-    if not request.target_version.isdigit() or int(request.target_version) < 1:
+    if not VERSION_PATTERN.fullmatch(request.target_version):
         return [
             _reason(
                 ReleaseReasonCode.INVALID_VERSION,
-                f"targetVersion must be a published version number, got {request.target_version!r}",
+                "targetVersion must be a published version number (ASCII digits, no leading zero, "
+                f"at most {MAX_VERSION_DIGITS}), got {shown(request.target_version)}",
                 "targetVersion",
             )
         ]

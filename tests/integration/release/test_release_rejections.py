@@ -19,6 +19,10 @@ from tests.integration.release.conftest import TEAM, Env, request
         ({"alias": "blue"}, "UNKNOWN_ALIAS"),
         ({"targetVersion": "$LATEST"}, "TARGET_IS_LATEST"),
         ({"targetVersion": "v2"}, "INVALID_VERSION"),
+        ({"targetVersion": "²"}, "INVALID_VERSION"),  # str.isdigit() says yes, int() raises
+        ({"targetVersion": "\uff11\uff12"}, "INVALID_VERSION"),  # fullwidth digits
+        ({"targetVersion": "02"}, "INVALID_VERSION"),
+        ({"targetVersion": "9" * 5000}, "INVALID_VERSION"),
         ({"targetVersion": "1"}, "TARGET_IS_CURRENT"),
         ({"targetVersion": "99"}, "UNKNOWN_VERSION"),
         ({"targetVersion": "3"}, "INCOMPATIBLE_VERSION_CONFIG"),
@@ -26,6 +30,9 @@ from tests.integration.release.conftest import TEAM, Env, request
         ({"strategy": "Fast"}, "UNKNOWN_STRATEGY"),
         ({"strategy": "Canary150Percent5Minutes"}, "INVALID_PERCENTAGE"),
         ({"strategy": "Linear0PercentEvery1Minute"}, "INVALID_PERCENTAGE"),
+        ({"strategy": "Linear0.001PercentEvery1Minute"}, "INVALID_PERCENTAGE"),  # 100,000 steps
+        ({"strategy": "Canary0.004Percent5Minutes"}, "INVALID_PERCENTAGE"),  # a weight of 0
+        ({"strategy": "Canary\uff11\uff10Percent5Minutes"}, "UNKNOWN_STRATEGY"),
         ({"strategy": {"type": "canary", "percentage": -5, "intervalMinutes": 5}}, "INVALID_PERCENTAGE"),
         ({"strategy": {"type": "linear", "percentage": 100, "intervalMinutes": 1}}, "INVALID_PERCENTAGE"),
         ({"strategy": "Canary10Percent0Minutes"}, "INVALID_INTERVAL"),

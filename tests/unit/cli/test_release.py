@@ -233,6 +233,9 @@ def test_custom_strategy_as_json_is_sent_as_the_contract_object(release, idle_re
         (start_args(strategy="Canary10Percent0Minutes"), "INVALID_INTERVAL"),
         (start_args(version="$LATEST"), "TARGET_IS_LATEST"),
         (start_args(version="two"), "INVALID_VERSION"),
+        (start_args(version="²"), "INVALID_VERSION"),  # passed str.isdigit(), then int() raised
+        (start_args(version="\uff11\uff12"), "INVALID_VERSION"),
+        (start_args(strategy="Linear0.001PercentEvery1Minute"), "INVALID_PERCENTAGE"),
         (
             ["start", "arn:aws:lambda:fn", "--to-version", "2", "--strategy", "AllAtOnce", "-r", "r"],
             "INVALID_FIELD",
