@@ -68,6 +68,7 @@ class ReleaseReasonCode(StrEnum):
     RELEASE_ID_CONFLICT = "RELEASE_ID_CONFLICT"
     RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
     RELEASE_NOT_ACTIVE = "RELEASE_NOT_ACTIVE"
+    CONTROL_ID_CONFLICT = "CONTROL_ID_CONFLICT"
 
 
 class ReleaseOutcomeCode(StrEnum):
@@ -309,6 +310,10 @@ class ReleaseAborted(_ReleaseEvent):
 
 
 class ReleaseStatusReported(_ReleaseEvent):
+    """The answer to a ``status`` control. Recorded in the release's history like every other
+    announcement, so its ``seq`` is its own (a consumer deduping on ``(releaseId, seq)`` keeps
+    both it and the lifecycle event before it)."""
+
     paused: bool
     promoted: bool
     next_step_at: datetime | None = None

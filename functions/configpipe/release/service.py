@@ -369,9 +369,14 @@ class ReleaseService:
         raise StaleReleaseStateError(control.release_id, -1)
 
     def _control_rejected(
-        self, control: ReleaseControl, source: str, code: ReleaseReasonCode, message: str
+        self,
+        control: ReleaseControl,
+        source: str,
+        code: ReleaseReasonCode,
+        message: str,
+        field: str = "releaseId",
     ) -> ControlResult:
-        reasons = [ReleaseReason(code=code, message=message, field="releaseId")]
+        reasons = [ReleaseReason(code=code, message=message, field=field)]
         self._reject(control.release_id, control.action.value, source, reasons, control_id=control.control_id)
         return ControlResult("rejected", reasons=reasons)
 
@@ -389,22 +394,12 @@ class ReleaseService:
                 ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
                 f"source {source} may not control releases of service {state.service}",
             )
+        repeated = self._repeated_control(state, control, source)
+        if repeated is not None:
+            return repeated
         now = self._clock()
         if control.action is ControlAction.STATUS:
-            report = self._event(
-                ReleaseStatusReported,
-                state,
-                state.history_count,
-                now,
-                paused=state.paused,
-                promoted=state.promoted,
-                next_step_at=engine.next_step_at(state, now),
-                control_id=control.control_id,
-            )
-            self._publish(ReleaseDetailType.RELEASE_STATUS_REPORTED, report, [state.release_id])
-            return ControlResult("reported", state=state)
-        if self._store.has_control(state.release_id, control.control_id):
-            return ControlResult("duplicate", state=state)
+            return self._report_status(state, control, source, now)
         if state.status.terminal:
             return self._control_rejected(
                 control,
@@ -449,11 +444,56 @@ class ReleaseService:
         try:
             self._commit(state, new, events, control=(control.control_id, control.action.value))
         except DuplicateControlError:
-            return ControlResult("duplicate", state=state)
+            # Another delivery recorded this id between our read and our write.
+            return self._repeated_control(state, control, source) or ControlResult("duplicate", state=state)
         logger.info(
             "release control applied", extra={"release_id": state.release_id, "action": control.action.value}
         )
         return ControlResult("applied", state=self.reconcile(state.release_id))
+
+    def _repeated_control(
+        self, state: ReleaseState, control: ReleaseControl, source: str
+    ) -> ControlResult | None:
+        """A ``controlId`` already applied: the same action again is a duplicate (no effect); another
+        action under it is refused, so that action is never silently lost (pause as c-1, then abort
+        as c-1). None when the id is new."""
+        recorded = self._store.control_action(state.release_id, control.control_id)
+        if recorded is None:
+            return None
+        if recorded == control.action.value:
+            return ControlResult("duplicate", state=state)
+        return self._control_rejected(
+            control,
+            source,
+            ReleaseReasonCode.CONTROL_ID_CONFLICT,
+            f"control {control.control_id} was a {recorded} of release {state.release_id}; "
+            f"send the {control.action.value} with a new controlId",
+            field="controlId",
+        )
+
+    def _report_status(
+        self, state: ReleaseState, control: ReleaseControl, source: str, now: datetime
+    ) -> ControlResult:
+        """``ReleaseStatusReported``, recorded in the history like any announcement: it gets its
+        own ``seq`` (it used to repeat the last lifecycle event's, and a consumer deduping on
+        ``(releaseId, seq)`` lost one of the two), a lost publish is republished by the next
+        tick, and a redelivered status control is a duplicate, not a second report."""
+        report = (
+            ReleaseDetailType.RELEASE_STATUS_REPORTED,
+            ReleaseStatusReported,
+            {
+                "paused": state.paused,
+                "promoted": state.promoted,
+                "next_step_at": engine.next_step_at(state, now),
+                "control_id": control.control_id,
+            },
+        )
+        new = state.model_copy(update={"updated_at": now})
+        try:
+            saved = self._commit(state, new, [report], control=(control.control_id, control.action.value))
+        except DuplicateControlError:
+            return self._repeated_control(state, control, source) or ControlResult("duplicate", state=state)
+        return ControlResult("reported", state=saved)
 
     # --- reconcile --------------------------------------------------------------------------
 

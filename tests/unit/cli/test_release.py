@@ -458,6 +458,18 @@ def test_pause_resume_and_promote(release, release_function):
     ]
 
 
+def test_a_control_id_reused_for_another_action_exits_3_with_the_conflict(release, release_function):
+    assert_clean_exit(release(*start_args()), 0)
+    assert_clean_exit(release("pause", FUNCTION, "--control-id", "c-1"), 0)
+
+    result = release("resume", FUNCTION, "--control-id", "c-1", "-o", "json")
+
+    assert_clean_exit(result, 3)
+    body = parse_json(result)
+    assert body["status"] == "rejected"
+    assert [r["code"] for r in body["reasons"]] == ["CONTROL_ID_CONFLICT"]
+
+
 def test_control_of_another_teams_function_exits_2_and_sends_nothing(release, release_function):
     result = release("abort", "payments-api", "-o", "json")
 

@@ -499,8 +499,8 @@ def _publish_control(
     took_effect = reflects(control.action)
 
     def applied() -> ReleaseState | None:
-        if not store.has_control(rid, cid):
-            return None
+        if store.control_action(rid, cid) != control.action.value:
+            return None  # not applied yet, or the id was another action's (its rejection comes)
         current = store.get(rid)
         return current if current is not None and took_effect(current) else None
 
