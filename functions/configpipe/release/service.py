@@ -751,8 +751,15 @@ class ReleaseService:
         done = self._clock()
         pre = action.phase is HookPhase.PRE_TRAFFIC
         if result.passed:
+            # The strategy's clock starts at the first shift: time paused before it (in PRE_TRAFFIC)
+            # is not the strategy's, so it must not be subtracted from the timeline that starts now.
             update: dict[str, Any] = (
-                {"status": ReleaseStatus.SHIFTING, "pre_hook_passed": True, "shift_started_at": done}
+                {
+                    "status": ReleaseStatus.SHIFTING,
+                    "pre_hook_passed": True,
+                    "shift_started_at": done,
+                    "paused_seconds": 0.0,
+                }
                 if pre
                 else {"status": ReleaseStatus.BAKING, "post_hook_passed": True}
             )

@@ -84,6 +84,39 @@ def test_passing_pre_traffic_hook_runs_before_any_traffic_moves(env: Env) -> Non
     assert state.status == "COMPLETED"
 
 
+def test_a_pause_before_the_pre_traffic_hook_passed_does_not_stretch_the_strategy(env: Env) -> None:
+    # Given a canary with a pre-traffic hook, still in PRE_TRAFFIC at t=0 (the function died
+    # after the hook ran, before its result was recorded)
+    service = env.service()
+    env.faults["hook_ran"] = 1
+    with contextlib.suppress(RuntimeError):
+        service.handle_request(request(preTrafficHook="checkout-smoke"), TEAM)
+    state, _ = service.status("rel-1")
+    assert state is not None and state.status == "PRE_TRAFFIC"
+
+    # When it is paused there and resumed 600 s later, and the hook then passes
+    assert service.handle_control(control("pause"), TEAM).outcome == "applied"
+    env.clock.at(10)
+    assert service.handle_control(control("resume"), TEAM).outcome == "applied"
+
+    # Then the timeline from the first shift (t=600 s) is exactly Canary10Percent5Minutes':
+    # 10 % until 900 s, 100 % at 900 s (it used to be 1,500 s: the pause was charged twice)
+    seen = {}
+    for minute in (10, 14, 14.99, 15):
+        env.clock.at(minute)
+        service.reconcile_all()
+        seen[minute] = env.alias()
+    assert seen == {
+        10: AliasTarget.of("1", {"2": 0.1}),
+        14: AliasTarget.of("1", {"2": 0.1}),
+        14.99: AliasTarget.of("1", {"2": 0.1}),
+        15: AliasTarget.of("2"),
+    }
+    state, _ = service.status("rel-1")
+    assert state is not None and state.status == "COMPLETED"
+    assert [e["detail"]["at"][11:19] for e in env.events("ReleaseStepped")] == ["09:10:00", "09:15:00"]
+
+
 @pytest.mark.parametrize(
     ("verdict", "code"),
     [(HookVerdict.FAILED, "POST_TRAFFIC_HOOK_FAILED"), (HookVerdict.TIMED_OUT, "HOOK_TIMED_OUT")],
