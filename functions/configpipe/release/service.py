@@ -231,6 +231,7 @@ class ReleaseService:
             target_version=request.target_version,
             strategy=validated.strategy,
             alarms=request.alarms,
+            ignore_poll_alarm_failure=bool(request.ignore_poll_alarm_failure),
             hooks=hooks,
             author=request.author,
             reason=request.reason,
@@ -256,6 +257,7 @@ class ReleaseService:
             alarms=state.alarms,
             pre_traffic_hook=hooks.pre_traffic,
             post_traffic_hook=hooks.post_traffic,
+            ignore_poll_alarm_failure=state.ignore_poll_alarm_failure,
             author=state.author,
             reason=state.reason,
             source=source,
@@ -522,8 +524,13 @@ class ReleaseService:
                 observed: AliasState | None = self._aliases.get(state.function, state.alias)
             except AliasNotFoundError:
                 observed = None
-            alarms = self._health.in_alarm(state.alarms)
-            action = engine.decide(state, observed, alarms, now)
+            alarms = self._health.read(state.alarms)
+            if alarms.missing or alarms.error:
+                logger.warning(
+                    "watched alarms unreadable",
+                    extra={"release_id": release_id, "missing": alarms.missing, "error": alarms.error},
+                )
+            action = engine.decide(state, observed, alarms.in_alarm, now, alarms.missing, alarms.error)
             if isinstance(action, engine.Wait):
                 return state
             logger.debug("release action", extra={"release_id": release_id, "action": type(action).__name__})

@@ -209,6 +209,21 @@ def test_start_publishes_the_contract_the_release_handler_accepts(release, idle_
     assert alias() == AliasTarget.of("1", {"2": 0.1})
 
 
+def test_ignore_poll_alarm_failure_is_sent_only_when_asked(release, idle_release_function):
+    assert_clean_exit(release(*start_args("--alarm", ALARM, "--no-wait", "--release-id", "r-default")), 0)
+    assert_clean_exit(
+        release(
+            *start_args("--alarm", ALARM, "--no-wait", "--ignore-poll-alarm-failure", "--release-id", "r-ig")
+        ),
+        0,
+    )
+
+    default, ignoring = idle_release_function.published("ReleaseRequested")
+    assert "ignorePollAlarmFailure" not in default["detail"]  # unchanged contract and hash by default
+    assert ignoring["detail"]["ignorePollAlarmFailure"] is True
+    assert release_handler.handler(delivered(ignoring), LambdaContext())["outcome"] == "accepted"  # type: ignore[arg-type]
+
+
 def test_custom_strategy_as_json_is_sent_as_the_contract_object(release, idle_release_function):
     spec = '{"type": "linear", "percentage": 25, "intervalMinutes": 2}'
     result = release(*start_args("--no-wait", strategy=spec))
