@@ -106,3 +106,39 @@ def test_controls_on_unknown_releases_are_rejected(env: Env) -> None:
         {"releaseId": "nope", "controlId": "c1", "action": "explode", "author": "me"}, TEAM
     )
     assert bad.outcome == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "codes"),
+    [
+        ({"targetVersion": "99", "alarms": ["no-such-alarm"]}, {"UNKNOWN_VERSION", "UNKNOWN_ALARM"}),
+        (
+            {"strategy": "Fast", "targetVersion": "99", "alarms": ["no-such-alarm"]},
+            {"UNKNOWN_STRATEGY", "UNKNOWN_VERSION", "UNKNOWN_ALARM"},
+        ),
+        (
+            {"alias": "blue", "preTrafficHook": "ghost-fn", "alarms": ["no-such-alarm"]},
+            {"UNKNOWN_ALIAS", "HOOK_NOT_REGISTERED", "UNKNOWN_ALARM"},
+        ),
+        ({"targetVersion": "²", "alarms": ["no-such-alarm"]}, {"INVALID_VERSION", "UNKNOWN_ALARM"}),
+    ],
+)
+def test_one_rejection_lists_every_reason_at_once(
+    env: Env, overrides: dict[str, Any], codes: set[str]
+) -> None:
+    # Given a request with several independent problems, some only Lambda or CloudWatch can tell
+    result = env.service().handle_request(request(**overrides), TEAM)
+
+    # Then one rejection names all of them, not one per attempt
+    assert result.outcome == "rejected"
+    assert {r.code for r in result.reasons} == codes
+    (rejected,) = env.events("ReleaseRejected")
+    assert {r["code"] for r in rejected["detail"]["reasons"]} == codes
+    assert env.table_items() == []
+
+
+def test_a_caller_who_may_not_release_the_function_learns_nothing_about_aws(env: Env) -> None:
+    result = env.service().handle_request(
+        request(function="payments-api", targetVersion="99", alarms=["no-such-alarm"]), TEAM
+    )
+    assert [r.code for r in result.reasons] == ["SOURCE_NOT_AUTHORIZED"]

@@ -337,6 +337,15 @@ def test_start_rejected_by_the_release_function_exits_3_with_its_reasons(release
     assert [r["Name"] for r in rules] == ["capture-all"]
 
 
+def test_a_rejection_lists_every_reason_the_release_function_found(release, release_function):
+    # Version 9 and the alarm do not exist: two problems only the release function can tell
+    result = release(*start_args("--alarm", "no-such-alarm", "-o", "json", version="9"))
+
+    assert_clean_exit(result, 3)
+    body = parse_json(result)
+    assert {r["code"] for r in body["reasons"]} == {"UNKNOWN_VERSION", "UNKNOWN_ALARM"}
+
+
 def test_second_release_on_a_busy_alias_is_rejected_as_in_progress(release, release_function):
     assert_clean_exit(release(*start_args()), 0)
 
