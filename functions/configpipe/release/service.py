@@ -779,8 +779,9 @@ class ReleaseService:
                     if pre
                     else ReleaseOutcomeCode.POST_TRAFFIC_HOOK_FAILED
                 )
+            # The hook's answer is the service team's text: bounded like any caller input.
             message = f"{action.phase.value} hook {action.function}: {result.verdict.value} {result.message}"
-            message = message.strip()
+            message = bounded(message.strip(), MAX_MESSAGE_CHARS)
             update = {"status": ReleaseStatus.ROLLING_BACK, "outcome": Outcome(code=code, message=message)}
         new = state.model_copy(update={**update, "updated_at": done})
         self._commit(
@@ -794,7 +795,7 @@ class ReleaseService:
                         "phase": action.phase,
                         "hook": action.function,
                         "passed": result.passed,
-                        "message": result.message[:500],
+                        "message": bounded(result.message, 500),
                     },
                 )
             ],

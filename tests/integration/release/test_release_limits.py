@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from configpipe.release.bounds import MAX_MESSAGE_CHARS
+from configpipe.release.hooks import HookVerdict
 from configpipe.release.model import AliasTarget
 from tests.integration.release.conftest import HOOK, TEAM, Env, control, request
 
@@ -87,3 +89,19 @@ def test_a_fractional_linear_step_never_reaches_100_percent_before_the_last_step
     assert stepped == [33.33, 66.66, 99.99, 100]
     started = env.events("ReleaseStarted")[0]["detail"]
     assert started["schedule"] == [[0, 33.33], [1, 66.66], [2, 99.99], [3, 100]]
+
+
+def test_a_hooks_long_answer_is_announced_and_kept_bounded(env: Env) -> None:
+    # Given a pre-traffic hook that fails with a 100,000-character answer (the service team's text)
+    env.hooks.verdicts["PreTraffic"] = HookVerdict.FAILED
+    env.hooks.messages["PreTraffic"] = "boom \ud800 " + "x" * 100_000
+    service = env.service()
+
+    service.handle_request(request(preTrafficHook=HOOK), TEAM)
+
+    # Then what is announced and stored of it is bounded, the cut marked
+    hook = env.events("ReleaseHookCompleted")[0]["detail"]["message"]
+    rolled_back = env.events("ReleaseRolledBack")[0]["detail"]["message"]
+    assert len(hook) <= 500 and hook.endswith("…(truncated)") and "\ud800" not in hook
+    assert len(rolled_back) <= MAX_MESSAGE_CHARS and rolled_back.endswith("…(truncated)")
+    assert max(item_size(item) for item in env.table_items()) < 8 * 1024
