@@ -2,7 +2,9 @@
 scheduled reconcile tick. Thin: parse the envelope → :class:`ReleaseService` → result.
 
 Errors other than bad input propagate, so EventBridge's/Lambda's retries and the DLQs apply;
-bad input becomes a ``ReleaseRejected`` announcement and a normal return.
+bad input — whatever its shape — becomes a bounded ``ReleaseRejected`` announcement and a normal
+return (tests/integration/release/test_release_fuzz.py). What it logs of the caller's input is
+bounded too (:mod:`configpipe.release.bounds`).
 
 Wired like every function: :func:`build` makes the port from the settings, :func:`default`
 builds it from the environment once per execution environment, and the handler takes an
@@ -20,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from configpipe.bus import ConfigBus
 from configpipe.observability import logger, metrics, tracer
 from configpipe.release.alias import LambdaAliases
+from configpipe.release.bounds import echoed_text
 from configpipe.release.contracts import ReleaseDetailType
 from configpipe.release.health import AlarmHealth
 from configpipe.release.hooks import LambdaHookRunner
@@ -69,11 +72,11 @@ def handler(
             raise ReconcileFailedError(f"reconcile failed for {', '.join(summary.failed)}")
         return {"reconciled": summary.releases, "announced": summary.announced}
     if envelope.detail_type == ReleaseDetailType.RELEASE_REQUESTED:
-        logger.append_keys(release_id=detail.get("releaseId"))
+        logger.append_keys(release_id=echoed_text(detail.get("releaseId")))
         result = service.handle_request(detail, envelope.source, envelope.id)
         return {"outcome": result.outcome, "releaseId": result.release_id}
     if envelope.detail_type == ReleaseDetailType.RELEASE_CONTROL:
-        logger.append_keys(release_id=detail.get("releaseId"))
+        logger.append_keys(release_id=echoed_text(detail.get("releaseId")))
         control = service.handle_control(detail, envelope.source, envelope.id)
         return {"outcome": control.outcome}
     logger.warning("ignored event", extra={"detail_type": envelope.detail_type, "source": envelope.source})

@@ -68,6 +68,7 @@ class ReleaseReasonCode(StrEnum):
     RELEASE_ID_CONFLICT = "RELEASE_ID_CONFLICT"
     RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
     RELEASE_NOT_ACTIVE = "RELEASE_NOT_ACTIVE"
+    CONTROL_ID_CONFLICT = "CONTROL_ID_CONFLICT"
 
 
 class ReleaseOutcomeCode(StrEnum):
@@ -80,6 +81,8 @@ class ReleaseOutcomeCode(StrEnum):
     MANUAL_ABORT = "MANUAL_ABORT"
     CONCURRENT_ALIAS_CHANGE = "CONCURRENT_ALIAS_CHANGE"
     ALIAS_UPDATE_REFUSED = "ALIAS_UPDATE_REFUSED"
+    ALARM_MISSING = "ALARM_MISSING"  # a watched alarm was deleted while the release ran
+    ALARM_UNREADABLE = "ALARM_UNREADABLE"  # DescribeAlarms failed: the release could not be watched
 
 
 class ReleaseStatus(StrEnum):
@@ -153,6 +156,12 @@ class ReleaseRequested(Command):
     )
     post_traffic_hook: str | None = Field(default=None, description="Registered function invoked after 100%")
     hook_timeout_seconds: int = Field(default=60, ge=1, le=MAX_HOOK_TIMEOUT_SECONDS)
+    ignore_poll_alarm_failure: bool | None = Field(
+        default=None,
+        description="CodeDeploy's ignorePollAlarmFailure: true keeps the release going when a watched "
+        "alarm cannot be read (deleted, or DescribeAlarms failing); by default (false) it rolls back. "
+        "Optional and None when absent, so requests without it keep their idempotency hash.",
+    )
     author: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=1024)
 
@@ -255,6 +264,7 @@ class ReleaseStarted(_ReleaseEvent):
     alarms: list[str]
     pre_traffic_hook: str | None = None
     post_traffic_hook: str | None = None
+    ignore_poll_alarm_failure: bool = False
     author: str
     reason: str
     source: str
@@ -309,6 +319,10 @@ class ReleaseAborted(_ReleaseEvent):
 
 
 class ReleaseStatusReported(_ReleaseEvent):
+    """The answer to a ``status`` control. Recorded in the release's history like every other
+    announcement, so its ``seq`` is its own (a consumer deduping on ``(releaseId, seq)`` keeps
+    both it and the lifecycle event before it)."""
+
     paused: bool
     promoted: bool
     next_step_at: datetime | None = None

@@ -17,7 +17,9 @@ Order of precedence (first match wins):
    the release stops and leaves the alias alone; it never overwrites somebody else's change);
 5. rolling back → ``Restore`` the previous state;
 6. a watched alarm in ALARM → ``BeginRollback`` (also while paused: pause stops progress, not
-   safety);
+   safety); a watched alarm that cannot be read — deleted (``ALARM_MISSING``) or DescribeAlarms
+   failing (``ALARM_UNREADABLE``) — → ``BeginRollback`` too, unless the release was asked to
+   ``ignorePollAlarmFailure`` (CodeDeploy's default and option: a release nobody can watch stops);
 7. paused → ``Wait``;
 8. pre-traffic hook not passed → ``RunHook(PreTraffic)``;
 9. shifting: the strategy wants another weight → ``Shift``; at 100 % → ``TrafficComplete``;
@@ -28,6 +30,7 @@ Order of precedence (first match wins):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -124,8 +127,31 @@ def next_step_at(state: ReleaseState, now: datetime) -> datetime | None:
     return None if upcoming is None else now + timedelta(seconds=upcoming - elapsed)
 
 
+def unwatched(
+    state: ReleaseState, alarms_missing: Sequence[str], alarm_error: str | None
+) -> BeginRollback | None:
+    """The rollback due when the release cannot see its alarms (None if it can, or may go on)."""
+    if state.ignore_poll_alarm_failure:
+        return None
+    if alarm_error is not None:
+        return BeginRollback(
+            ReleaseOutcomeCode.ALARM_UNREADABLE, f"alarm states could not be read: {alarm_error}"
+        )
+    if alarms_missing:
+        return BeginRollback(
+            ReleaseOutcomeCode.ALARM_MISSING,
+            f"watched alarm(s) no longer exist: {', '.join(sorted(alarms_missing))}",
+        )
+    return None
+
+
 def decide(
-    state: ReleaseState, observed: AliasState | None, alarms_in_alarm: list[str], now: datetime
+    state: ReleaseState,
+    observed: AliasState | None,
+    alarms_in_alarm: list[str],
+    now: datetime,
+    alarms_missing: Sequence[str] = (),
+    alarm_error: str | None = None,
 ) -> Action:
     if state.status.terminal:
         return Wait("release has ended")
@@ -150,6 +176,8 @@ def decide(
             f"alarm(s) in ALARM: {', '.join(sorted(alarms_in_alarm))}",
             sorted(alarms_in_alarm),
         )
+    if (blind := unwatched(state, alarms_missing, alarm_error)) is not None:
+        return blind
     if state.paused:
         return Wait("paused")
 

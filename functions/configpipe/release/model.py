@@ -98,6 +98,8 @@ class ReleaseState(BaseModel):
     target_version: str
     strategy: Strategy
     alarms: list[str] = Field(default_factory=list)
+    #: Keep going when a watched alarm cannot be read (CodeDeploy's ignorePollAlarmFailure).
+    ignore_poll_alarm_failure: bool = False
     hooks: HookSpec = Field(default_factory=HookSpec)
     author: str
     reason: str

@@ -38,6 +38,7 @@ from configpipe.observability import logger, metrics
 from configpipe.registry import Registry
 from configpipe.release import engine
 from configpipe.release.alias import LambdaAliases
+from configpipe.release.bounds import MAX_MESSAGE_CHARS, MAX_REASONS, bounded, echoed_text
 from configpipe.release.contracts import (
     ANNOUNCEMENT_CONTRACTS,
     ControlAction,
@@ -124,17 +125,47 @@ def request_hash(request: ReleaseRequested) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(request.to_detail()).encode("utf-8")).hexdigest()
 
 
+def caller_release_id(detail: Any, event_id: str = "") -> str:
+    """The release id a (possibly malformed) detail names, bounded, for its rejection and logs."""
+    named = echoed_text(detail.get("releaseId") if isinstance(detail, dict) else None)
+    return named or bounded(event_id) or "unknown"
+
+
 def reasons_from_validation_error(error: ValidationError) -> list[ReleaseReason]:
+    """One reason per problem pydantic found, bounded: an unknown field's *name* is the
+    caller's, and a detail can carry thousands of them."""
     reasons = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or None
+    for item in error.errors(include_input=False, include_url=False):
+        where = bounded(".".join(str(p) for p in item["loc"])) or None
         code = (
             ReleaseReasonCode.MALFORMED_EVENT
             if item["type"] in ("extra_forbidden", "missing")
             else (ReleaseReasonCode.INVALID_FIELD)
         )
-        reasons.append(ReleaseReason(code=code, message=str(item["msg"]), field=where))
-    return reasons or [ReleaseReason(code=ReleaseReasonCode.MALFORMED_EVENT, message=str(error))]
+        reasons.append(
+            ReleaseReason(code=code, message=bounded(str(item["msg"]), MAX_MESSAGE_CHARS), field=where)
+        )
+    return reasons or [ReleaseReason(code=ReleaseReasonCode.MALFORMED_EVENT, message="malformed event")]
+
+
+def capped(reasons: list[ReleaseReason]) -> list[ReleaseReason]:
+    """At most :data:`MAX_REASONS`, each bounded; what is left out is counted, not dropped silently."""
+    kept = [
+        ReleaseReason(
+            code=r.code,
+            message=bounded(r.message, MAX_MESSAGE_CHARS),
+            field=None if r.field is None else bounded(r.field),
+        )
+        for r in reasons[:MAX_REASONS]
+    ]
+    if len(reasons) > MAX_REASONS:
+        kept.append(
+            ReleaseReason(
+                code=reasons[MAX_REASONS].code,
+                message=f"…and {len(reasons) - MAX_REASONS} more problem(s) not listed",
+            )
+        )
+    return kept
 
 
 class ReleaseService:
@@ -166,10 +197,12 @@ class ReleaseService:
         try:
             request = ReleaseRequested.model_validate(detail)
         except ValidationError as e:
-            release_id = detail.get("releaseId") if isinstance(detail, dict) else None
-            release_id = release_id if isinstance(release_id, str) and release_id else (event_id or "unknown")
             return self._reject(
-                release_id, "request", source, reasons_from_validation_error(e), detail=detail
+                caller_release_id(detail, event_id),
+                "request",
+                source,
+                reasons_from_validation_error(e),
+                detail=detail,
             )
         return self.request(request, source)
 
@@ -198,6 +231,7 @@ class ReleaseService:
             target_version=request.target_version,
             strategy=validated.strategy,
             alarms=request.alarms,
+            ignore_poll_alarm_failure=bool(request.ignore_poll_alarm_failure),
             hooks=hooks,
             author=request.author,
             reason=request.reason,
@@ -223,6 +257,7 @@ class ReleaseService:
             alarms=state.alarms,
             pre_traffic_hook=hooks.pre_traffic,
             post_traffic_hook=hooks.post_traffic,
+            ignore_poll_alarm_failure=state.ignore_poll_alarm_failure,
             author=state.author,
             reason=state.reason,
             source=source,
@@ -288,17 +323,17 @@ class ReleaseService:
         control_id: str | None = None,
     ) -> RequestResult:
         def text(key: str) -> str | None:
-            value = detail.get(key) if isinstance(detail, dict) else None
-            return value if isinstance(value, str) else None
+            return echoed_text(detail.get(key) if isinstance(detail, dict) else None)
 
+        reasons = capped(reasons)
         rejected = ReleaseRejected(
-            release_id=release_id,
-            action=action,
-            control_id=control_id,
+            release_id=bounded(release_id),
+            action=bounded(action, 64),
+            control_id=None if control_id is None else bounded(control_id),
             function=request.function if request else text("function"),
             alias=request.alias if request else text("alias"),
-            target_version=request.target_version if request else text("targetVersion"),
-            source=source,
+            target_version=bounded(request.target_version) if request else text("targetVersion"),
+            source=bounded(source),
             reasons=reasons,
             rejected_at=self._clock(),
         )
@@ -317,11 +352,12 @@ class ReleaseService:
         try:
             control = ReleaseControl.model_validate(detail)
         except ValidationError as e:
-            release_id = detail.get("releaseId") if isinstance(detail, dict) else None
-            release_id = release_id if isinstance(release_id, str) and release_id else (event_id or "unknown")
-            action = detail.get("action") if isinstance(detail, dict) else None
+            action = echoed_text(detail.get("action") if isinstance(detail, dict) else None, 64)
             result = self._reject(
-                release_id, str(action or "control"), source, reasons_from_validation_error(e)
+                caller_release_id(detail, event_id),
+                action or "control",
+                source,
+                reasons_from_validation_error(e),
             )
             return ControlResult("rejected", reasons=result.reasons)
         return self.control(control, source)
@@ -335,9 +371,14 @@ class ReleaseService:
         raise StaleReleaseStateError(control.release_id, -1)
 
     def _control_rejected(
-        self, control: ReleaseControl, source: str, code: ReleaseReasonCode, message: str
+        self,
+        control: ReleaseControl,
+        source: str,
+        code: ReleaseReasonCode,
+        message: str,
+        field: str = "releaseId",
     ) -> ControlResult:
-        reasons = [ReleaseReason(code=code, message=message, field="releaseId")]
+        reasons = [ReleaseReason(code=code, message=message, field=field)]
         self._reject(control.release_id, control.action.value, source, reasons, control_id=control.control_id)
         return ControlResult("rejected", reasons=reasons)
 
@@ -355,22 +396,12 @@ class ReleaseService:
                 ReleaseReasonCode.SOURCE_NOT_AUTHORIZED,
                 f"source {source} may not control releases of service {state.service}",
             )
+        repeated = self._repeated_control(state, control, source)
+        if repeated is not None:
+            return repeated
         now = self._clock()
         if control.action is ControlAction.STATUS:
-            report = self._event(
-                ReleaseStatusReported,
-                state,
-                state.history_count,
-                now,
-                paused=state.paused,
-                promoted=state.promoted,
-                next_step_at=engine.next_step_at(state, now),
-                control_id=control.control_id,
-            )
-            self._publish(ReleaseDetailType.RELEASE_STATUS_REPORTED, report, [state.release_id])
-            return ControlResult("reported", state=state)
-        if self._store.has_control(state.release_id, control.control_id):
-            return ControlResult("duplicate", state=state)
+            return self._report_status(state, control, source, now)
         if state.status.terminal:
             return self._control_rejected(
                 control,
@@ -415,11 +446,56 @@ class ReleaseService:
         try:
             self._commit(state, new, events, control=(control.control_id, control.action.value))
         except DuplicateControlError:
-            return ControlResult("duplicate", state=state)
+            # Another delivery recorded this id between our read and our write.
+            return self._repeated_control(state, control, source) or ControlResult("duplicate", state=state)
         logger.info(
             "release control applied", extra={"release_id": state.release_id, "action": control.action.value}
         )
         return ControlResult("applied", state=self.reconcile(state.release_id))
+
+    def _repeated_control(
+        self, state: ReleaseState, control: ReleaseControl, source: str
+    ) -> ControlResult | None:
+        """A ``controlId`` already applied: the same action again is a duplicate (no effect); another
+        action under it is refused, so that action is never silently lost (pause as c-1, then abort
+        as c-1). None when the id is new."""
+        recorded = self._store.control_action(state.release_id, control.control_id)
+        if recorded is None:
+            return None
+        if recorded == control.action.value:
+            return ControlResult("duplicate", state=state)
+        return self._control_rejected(
+            control,
+            source,
+            ReleaseReasonCode.CONTROL_ID_CONFLICT,
+            f"control {control.control_id} was a {recorded} of release {state.release_id}; "
+            f"send the {control.action.value} with a new controlId",
+            field="controlId",
+        )
+
+    def _report_status(
+        self, state: ReleaseState, control: ReleaseControl, source: str, now: datetime
+    ) -> ControlResult:
+        """``ReleaseStatusReported``, recorded in the history like any announcement: it gets its
+        own ``seq`` (it used to repeat the last lifecycle event's, and a consumer deduping on
+        ``(releaseId, seq)`` lost one of the two), a lost publish is republished by the next
+        tick, and a redelivered status control is a duplicate, not a second report."""
+        report = (
+            ReleaseDetailType.RELEASE_STATUS_REPORTED,
+            ReleaseStatusReported,
+            {
+                "paused": state.paused,
+                "promoted": state.promoted,
+                "next_step_at": engine.next_step_at(state, now),
+                "control_id": control.control_id,
+            },
+        )
+        new = state.model_copy(update={"updated_at": now})
+        try:
+            saved = self._commit(state, new, [report], control=(control.control_id, control.action.value))
+        except DuplicateControlError:
+            return self._repeated_control(state, control, source) or ControlResult("duplicate", state=state)
+        return ControlResult("reported", state=saved)
 
     # --- reconcile --------------------------------------------------------------------------
 
@@ -448,8 +524,13 @@ class ReleaseService:
                 observed: AliasState | None = self._aliases.get(state.function, state.alias)
             except AliasNotFoundError:
                 observed = None
-            alarms = self._health.in_alarm(state.alarms)
-            action = engine.decide(state, observed, alarms, now)
+            alarms = self._health.read(state.alarms)
+            if alarms.missing or alarms.error:
+                logger.warning(
+                    "watched alarms unreadable",
+                    extra={"release_id": release_id, "missing": alarms.missing, "error": alarms.error},
+                )
+            action = engine.decide(state, observed, alarms.in_alarm, now, alarms.missing, alarms.error)
             if isinstance(action, engine.Wait):
                 return state
             logger.debug("release action", extra={"release_id": release_id, "action": type(action).__name__})
@@ -677,8 +758,15 @@ class ReleaseService:
         done = self._clock()
         pre = action.phase is HookPhase.PRE_TRAFFIC
         if result.passed:
+            # The strategy's clock starts at the first shift: time paused before it (in PRE_TRAFFIC)
+            # is not the strategy's, so it must not be subtracted from the timeline that starts now.
             update: dict[str, Any] = (
-                {"status": ReleaseStatus.SHIFTING, "pre_hook_passed": True, "shift_started_at": done}
+                {
+                    "status": ReleaseStatus.SHIFTING,
+                    "pre_hook_passed": True,
+                    "shift_started_at": done,
+                    "paused_seconds": 0.0,
+                }
                 if pre
                 else {"status": ReleaseStatus.BAKING, "post_hook_passed": True}
             )
@@ -691,8 +779,9 @@ class ReleaseService:
                     if pre
                     else ReleaseOutcomeCode.POST_TRAFFIC_HOOK_FAILED
                 )
+            # The hook's answer is the service team's text: bounded like any caller input.
             message = f"{action.phase.value} hook {action.function}: {result.verdict.value} {result.message}"
-            message = message.strip()
+            message = bounded(message.strip(), MAX_MESSAGE_CHARS)
             update = {"status": ReleaseStatus.ROLLING_BACK, "outcome": Outcome(code=code, message=message)}
         new = state.model_copy(update={**update, "updated_at": done})
         self._commit(
@@ -706,7 +795,7 @@ class ReleaseService:
                         "phase": action.phase,
                         "hook": action.function,
                         "passed": result.passed,
-                        "message": result.message[:500],
+                        "message": bounded(result.message, 500),
                     },
                 )
             ],

@@ -8,7 +8,8 @@ Items (table keys ``pk`` / ``sk``, all strings):
 * history — ``RELEASE#{id}`` / ``H#{seq:06d}``: ``detailType``, ``detail``;
   ``gsi1pk=UNANNOUNCED`` until published (index ``queue``).
 * lock — ``ALIAS#{fn}:{alias}`` / ``LOCK``: ``releaseId``; exists while a release is active.
-* control — ``RELEASE#{id}`` / ``CONTROL#{controlId}``: makes a control idempotent.
+* control — ``RELEASE#{id}`` / ``CONTROL#{controlId}``: ``action``; makes a control idempotent
+  (and tells a repeat from another action reusing the id).
 
 Every change is ONE ``TransactWriteItems``: state (conditional on the seq read) + its history
 entries + lock/control items, so state and history never disagree. Conditional failures are
@@ -255,13 +256,16 @@ class ReleaseStore:
         state = self.get(release_id)
         return state.status.value if state else None
 
-    def has_control(self, release_id: str, control_id: str) -> bool:
+    def control_action(self, release_id: str, control_id: str) -> str | None:
+        """The action recorded under ``control_id`` (None if that id was never applied): a
+        repeat of the same action is a duplicate, another action under it a conflict."""
         response = self._client.get_item(
             TableName=self._table,
             Key={"pk": _s(release_pk(release_id)), "sk": _s(f"CONTROL#{control_id}")},
             ConsistentRead=True,
         )
-        return "Item" in response
+        item = response.get("Item")
+        return item["action"]["S"] if item else None
 
     def history(self, release_id: str) -> list[HistoryEntry]:
         entries: list[HistoryEntry] = []

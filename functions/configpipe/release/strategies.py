@@ -78,6 +78,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from configpipe.release.bounds import shown
 from configpipe.release.contracts import CustomStrategy, ReleaseReasonCode
 
 DEFAULT_BAKE_MINUTES = 10
@@ -87,6 +88,16 @@ APPCONFIG_PREFIX = "AppConfig."
 #: AppConfig's GrowthFactor range (API reference ``DeploymentStrategy``).
 MIN_GROWTH_FACTOR = 1.0
 MAX_GROWTH_FACTOR = 100.0
+#: The smallest canary/linear step. CodeDeploy takes whole percentages 1-99 for custom Lambda
+#: configurations and AppConfig a growth factor of at least 1, so, like them, no strategy has
+#: more than :data:`MAX_STEPS` steps: a release's schedule (announced in ``ReleaseStarted`` and
+#: stored with it) stays a few KB, far below DynamoDB's 400 KB item limit. Fractions above 1
+#: (``Linear33.333PercentEvery1Minute``) are allowed.
+MIN_PERCENTAGE = 1.0
+MAX_STEPS = 100
+#: Step percentages are kept to 0.01 %: an alias weight is written with 4 decimals of 1.
+PERCENT_DECIMALS = 2
+_HIGHEST_PARTIAL = 100.0 - 10.0**-PERCENT_DECIMALS
 
 #: CodeDeploy's predefined Lambda configurations (plus configpipe's BlueGreen); the timeline of
 #: each is pinned by tests/unit/release/test_strategies.py.
@@ -114,11 +125,17 @@ APPCONFIG_STRATEGIES: dict[str, tuple[GrowthType, float, int, int]] = {
     "AppConfig.Canary10Percent20Minutes": ("exponential", 10.0, 20, 10),
 }
 
-_CANARY = re.compile(r"^Canary(?P<p>\d+(?:\.\d+)?)Percent(?P<n>\d+)Minutes?$")
-_LINEAR = re.compile(r"^Linear(?P<p>\d+(?:\.\d+)?)PercentEvery(?P<n>\d+)Minutes?$")
-_BLUE_GREEN = re.compile(r"^BlueGreen(?:(?P<n>\d+)Minutes?)?$")
-_APPCONFIG = re.compile(r"^(?P<t>Linear|Exponential)(?P<g>\d+(?:\.\d+)?)PercentOver(?P<d>\d+)Minutes?$")
-_BAKE_SUFFIX = re.compile(r"^(?P<base>.+?)Bake(?P<b>\d+)Minutes?$")
+# ASCII digits, and not too many: \d also matches other scripts' digits (fullwidth ones), and int() of a
+# few thousand digits raises; a longer number is not a strategy anyone means.
+_INT = r"[0-9]{1,9}"
+_DEC = r"[0-9]{1,9}(?:\.[0-9]{1,9})?"
+_CANARY = re.compile(rf"^Canary(?P<p>{_DEC})Percent(?P<n>{_INT})Minutes?$")
+_LINEAR = re.compile(rf"^Linear(?P<p>{_DEC})PercentEvery(?P<n>{_INT})Minutes?$")
+_BLUE_GREEN = re.compile(rf"^BlueGreen(?:(?P<n>{_INT})Minutes?)?$")
+_APPCONFIG = re.compile(rf"^(?P<t>Linear|Exponential)(?P<g>{_DEC})PercentOver(?P<d>{_INT})Minutes?$")
+_BAKE_SUFFIX = re.compile(rf"^(?P<base>.+?)Bake(?P<b>{_INT})Minutes?$")
+#: Longer names are refused before any pattern runs (the longest valid one is about 80).
+MAX_NAME_CHARS = 200
 
 StrategyKind = Literal["canary", "linear", "allAtOnce", "blueGreen", "appConfig"]
 
@@ -188,7 +205,13 @@ class Strategy(BaseModel):
 
         Starts at 0 s (with 0 % when the first step comes later, as AppConfig's timelines do)
         and ends at 100 %; the final bake follows the last step (see :attr:`duration_seconds`).
+        Only the last step is at 100 %: the others are cut to 0.01 % (:func:`_partial`), so a
+        step such as 99.999 % (``Linear33.333…``: 33.333, 66.666, 99.999, 100) never becomes a
+        weight of 1.0 a step before the strategy ends.
         """
+        return [(at, _partial(percent)) for at, percent in self._exact_steps()]
+
+    def _exact_steps(self) -> list[tuple[float, float]]:
         if self.kind == "canary":
             return [(0.0, self.percentage), (self.interval_minutes * 60.0, 100.0)]
         if self.kind == "linear":
@@ -257,6 +280,15 @@ class Strategy(BaseModel):
         return self.model_copy(update={"bake_minutes": _check_bake(minutes)})
 
 
+def _partial(percent: float) -> float:
+    """A step's percent at the precision it is written: 100 stays 100, anything below it is
+    rounded *down* to 0.01 % and never reaches 100 (nor, being at least 1 %, 0)."""
+    if percent >= 100.0:
+        return 100.0
+    cut = math.floor(round(percent * 10**PERCENT_DECIMALS, 6)) / 10**PERCENT_DECIMALS
+    return min(cut, _HIGHEST_PARTIAL)
+
+
 def _growth(growth_type: GrowthType, factor: float) -> list[float]:
     """The step percentages: linear G, 2G, 3G, …; exponential G·2^0, G·2^1, …; capped at 100."""
     if growth_type == "linear":
@@ -269,9 +301,11 @@ def _growth(growth_type: GrowthType, factor: float) -> list[float]:
 
 
 def _check_percentage(p: float) -> float:
-    if not 0 < p < 100:
+    if not MIN_PERCENTAGE <= p < 100:
         raise StrategyError(
-            ReleaseReasonCode.INVALID_PERCENTAGE, f"percentage must be above 0 and below 100, got {p}"
+            ReleaseReasonCode.INVALID_PERCENTAGE,
+            f"percentage must be at least {_number(MIN_PERCENTAGE)} (at most {MAX_STEPS} steps) "
+            f"and below 100, got {shown(p)}",
         )
     return float(p)
 
@@ -280,7 +314,7 @@ def _check_growth_factor(g: float) -> float:
     if not MIN_GROWTH_FACTOR <= g <= MAX_GROWTH_FACTOR:
         raise StrategyError(
             ReleaseReasonCode.INVALID_PERCENTAGE,
-            f"growthFactor must be {_number(MIN_GROWTH_FACTOR)}-{_number(MAX_GROWTH_FACTOR)}, got {g}",
+            f"growthFactor must be {_number(MIN_GROWTH_FACTOR)}-{_number(MAX_GROWTH_FACTOR)}, got {shown(g)}",
         )
     return float(g)
 
@@ -288,7 +322,8 @@ def _check_growth_factor(g: float) -> float:
 def _check_interval(n: int, what: str = "interval") -> int:
     if not 1 <= n <= MAX_INTERVAL_MINUTES:
         raise StrategyError(
-            ReleaseReasonCode.INVALID_INTERVAL, f"{what} must be 1-{MAX_INTERVAL_MINUTES} minutes, got {n}"
+            ReleaseReasonCode.INVALID_INTERVAL,
+            f"{what} must be 1-{MAX_INTERVAL_MINUTES} minutes, got {shown(n)}",
         )
     return n
 
@@ -296,7 +331,8 @@ def _check_interval(n: int, what: str = "interval") -> int:
 def _check_bake(n: int, what: str = "bake") -> int:
     if not 0 <= n <= MAX_INTERVAL_MINUTES:
         raise StrategyError(
-            ReleaseReasonCode.INVALID_INTERVAL, f"{what} must be 0-{MAX_INTERVAL_MINUTES} minutes, got {n}"
+            ReleaseReasonCode.INVALID_INTERVAL,
+            f"{what} must be 0-{MAX_INTERVAL_MINUTES} minutes, got {shown(n)}",
         )
     return n
 
@@ -333,7 +369,7 @@ def appconfig(
     if kind not in ("linear", "exponential"):
         raise StrategyError(
             ReleaseReasonCode.UNKNOWN_STRATEGY,
-            f"growthType must be LINEAR or EXPONENTIAL, got {growth_type!r}",
+            f"growthType must be LINEAR or EXPONENTIAL, got {shown(growth_type)}",
         )
     return Strategy(
         kind="appConfig",
@@ -348,6 +384,11 @@ def parse_strategy(spec: str | CustomStrategy) -> Strategy:
     """A name or a parameter object → :class:`Strategy`, or :class:`StrategyError` with a reason code."""
     if isinstance(spec, CustomStrategy):
         return _from_object(spec)
+    if len(spec) > MAX_NAME_CHARS:
+        raise StrategyError(
+            ReleaseReasonCode.UNKNOWN_STRATEGY,
+            f"unknown strategy {shown(spec, 64)}: a strategy name has at most {MAX_NAME_CHARS} characters",
+        )
     if spec in APPCONFIG_STRATEGIES:
         return appconfig(*APPCONFIG_STRATEGIES[spec])
     name = spec.removeprefix(CODEDEPLOY_PREFIX)
@@ -372,7 +413,8 @@ def _parse_name(name: str, spec: str) -> Strategy:
         return linear(float(m["p"]), int(m["n"]))
     raise StrategyError(
         ReleaseReasonCode.UNKNOWN_STRATEGY,
-        f"unknown strategy {spec!r}; use one of {', '.join([*NAMED_STRATEGIES, *APPCONFIG_STRATEGIES])}, "
+        f"unknown strategy {shown(spec)}; "
+        f"use one of {', '.join([*NAMED_STRATEGIES, *APPCONFIG_STRATEGIES])}, "
         "Canary<P>Percent<N>Minutes, Linear<P>PercentEvery<N>Minutes, BlueGreen<N>Minutes or "
         "AppConfig.<Linear|Exponential><G>PercentOver<D>Minutes, optionally followed by Bake<N>Minutes",
     )

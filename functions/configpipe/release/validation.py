@@ -2,16 +2,18 @@
 
 Static rules first (registry, authorisation, strategy, versions, hooks), then the ones that
 need AWS (function, alias, versions and their configuration, alarms). Every failure is a
-:class:`~configpipe.release.contracts.ReleaseReason` with a stable code; nothing is written
-for a rejected request.
+:class:`~configpipe.release.contracts.ReleaseReason` with a stable code, and a rejection carries
+all of them at once (issue 15); nothing is written for a rejected request.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from configpipe.registry import Registry
 from configpipe.release.alias import LambdaAliases
+from configpipe.release.bounds import shown
 from configpipe.release.contracts import MAX_ALARMS, ReleaseReason, ReleaseReasonCode, ReleaseRequested
 from configpipe.release.errors import AliasNotFoundError, FunctionNotFoundError, VersionNotFoundError
 from configpipe.release.health import AlarmHealth
@@ -19,6 +21,10 @@ from configpipe.release.model import AliasState
 from configpipe.release.strategies import Strategy, StrategyError, parse_strategy
 
 LATEST = "$LATEST"
+MAX_VERSION_DIGITS = 20
+#: What Lambda calls a published version: a positive number. ASCII digits only — str.isdigit()
+#: also takes a superscript two (which int() refuses) and fullwidth digits (which Lambda does not know).
+VERSION_PATTERN = re.compile(rf"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}")
 
 
 class ReleaseRejectedError(Exception):
@@ -44,10 +50,6 @@ def owner_of(registry: Registry, function: str) -> str | None:
 
 def _reason(code: ReleaseReasonCode, message: str, field: str | None = None) -> ReleaseReason:
     return ReleaseReason(code=code, message=message, field=field)
-
-
-def _reject(code: ReleaseReasonCode, message: str, field: str | None = None) -> ReleaseRejectedError:
-    return ReleaseRejectedError([_reason(code, message, field)])
 
 
 def _registry_reasons(
@@ -83,11 +85,12 @@ def _version_reasons(request: ReleaseRequested) -> list[ReleaseReason]:
                 "targetVersion",
             )
         ]
-    if not request.target_version.isdigit() or int(request.target_version) < 1:
+    if not VERSION_PATTERN.fullmatch(request.target_version):
         return [
             _reason(
                 ReleaseReasonCode.INVALID_VERSION,
-                f"targetVersion must be a published version number, got {request.target_version!r}",
+                "targetVersion must be a published version number (ASCII digits, no leading zero, "
+                f"at most {MAX_VERSION_DIGITS}), got {shown(request.target_version)}",
                 "targetVersion",
             )
         ]
@@ -147,94 +150,147 @@ def validate_request(
     aliases: LambdaAliases,
     health: AlarmHealth,
 ) -> ValidatedRelease:
-    """:raises ReleaseRejectedError: with every reason found (static ones all at once)."""
+    """:raises ReleaseRejectedError: with every reason found, in one rejection: the static ones and
+    every check against AWS they leave meaningful (a request with an unknown version *and* an
+    unknown alarm hears of both at once, not one per attempt). A caller who may not release the
+    function at all (not registered, source not a publisher) hears only that: the release function
+    does not look up, and so does not reveal, anything in AWS for it."""
     reasons, service, strategy = static_reasons(request, source, registry)
+    if service is None or any(r.code in _ACCESS_CODES for r in reasons):
+        raise ReleaseRejectedError(reasons)
+    unregistered_hooks = {r.field for r in reasons if r.code is ReleaseReasonCode.HOOK_NOT_REGISTERED}
+    version_valid = not any(r.field == "targetVersion" for r in reasons)
+    aws_reasons, alias_state = _aws_reasons(
+        request, strategy, version_valid, unregistered_hooks, aliases, health
+    )
+    reasons.extend(aws_reasons)
     if reasons:
         raise ReleaseRejectedError(reasons)
-    assert service is not None
-    assert strategy is not None
-    alias_state = _check_alias(request, strategy, aliases)
-    _check_target_version(request, strategy, aliases, alias_state)
-    _check_hook_functions(request, aliases)
-    _check_alarms(request, health)
+    assert strategy is not None and alias_state is not None
     return ValidatedRelease(service=service, strategy=strategy, alias_state=alias_state)
 
 
-def _check_alias(request: ReleaseRequested, strategy: Strategy, aliases: LambdaAliases) -> AliasState:
-    """The function and its alias exist, and the alias can be shifted to the target as asked."""
+_ACCESS_CODES = (ReleaseReasonCode.FUNCTION_NOT_REGISTERED, ReleaseReasonCode.SOURCE_NOT_AUTHORIZED)
+
+
+def _aws_reasons(
+    request: ReleaseRequested,
+    strategy: Strategy | None,
+    version_valid: bool,
+    unregistered_hooks: set[str | None],
+    aliases: LambdaAliases,
+    health: AlarmHealth,
+) -> tuple[list[ReleaseReason], AliasState | None]:
+    """Every check that reads Lambda or CloudWatch, skipping only those a static problem makes
+    meaningless (an invalid version is not looked up, an unregistered hook not probed)."""
+    reasons: list[ReleaseReason] = []
+    alias_state = None
+    if not aliases.exists(request.function):
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.UNKNOWN_FUNCTION, f"function {request.function} does not exist", "function"
+            )
+        )
+    else:
+        alias_state, alias_reasons = _alias_reasons(request, strategy, aliases)
+        reasons.extend(alias_reasons)
+        if version_valid:
+            reasons.extend(_target_version_reasons(request, strategy, aliases, alias_state, alias_reasons))
+    reasons.extend(
+        _reason(ReleaseReasonCode.UNKNOWN_HOOK_FUNCTION, f"hook function {hook} does not exist", field)
+        for field, hook in _hooks(request)
+        if field not in unregistered_hooks and not aliases.exists(hook)
+    )
+    if len(request.alarms) <= MAX_ALARMS:
+        reasons.extend(_alarm_reasons(request, health))
+    return reasons, alias_state
+
+
+def _alias_reasons(
+    request: ReleaseRequested, strategy: Strategy | None, aliases: LambdaAliases
+) -> tuple[AliasState | None, list[ReleaseReason]]:
+    """The alias exists and can be shifted to the target as asked: ``(its state, reasons)``."""
     function, alias = request.function, request.alias
-    if not aliases.exists(function):
-        raise _reject(ReleaseReasonCode.UNKNOWN_FUNCTION, f"function {function} does not exist", "function")
     try:
         alias_state = aliases.get(function, alias)
     except AliasNotFoundError:
-        raise _reject(
-            ReleaseReasonCode.UNKNOWN_ALIAS, f"alias {function}:{alias} does not exist", "alias"
-        ) from None
+        return None, [
+            _reason(ReleaseReasonCode.UNKNOWN_ALIAS, f"alias {function}:{alias} does not exist", "alias")
+        ]
+    reasons = []
     if alias_state.function_version == request.target_version:
-        raise _reject(
-            ReleaseReasonCode.TARGET_IS_CURRENT,
-            f"{function}:{alias} already serves version {request.target_version}",
-            "targetVersion",
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.TARGET_IS_CURRENT,
+                f"{function}:{alias} already serves version {request.target_version}",
+                "targetVersion",
+            )
         )
-    if strategy.weighted and alias_state.function_version == LATEST:
-        raise _reject(
-            ReleaseReasonCode.ALIAS_ON_LATEST,
-            f"{function}:{alias} points at $LATEST, which Lambda cannot weight; "
-            "use AllAtOnce or BlueGreen, or point the alias at a published version first",
-            "alias",
+    if strategy is not None and strategy.weighted and alias_state.function_version == LATEST:
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.ALIAS_ON_LATEST,
+                f"{function}:{alias} points at $LATEST, which Lambda cannot weight; "
+                "use AllAtOnce or BlueGreen, or point the alias at a published version first",
+                "alias",
+            )
         )
-    return alias_state
+    return alias_state, reasons
 
 
-def _check_target_version(
-    request: ReleaseRequested, strategy: Strategy, aliases: LambdaAliases, alias_state: AliasState
-) -> None:
+def _target_version_reasons(
+    request: ReleaseRequested,
+    strategy: Strategy | None,
+    aliases: LambdaAliases,
+    alias_state: AliasState | None,
+    alias_reasons: list[ReleaseReason],
+) -> list[ReleaseReason]:
     """The target version exists and, for a weighted shift, Lambda accepts routing across it."""
     try:
         target_config = aliases.version_config(request.function, request.target_version)
     except (VersionNotFoundError, FunctionNotFoundError):
-        raise _reject(
-            ReleaseReasonCode.UNKNOWN_VERSION,
-            f"version {request.target_version} of {request.function} does not exist",
-            "targetVersion",
-        ) from None
-    if not strategy.weighted:
-        return
+        return [
+            _reason(
+                ReleaseReasonCode.UNKNOWN_VERSION,
+                f"version {request.target_version} of {request.function} does not exist",
+                "targetVersion",
+            )
+        ]
+    if alias_state is None or alias_reasons or strategy is None or not strategy.weighted:
+        return []
     current_config = aliases.version_config(request.function, alias_state.function_version)
     conflicts = current_config.routing_conflicts(target_config)
-    if conflicts:
-        raise _reject(
+    if not conflicts:
+        return []
+    return [
+        _reason(
             ReleaseReasonCode.INCOMPATIBLE_VERSION_CONFIG,
             f"versions {alias_state.function_version} and {request.target_version} differ in "
             f"{', '.join(conflicts)}; Lambda refuses a weighted alias across them "
             "(use AllAtOnce or BlueGreen)",
             "targetVersion",
         )
-
-
-def _check_hook_functions(request: ReleaseRequested, aliases: LambdaAliases) -> None:
-    hook_reasons = [
-        _reason(ReleaseReasonCode.UNKNOWN_HOOK_FUNCTION, f"hook function {hook} does not exist", field)
-        for field, hook in _hooks(request)
-        if not aliases.exists(hook)
     ]
-    if hook_reasons:
-        raise ReleaseRejectedError(hook_reasons)
 
 
-def _check_alarms(request: ReleaseRequested, health: AlarmHealth) -> None:
+def _alarm_reasons(request: ReleaseRequested, health: AlarmHealth) -> list[ReleaseReason]:
     """Every alarm exists and none is firing before any traffic moved."""
     if not request.alarms:
-        return
+        return []
     states = health.states(request.alarms)
+    reasons = []
     missing = [name for name in request.alarms if name not in states]
     if missing:
-        raise _reject(ReleaseReasonCode.UNKNOWN_ALARM, f"alarm(s) not found: {', '.join(missing)}", "alarms")
-    firing = [name for name in request.alarms if states[name] == "ALARM"]
-    if firing:
-        raise _reject(
-            ReleaseReasonCode.ALARM_ACTIVE,
-            f"alarm(s) already in ALARM before any traffic moved: {', '.join(firing)}",
-            "alarms",
+        reasons.append(
+            _reason(ReleaseReasonCode.UNKNOWN_ALARM, f"alarm(s) not found: {', '.join(missing)}", "alarms")
         )
+    firing = [name for name in request.alarms if states.get(name) == "ALARM"]
+    if firing:
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.ALARM_ACTIVE,
+                f"alarm(s) already in ALARM before any traffic moved: {', '.join(firing)}",
+                "alarms",
+            )
+        )
+    return reasons

@@ -95,12 +95,14 @@ class FakeHooks:
     """The hook port, faked: answers per phase and records every call."""
 
     verdicts: dict[str, HookVerdict] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, HookRequest]] = field(default_factory=list)
 
     def run(self, function: str, request: HookRequest, timeout_seconds: int) -> HookResult:
         self.calls.append((function, request))
         verdict = self.verdicts.get(request.phase.value, HookVerdict.PASSED)
-        return HookResult(verdict=verdict, message=f"fake {verdict.value.lower()}")
+        message = self.messages.get(request.phase.value, f"fake {verdict.value.lower()}")
+        return HookResult(verdict=verdict, message=message)
 
 
 @dataclass

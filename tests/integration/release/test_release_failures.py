@@ -84,6 +84,39 @@ def test_passing_pre_traffic_hook_runs_before_any_traffic_moves(env: Env) -> Non
     assert state.status == "COMPLETED"
 
 
+def test_a_pause_before_the_pre_traffic_hook_passed_does_not_stretch_the_strategy(env: Env) -> None:
+    # Given a canary with a pre-traffic hook, still in PRE_TRAFFIC at t=0 (the function died
+    # after the hook ran, before its result was recorded)
+    service = env.service()
+    env.faults["hook_ran"] = 1
+    with contextlib.suppress(RuntimeError):
+        service.handle_request(request(preTrafficHook="checkout-smoke"), TEAM)
+    state, _ = service.status("rel-1")
+    assert state is not None and state.status == "PRE_TRAFFIC"
+
+    # When it is paused there and resumed 600 s later, and the hook then passes
+    assert service.handle_control(control("pause"), TEAM).outcome == "applied"
+    env.clock.at(10)
+    assert service.handle_control(control("resume"), TEAM).outcome == "applied"
+
+    # Then the timeline from the first shift (t=600 s) is exactly Canary10Percent5Minutes':
+    # 10 % until 900 s, 100 % at 900 s (it used to be 1,500 s: the pause was charged twice)
+    seen = {}
+    for minute in (10, 14, 14.99, 15):
+        env.clock.at(minute)
+        service.reconcile_all()
+        seen[minute] = env.alias()
+    assert seen == {
+        10: AliasTarget.of("1", {"2": 0.1}),
+        14: AliasTarget.of("1", {"2": 0.1}),
+        14.99: AliasTarget.of("1", {"2": 0.1}),
+        15: AliasTarget.of("2"),
+    }
+    state, _ = service.status("rel-1")
+    assert state is not None and state.status == "COMPLETED"
+    assert [e["detail"]["at"][11:19] for e in env.events("ReleaseStepped")] == ["09:10:00", "09:15:00"]
+
+
 @pytest.mark.parametrize(
     ("verdict", "code"),
     [(HookVerdict.FAILED, "POST_TRAFFIC_HOOK_FAILED"), (HookVerdict.TIMED_OUT, "HOOK_TIMED_OUT")],
@@ -162,18 +195,55 @@ def test_promote_shifts_everything_now(env: Env) -> None:
     assert env.events("ReleaseStepped")[-1]["detail"]["cause"] == "promoted"
 
 
-def test_status_control_reports_without_changing_anything(env: Env) -> None:
+def test_status_control_reports_with_its_own_seq_without_changing_the_release(env: Env) -> None:
     service = env.service()
     service.handle_request(request(), TEAM)
-    before = service.status("rel-1")
+    before, _ = service.status("rel-1")
     env.clock.at(2)
 
     assert service.handle_control(control("status"), TEAM).outcome == "reported"
 
-    assert service.status("rel-1") == before
+    after, history = service.status("rel-1")
+    assert before is not None and after is not None
+    ignored = {"seq", "history_count", "updated_at"}
+    assert after.model_dump(exclude=ignored) == before.model_dump(exclude=ignored)
+    assert env.alias() == AliasTarget.of("1", {"2": 0.1})
     report = env.events("ReleaseStatusReported")[0]["detail"]
     assert report["percent"] == 10
     assert report["nextStepAt"].startswith("2026-03-02T09:05:00")
+    # Every announcement has its own seq: consumers dedupe on (releaseId, seq) and keep them all
+    seqs = [e["detail"]["seq"] for e in env.events() if e["detail-type"] != "ReleaseRejected"]
+    assert seqs == [1, 2, 3]
+    assert [h.seq for h in history] == [1, 2, 3]
+    assert history[-1].detail_type == "ReleaseStatusReported"
+
+    # And a redelivered status control is a duplicate, not a second report
+    assert service.handle_control(control("status"), TEAM).outcome == "duplicate"
+    assert len(env.events("ReleaseStatusReported")) == 1
+
+
+def test_a_control_id_reused_for_another_action_is_refused_not_dropped(env: Env) -> None:
+    service = env.service()
+    service.handle_request(request(strategy="Linear10PercentEvery1Minute"), TEAM)
+    assert service.handle_control(control("pause", control_id="c-1"), TEAM).outcome == "applied"
+
+    # When an abort reuses the pause's id
+    result = service.handle_control(control("abort", control_id="c-1"), TEAM)
+
+    # Then it is refused, loudly — not swallowed as a duplicate of the pause
+    assert result.outcome == "rejected"
+    assert [(r.code, r.field) for r in result.reasons] == [("CONTROL_ID_CONFLICT", "controlId")]
+    (rejected,) = env.events("ReleaseRejected")
+    assert rejected["detail"]["controlId"] == "c-1"
+    assert rejected["detail"]["action"] == "abort"
+    assert rejected["detail"]["reasons"][0]["code"] == "CONTROL_ID_CONFLICT"
+    assert service.handle_control(control("status", control_id="c-1"), TEAM).outcome == "rejected"
+    # while the same action under the same id stays an idempotent duplicate
+    assert service.handle_control(control("pause", control_id="c-1"), TEAM).outcome == "duplicate"
+    state, _ = service.status("rel-1")
+    assert state is not None and state.paused and state.status == "SHIFTING"
+    assert service.handle_control(control("abort", control_id="c-2"), TEAM).outcome == "applied"
+    assert env.alias() == AliasTarget.of("1")
 
 
 def test_controls_from_another_team_are_refused(env: Env) -> None:

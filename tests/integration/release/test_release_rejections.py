@@ -19,6 +19,10 @@ from tests.integration.release.conftest import TEAM, Env, request
         ({"alias": "blue"}, "UNKNOWN_ALIAS"),
         ({"targetVersion": "$LATEST"}, "TARGET_IS_LATEST"),
         ({"targetVersion": "v2"}, "INVALID_VERSION"),
+        ({"targetVersion": "²"}, "INVALID_VERSION"),  # str.isdigit() says yes, int() raises
+        ({"targetVersion": "\uff11\uff12"}, "INVALID_VERSION"),  # fullwidth digits
+        ({"targetVersion": "02"}, "INVALID_VERSION"),
+        ({"targetVersion": "9" * 5000}, "INVALID_VERSION"),
         ({"targetVersion": "1"}, "TARGET_IS_CURRENT"),
         ({"targetVersion": "99"}, "UNKNOWN_VERSION"),
         ({"targetVersion": "3"}, "INCOMPATIBLE_VERSION_CONFIG"),
@@ -26,6 +30,9 @@ from tests.integration.release.conftest import TEAM, Env, request
         ({"strategy": "Fast"}, "UNKNOWN_STRATEGY"),
         ({"strategy": "Canary150Percent5Minutes"}, "INVALID_PERCENTAGE"),
         ({"strategy": "Linear0PercentEvery1Minute"}, "INVALID_PERCENTAGE"),
+        ({"strategy": "Linear0.001PercentEvery1Minute"}, "INVALID_PERCENTAGE"),  # 100,000 steps
+        ({"strategy": "Canary0.004Percent5Minutes"}, "INVALID_PERCENTAGE"),  # a weight of 0
+        ({"strategy": "Canary\uff11\uff10Percent5Minutes"}, "UNKNOWN_STRATEGY"),
         ({"strategy": {"type": "canary", "percentage": -5, "intervalMinutes": 5}}, "INVALID_PERCENTAGE"),
         ({"strategy": {"type": "linear", "percentage": 100, "intervalMinutes": 1}}, "INVALID_PERCENTAGE"),
         ({"strategy": "Canary10Percent0Minutes"}, "INVALID_INTERVAL"),
@@ -99,3 +106,39 @@ def test_controls_on_unknown_releases_are_rejected(env: Env) -> None:
         {"releaseId": "nope", "controlId": "c1", "action": "explode", "author": "me"}, TEAM
     )
     assert bad.outcome == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "codes"),
+    [
+        ({"targetVersion": "99", "alarms": ["no-such-alarm"]}, {"UNKNOWN_VERSION", "UNKNOWN_ALARM"}),
+        (
+            {"strategy": "Fast", "targetVersion": "99", "alarms": ["no-such-alarm"]},
+            {"UNKNOWN_STRATEGY", "UNKNOWN_VERSION", "UNKNOWN_ALARM"},
+        ),
+        (
+            {"alias": "blue", "preTrafficHook": "ghost-fn", "alarms": ["no-such-alarm"]},
+            {"UNKNOWN_ALIAS", "HOOK_NOT_REGISTERED", "UNKNOWN_ALARM"},
+        ),
+        ({"targetVersion": "²", "alarms": ["no-such-alarm"]}, {"INVALID_VERSION", "UNKNOWN_ALARM"}),
+    ],
+)
+def test_one_rejection_lists_every_reason_at_once(
+    env: Env, overrides: dict[str, Any], codes: set[str]
+) -> None:
+    # Given a request with several independent problems, some only Lambda or CloudWatch can tell
+    result = env.service().handle_request(request(**overrides), TEAM)
+
+    # Then one rejection names all of them, not one per attempt
+    assert result.outcome == "rejected"
+    assert {r.code for r in result.reasons} == codes
+    (rejected,) = env.events("ReleaseRejected")
+    assert {r["code"] for r in rejected["detail"]["reasons"]} == codes
+    assert env.table_items() == []
+
+
+def test_a_caller_who_may_not_release_the_function_learns_nothing_about_aws(env: Env) -> None:
+    result = env.service().handle_request(
+        request(function="payments-api", targetVersion="99", alarms=["no-such-alarm"]), TEAM
+    )
+    assert [r.code for r in result.reasons] == ["SOURCE_NOT_AUTHORIZED"]

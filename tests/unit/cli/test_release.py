@@ -209,6 +209,21 @@ def test_start_publishes_the_contract_the_release_handler_accepts(release, idle_
     assert alias() == AliasTarget.of("1", {"2": 0.1})
 
 
+def test_ignore_poll_alarm_failure_is_sent_only_when_asked(release, idle_release_function):
+    assert_clean_exit(release(*start_args("--alarm", ALARM, "--no-wait", "--release-id", "r-default")), 0)
+    assert_clean_exit(
+        release(
+            *start_args("--alarm", ALARM, "--no-wait", "--ignore-poll-alarm-failure", "--release-id", "r-ig")
+        ),
+        0,
+    )
+
+    default, ignoring = idle_release_function.published("ReleaseRequested")
+    assert "ignorePollAlarmFailure" not in default["detail"]  # unchanged contract and hash by default
+    assert ignoring["detail"]["ignorePollAlarmFailure"] is True
+    assert release_handler.handler(delivered(ignoring), LambdaContext())["outcome"] == "accepted"  # type: ignore[arg-type]
+
+
 def test_custom_strategy_as_json_is_sent_as_the_contract_object(release, idle_release_function):
     spec = '{"type": "linear", "percentage": 25, "intervalMinutes": 2}'
     result = release(*start_args("--no-wait", strategy=spec))
@@ -233,6 +248,9 @@ def test_custom_strategy_as_json_is_sent_as_the_contract_object(release, idle_re
         (start_args(strategy="Canary10Percent0Minutes"), "INVALID_INTERVAL"),
         (start_args(version="$LATEST"), "TARGET_IS_LATEST"),
         (start_args(version="two"), "INVALID_VERSION"),
+        (start_args(version="²"), "INVALID_VERSION"),  # passed str.isdigit(), then int() raised
+        (start_args(version="\uff11\uff12"), "INVALID_VERSION"),
+        (start_args(strategy="Linear0.001PercentEvery1Minute"), "INVALID_PERCENTAGE"),
         (
             ["start", "arn:aws:lambda:fn", "--to-version", "2", "--strategy", "AllAtOnce", "-r", "r"],
             "INVALID_FIELD",
@@ -317,6 +335,15 @@ def test_start_rejected_by_the_release_function_exits_3_with_its_reasons(release
         "Rules"
     ]
     assert [r["Name"] for r in rules] == ["capture-all"]
+
+
+def test_a_rejection_lists_every_reason_the_release_function_found(release, release_function):
+    # Version 9 and the alarm do not exist: two problems only the release function can tell
+    result = release(*start_args("--alarm", "no-such-alarm", "-o", "json", version="9"))
+
+    assert_clean_exit(result, 3)
+    body = parse_json(result)
+    assert {r["code"] for r in body["reasons"]} == {"UNKNOWN_VERSION", "UNKNOWN_ALARM"}
 
 
 def test_second_release_on_a_busy_alias_is_rejected_as_in_progress(release, release_function):
@@ -453,6 +480,18 @@ def test_pause_resume_and_promote(release, release_function):
         "resume",
         "promote",
     ]
+
+
+def test_a_control_id_reused_for_another_action_exits_3_with_the_conflict(release, release_function):
+    assert_clean_exit(release(*start_args()), 0)
+    assert_clean_exit(release("pause", FUNCTION, "--control-id", "c-1"), 0)
+
+    result = release("resume", FUNCTION, "--control-id", "c-1", "-o", "json")
+
+    assert_clean_exit(result, 3)
+    body = parse_json(result)
+    assert body["status"] == "rejected"
+    assert [r["code"] for r in body["reasons"]] == ["CONTROL_ID_CONFLICT"]
 
 
 def test_control_of_another_teams_function_exits_2_and_sends_nothing(release, release_function):

@@ -110,3 +110,25 @@ def test_baking_completes_at_the_strategy_end() -> None:
     )
     assert isinstance(engine.decide(s, alias("2"), [], at(19.9)), engine.Wait)
     assert engine.decide(s, alias("2"), [], at(20)) == engine.Complete()
+
+
+def test_a_watched_alarm_that_cannot_be_read_rolls_back_by_default_even_while_paused() -> None:
+    s = state(applied=AliasTarget.of("1", {"2": 0.2}), paused_at=at(2))
+    watched = alias("1", {"2": 0.2})
+
+    missing = engine.decide(s, watched, [], at(3), alarms_missing=["errors"])
+    unreadable = engine.decide(s, watched, [], at(3), alarm_error="AccessDenied")
+
+    assert isinstance(missing, engine.BeginRollback)
+    assert (missing.code, missing.message) == ("ALARM_MISSING", "watched alarm(s) no longer exist: errors")
+    assert isinstance(unreadable, engine.BeginRollback)
+    assert unreadable.code == "ALARM_UNREADABLE" and "AccessDenied" in unreadable.message
+
+
+def test_a_release_asked_to_ignore_poll_alarm_failures_goes_on_unwatched() -> None:
+    s = state(applied=AliasTarget.of("1", {"2": 0.2}), ignore_poll_alarm_failure=True)
+    action = engine.decide(s, alias("1", {"2": 0.2}), [], at(2), alarms_missing=["errors"], alarm_error="x")
+    assert action == engine.Shift(AliasTarget.of("1", {"2": 0.3}), 30.0, "schedule")
+    # an alarm it can read and that fires still rolls it back
+    firing = engine.decide(s, alias("1", {"2": 0.2}), ["other"], at(2), alarms_missing=["errors"])
+    assert isinstance(firing, engine.BeginRollback) and firing.code == "ALARM"

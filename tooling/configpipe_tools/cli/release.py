@@ -229,6 +229,14 @@ def start(
     hook_timeout: Annotated[
         int, typer.Option("--hook-timeout", help="Seconds a hook may take (1-300).")
     ] = 60,
+    ignore_poll_alarm_failure: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-poll-alarm-failure",
+            help="Keep going when a watched alarm cannot be read (deleted, or CloudWatch failing); "
+            "by default the release then rolls back, as CodeDeploy does.",
+        ),
+    ] = False,
     release_id: Annotated[
         str | None,
         typer.Option(
@@ -272,6 +280,8 @@ def start(
         "preTrafficHook": pre_hook,
         "postTrafficHook": post_hook,
         "hookTimeoutSeconds": hook_timeout,
+        # absent unless asked: a request without it keeps the idempotency hash it always had
+        "ignorePollAlarmFailure": True if ignore_poll_alarm_failure else None,
         "author": cli.author_override or PLACEHOLDER,
         "reason": reason,
     }
@@ -499,8 +509,8 @@ def _publish_control(
     took_effect = reflects(control.action)
 
     def applied() -> ReleaseState | None:
-        if not store.has_control(rid, cid):
-            return None
+        if store.control_action(rid, cid) != control.action.value:
+            return None  # not applied yet, or the id was another action's (its rejection comes)
         current = store.get(rid)
         return current if current is not None and took_effect(current) else None
 

@@ -33,7 +33,7 @@ PLACEHOLDER = "pending"
 _HINTS = {
     ReleaseReasonCode.UNKNOWN_STRATEGY: "Named strategies: Canary10Percent5Minutes, …, "
     "Linear10PercentEvery1Minute, …, AllAtOnce, BlueGreen; custom ones follow the same grammar.",
-    ReleaseReasonCode.INVALID_PERCENTAGE: "The percentage is above 0 and below 100, "
+    ReleaseReasonCode.INVALID_PERCENTAGE: "The percentage is at least 1 and below 100, "
     "e.g. Canary5Percent10Minutes.",
     ReleaseReasonCode.INVALID_INTERVAL: "Intervals are 1-1440 minutes.",
     ReleaseReasonCode.TARGET_IS_LATEST: "Publish a version (`aws lambda publish-version`) and release that.",
