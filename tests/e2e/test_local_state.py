@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LocalStack, _capture_bus, eventually, free_port, start_up, stop_up
+from tests.e2e.conftest import (
+    REPO,
+    START_DEADLINE,
+    LocalStack,
+    _capture_bus,
+    eventually,
+    free_port,
+    start_up,
+    stop_up,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +128,37 @@ def test_keep_state_keeps_history_values_and_secrets_across_a_restart(tmp_path: 
         assert "NOT kept: every change is lost when `up` stops" in banner
         assert "emulator-state.json is ignored" in banner
         assert third.parameter("checkout", "development", key) is None
+
+
+def test_an_unreadable_saved_state_stops_up_with_code_5_and_is_left_as_it_is(tmp_path: Path) -> None:
+    # Given a state file that is not one (a truncated copy, say)
+    state_dir = tmp_path / "local"
+    state_dir.mkdir()
+    saved = state_dir / "emulator-state.json"
+    saved.write_text('{"format": 1, "tables": {')
+
+    # When `up --keep-state` starts on it
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "configpipe_tools.local",
+            "up",
+            "--keep-state",
+            "--state-dir",
+            str(state_dir),
+            "--port",
+            str(free_port()),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=START_DEADLINE,
+    )
+
+    # Then it stops with code 5 and says how to go on, and the file is untouched
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert f"error: {saved} is not a saved state" in result.stderr
+    assert "move it away to start empty" in result.stderr
+    assert saved.read_text() == '{"format": 1, "tables": {'

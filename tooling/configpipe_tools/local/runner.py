@@ -74,6 +74,9 @@ class LocalPipeline:
         #: what the start restored from ``state_file`` (``up`` prints it), and what it could not
         self.restored: SavedState | None = None
         self.restore_problems: list[str] = []
+        #: set once start() has finished: only a pipeline that started saves its state (a start
+        #: that failed half-way through the restore must not overwrite the saved file)
+        self._running = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -89,6 +92,7 @@ class LocalPipeline:
         except BaseException:
             self.stop()
             raise
+        self._running = True
         self.started_in = time.monotonic() - began
         return self
 
@@ -176,9 +180,10 @@ class LocalPipeline:
 
     def save_state(self) -> None:
         """Save the emulator's data to :attr:`state_file` (:mod:`configpipe_tools.local.state`)."""
-        if self.stack is None or self.template is None:
-            return  # it never started: keep what was saved before
+        if not self._running or self.stack is None or self.template is None:
+            return  # it never (fully) started: keep what was saved before
         capture(self.stack, self.template, self.client).write(self.state_file)
+        self._running = False
 
     def __enter__(self) -> LocalPipeline:
         return self.start()
