@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # jsii's end-of-life banner is silenced per Node major version (a comma list), not by a flag
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: setup demo up test test-stress test-unit test-e2e lint synth bench clean
+.PHONY: setup demo demo-stress up test test-stress test-unit test-e2e lint synth bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	python3 -m venv $(VENV)
@@ -24,6 +24,18 @@ setup: $(STAMP)
 ## demo: the whole pipeline on this machine (moto server on 127.0.0.1), scripted scenario
 demo: setup
 	$(PY) scripts/demo.py
+
+## demo-stress: `make demo` while stress-ng loads both cores: a busy machine slows the demo, never fails it
+demo-stress: setup
+	@command -v stress-ng >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y stress-ng; }
+	@set -e; \
+	stress-ng --cpu 2 --timeout 0 --quiet & stress=$$!; \
+	trap 'kill $$stress 2>/dev/null; wait $$stress 2>/dev/null || true' EXIT; \
+	echo "== demo-stress: make demo under stress-ng --cpu 2"; \
+	start=$$(date +%s); \
+	$(PY) scripts/demo.py; \
+	echo "== demo-stress: the demo passed in $$(( $$(date +%s) - start ))s under stress-ng --cpu 2"
 
 ## up: keep the local pipeline running for any client (AWS CLI, boto3, configpipe CLI)
 up: setup

@@ -155,10 +155,9 @@ class LocalStack:
         )
 
 
-@pytest.fixture(scope="session")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    state_dir = tmp_path_factory.mktemp("local")
-    port = free_port()
+def start_up(state_dir: Path, port: int, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """``python -m configpipe_tools.local up`` as a person starts it; returns the process and what
+    it printed once it is up (through the banner's last line); fails the test if it does not start."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [
@@ -172,6 +171,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             str(state_dir),
             "--schedule-speedup",
             str(SCHEDULE_SPEEDUP),
+            *options,
         ],
         cwd=REPO,
         env=env,
@@ -187,13 +187,33 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         if not line:
             break
         banner.append(line)
-        if "configpipe local pipeline is up on" in line:
+        if line.startswith("Ctrl-C stops everything"):
             break
     else:
         process.kill()
     if process.poll() is not None or not any("is up on" in line for line in banner):
         process.kill()
         pytest.fail("the local pipeline did not start:\n" + "".join(banner) + (process.stdout.read() or ""))
+    return process, "".join(banner)
+
+
+def stop_up(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as a person stops it; asserts a clean stop and returns what it printed since."""
+    process.send_signal(signal.SIGINT)
+    try:
+        rest, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        rest, _ = process.communicate()
+    assert process.returncode == 0, f"`up` did not stop cleanly ({process.returncode}):\n{rest}"
+    return rest
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state_dir = tmp_path_factory.mktemp("local")
+    port = free_port()
+    process, _ = start_up(state_dir, port)
     url = f"http://127.0.0.1:{port}"
     outputs = json.loads((state_dir / "outputs.json").read_text())
     stack = LocalStack(url, state_dir, outputs, bus=None, process=process)  # type: ignore[arg-type]
@@ -202,13 +222,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield stack
     finally:
         workers = _children(process.pid)
-        process.send_signal(signal.SIGINT)
-        try:
-            rest, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            rest, _ = process.communicate()
-        assert process.returncode == 0, f"`up` did not stop cleanly ({process.returncode}):\n{rest}"
+        stop_up(process)
         assert workers, "no function worker found: is the check looking at the right process?"
         stray = [pid for pid in workers if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]
         assert not stray, f"Ctrl-C left worker processes behind: {stray}"

@@ -347,5 +347,9 @@ def test_a_taken_port_gets_a_clear_message(local: LocalStack) -> None:
         timeout=120,
     )
     assert result.returncode == 3
-    assert f"port {port}" in result.stderr
-    assert "already in use" in result.stderr
+    # Only the project's message: not the web server's own "Address already in use / Port N is in
+    # use by another program" before it.
+    assert result.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use (another emulator or `configpipe local up`?). "
+        "Stop it, or choose another port with --port N (--port 0 picks a free one)."
+    ]

@@ -16,7 +16,15 @@ def test_local_up_help_works_through_the_cli() -> None:
     result = CliRunner().invoke(app, ["local", "up", "--help"])
 
     assert result.exit_code == 0, result.output
-    for option in ("--host", "--port", "--template", "--resynth", "--state-dir", "--retry-delay"):
+    for option in (
+        "--host",
+        "--port",
+        "--template",
+        "--resynth",
+        "--state-dir",
+        "--keep-state",
+        "--retry-delay",
+    ):
         assert option in result.output
     assert "local" in CliRunner().invoke(app, ["--help"]).output
 
@@ -33,6 +41,7 @@ def test_local_up_help_works_through_the_cli() -> None:
             "--state-dir state --retry-delay 0.5 --schedule-speedup 60 --no-demo-fixtures",
             "up --state-dir state --retry-delay 0.5 --schedule-speedup 60.0 --no-demo-fixtures",
         ),
+        ("--state-dir state --keep-state", "up --state-dir state --keep-state"),
     ],
 )
 def test_local_up_forwards_its_options_and_exit_code(

@@ -43,9 +43,19 @@ def up(
     state_dir: Annotated[
         Path | None,
         typer.Option(
-            "--state-dir", help="Where logs, outputs.json and env go [default: .local/].", show_default=False
+            "--state-dir",
+            help="Where logs, outputs.json, env and the kept state go [default: .local/].",
+            show_default=False,
         ),
     ] = None,
+    keep_state: Annotated[
+        bool,
+        typer.Option(
+            "--keep-state",
+            help="Keep the emulator's data (change log, parameters, secrets, keys) across restarts, in "
+            "STATE_DIR/emulator-state.json. Without it every change is lost when `up` stops.",
+        ),
+    ] = False,
     retry_delay: Annotated[
         float | None,
         typer.Option(
@@ -87,6 +97,8 @@ def up(
             argv += [option, str(value)]
     if resynth:
         argv.append("--resynth")
+    if keep_state:
+        argv.append("--keep-state")
     if not demo_fixtures:
         argv.append("--no-demo-fixtures")
 

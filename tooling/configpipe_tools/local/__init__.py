@@ -14,6 +14,8 @@ This package is a developer tool: it is excluded from the Lambda asset.
 - :mod:`.sandbox`   execution environments: one worker process per function instance
 - :mod:`.sources`   event sources: async invocation queues, stream and schedule pollers
 - :mod:`.runner`    :class:`LocalPipeline`, which ties them together
+- :mod:`.state`     ``up --keep-state``: the emulator's data saved at a stop, restored at a start
+- :mod:`.waiting`   patient waits with progress, for people at a terminal (the demo)
 - :mod:`.fixtures`  demo fixtures, *not* part of the stack: stand-ins for the registry's release
   functions (the teams' own), so a local release has an alias to shift
 - ``python -m configpipe_tools.local up`` keeps it running for any client

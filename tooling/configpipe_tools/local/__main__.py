@@ -1,7 +1,7 @@
 """``python -m configpipe_tools.local up``: keep the local pipeline running until Ctrl-C.
 
 Exit codes: 0 after a clean stop, 2 for bad usage, 3 when the port is taken, 4 when the stack
-cannot be synthesised or read.
+cannot be synthesised or read, 5 when the state saved by ``--keep-state`` cannot be read.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from configpipe_tools.local.fixtures import provision_release_targets
 from configpipe_tools.local.runner import DEFAULT_PORT, LocalPipeline, Options
 from configpipe_tools.local.server import PortInUseError
+from configpipe_tools.local.state import STATE_FILE, StateFileError
 from configpipe_tools.local.template import TemplateError
 
 
@@ -33,7 +34,17 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--resynth", action="store_true", help="Synthesise even if the cached template is current."
     )
-    up.add_argument("--state-dir", type=Path, help="Where logs, outputs.json and env go (default .local/).")
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        help="Where logs, outputs.json, env and the kept state go (default .local/).",
+    )
+    up.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="Keep the emulator's data (change log, parameters, secrets, keys) across restarts: restore "
+        f"STATE_DIR/{STATE_FILE} at start, save it when `up` stops. Without it every change is lost.",
+    )
     up.add_argument(
         "--retry-delay",
         type=float,
@@ -87,9 +98,10 @@ def up(args: argparse.Namespace) -> int:
             state_dir=args.state_dir,
             retry_delay=args.retry_delay,
             schedule_speedup=args.schedule_speedup,
+            keep_state=args.keep_state,
         )
     )
-    print("synthesising the stack and starting the emulator ...", flush=True)
+    print(f"{pipeline.template_source()}, then starting the emulator ...", flush=True)
     try:
         pipeline.start()
     except PortInUseError as error:
@@ -98,6 +110,9 @@ def up(args: argparse.Namespace) -> int:
     except TemplateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 4
+    except StateFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 5
     try:
         banner = pipeline.describe()
         if args.demo_fixtures:
@@ -106,7 +121,10 @@ def up(args: argparse.Namespace) -> int:
         print(banner, flush=True)
         while not stopping.wait(0.5):
             pass
-        print("stopping ...", flush=True)
+        print(
+            "stopping ..." + (f" (saving the state to {pipeline.state_file})" if args.keep_state else ""),
+            flush=True,
+        )
     finally:
         pipeline.stop()
     print("stopped.", flush=True)

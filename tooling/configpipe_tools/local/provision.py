@@ -15,6 +15,7 @@ import io
 import json
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,10 +138,23 @@ def _dummy_zip() -> bytes:
     return buffer.getvalue()
 
 
+#: Called with (logical id, id of the KMS key just created); returns the id the key has from then
+#: on. ``up --keep-state`` gives it back the id and material saved at the last stop.
+KeyAdopter = Callable[[str, str], str]
+
+
 class Provisioner:
-    def __init__(self, template: Template, endpoint_url: str, *, region: str = REGION) -> None:
+    def __init__(
+        self,
+        template: Template,
+        endpoint_url: str,
+        *,
+        region: str = REGION,
+        adopt_key: KeyAdopter | None = None,
+    ) -> None:
         self.template = template
         self.region = region
+        self._adopt_key = adopt_key
         self.resolver = Resolver(region=region, account=ACCOUNT)
         self.stack = LocalStack(endpoint_url=endpoint_url)
         self._clients: dict[str, Any] = {}
@@ -199,12 +213,13 @@ class Provisioner:
     def _KMS_Key(self, resource: Resource) -> None:
         props = self._props(resource)
         args = {k: props[k] for k in ("Description", "KeySpec", "KeyUsage") if k in props}
-        metadata = self.client("kms").create_key(**args)["KeyMetadata"]
+        key_id = self.client("kms").create_key(**args)["KeyMetadata"]["KeyId"]
+        if self._adopt_key is not None:
+            key_id = self._adopt_key(resource.logical_id, key_id)
         if props.get("EnableKeyRotation"):
-            self.client("kms").enable_key_rotation(KeyId=metadata["KeyId"])
-        self._register(
-            resource, metadata["KeyId"], metadata["Arn"], Arn=metadata["Arn"], KeyId=metadata["KeyId"]
-        )
+            self.client("kms").enable_key_rotation(KeyId=key_id)
+        arn = self.arn("kms", f"key/{key_id}")
+        self._register(resource, key_id, arn, Arn=arn, KeyId=key_id)
 
     def _KMS_Alias(self, resource: Resource) -> None:
         props = self._props(resource)
@@ -565,5 +580,5 @@ class Provisioner:
         self._register(resource, name)
 
 
-def provision(template: Template, endpoint_url: str) -> LocalStack:
-    return Provisioner(template, endpoint_url).run()
+def provision(template: Template, endpoint_url: str, *, adopt_key: KeyAdopter | None = None) -> LocalStack:
+    return Provisioner(template, endpoint_url, adopt_key=adopt_key).run()

@@ -20,7 +20,8 @@ from configpipe_tools.local.provision import ACCOUNT, REGION, LocalStack, aws_cl
 from configpipe_tools.local.sandbox import FunctionRuntime
 from configpipe_tools.local.server import EmulatorServer, LambdaInvokeApi
 from configpipe_tools.local.sources import AsyncInvocations, Destinations, ScheduledRule, StreamPoller
-from configpipe_tools.local.template import STACK_NAME, Template, repo_root, synthesise
+from configpipe_tools.local.state import STATE_FILE, SavedState, capture, key_adopter, restore
+from configpipe_tools.local.template import STACK_NAME, Template, cached_template, repo_root, synthesise
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -51,6 +52,8 @@ class Options:
     #: maximum concurrent execution environments per function
     max_concurrency: int = 4
     schedule_speedup: float = 1.0
+    #: restore the emulator's data saved in ``state_dir`` at the last stop, and save it at this one
+    keep_state: bool = False
     extra_environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -67,26 +70,53 @@ class LocalPipeline:
         self._pollers: list[Any] = []
         self._local = threading.local()
         self.started_in: float = 0.0
+        self.state_file = self.state_dir / STATE_FILE
+        #: what the start restored from ``state_file`` (``up`` prints it), and what it could not
+        self.restored: SavedState | None = None
+        self.restore_problems: list[str] = []
+        #: set once start() has finished: only a pipeline that started saves its state (a start
+        #: that failed half-way through the restore must not overwrite the saved file)
+        self._running = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> LocalPipeline:
         began = time.monotonic()
-        configured = self.options.template or os.environ.get("CONFIGPIPE_LOCAL_TEMPLATE")
-        template_path = Path(configured) if configured else synthesise(self.repo, force=self.options.resynth)
+        configured = self._configured_template()
+        template_path = configured or synthesise(self.repo, force=self.options.resynth)
         self.template = Template.load(template_path)
+        saved = SavedState.load(self.state_file) if self.options.keep_state else None
         self.server.start()
         try:
-            self._wire()
+            self._wire(saved)
         except BaseException:
             self.stop()
             raise
+        self._running = True
         self.started_in = time.monotonic() - began
         return self
 
-    def _wire(self) -> None:
+    def _configured_template(self) -> Path | None:
+        configured = self.options.template or os.environ.get("CONFIGPIPE_LOCAL_TEMPLATE")
+        return Path(configured) if configured else None
+
+    def template_source(self) -> str:
+        """How :meth:`start` gets the template: what ``up`` says while it starts."""
+        configured = self._configured_template()
+        if configured is not None:
+            return f"using the template {configured}"
+        if not self.options.resynth and cached_template(self.repo) is not None:
+            return "using the cached template (the stack's sources are unchanged since it was synthesised)"
+        return "synthesising the stack (npx cdk synth; cached for the next start)"
+
+    def _wire(self, saved: SavedState | None) -> None:
         assert self.template is not None
-        self.stack = stack = provision(self.template, self.url)
+        adopt = key_adopter(saved) if saved else None
+        self.stack = stack = provision(self.template, self.url, adopt_key=adopt)
+        if saved is not None:
+            # Before any poller starts: no function sees the restore as a change.
+            self.restore_problems = restore(saved, stack, self.client)
+            self.restored = saved
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for old in self.log_dir.glob("*.log"):
             old.unlink()
@@ -142,7 +172,18 @@ class LocalPipeline:
         self._pollers.clear()
         for runtime in self.runtimes.values():
             runtime.close()
-        self.server.stop()
+        try:
+            if self.options.keep_state:
+                self.save_state()
+        finally:
+            self.server.stop()
+
+    def save_state(self) -> None:
+        """Save the emulator's data to :attr:`state_file` (:mod:`configpipe_tools.local.state`)."""
+        if not self._running or self.stack is None or self.template is None:
+            return  # it never (fully) started: keep what was saved before
+        capture(self.stack, self.template, self.client).write(self.state_file)
+        self._running = False
 
     def __enter__(self) -> LocalPipeline:
         return self.start()
@@ -214,6 +255,24 @@ class LocalPipeline:
         lines = [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
         (self.state_dir / "env").write_text("\n".join(lines) + "\n")
 
+    def describe_state(self) -> str:
+        """Whether the emulator's data outlives this run, in the banner's words."""
+        if not self.options.keep_state:
+            ignored = (
+                f"; the state saved in {self.state_file} is ignored" if self.state_file.is_file() else ""
+            )
+            return (
+                "NOT kept: every change is lost when `up` stops "
+                f"(--keep-state keeps it in {self.state_file}){ignored}"
+            )
+        if self.restored is None:
+            return f"kept: nothing saved yet; saved to {self.state_file} when `up` stops"
+        problems = "".join(f"\n    not restored: {p}" for p in self.restore_problems)
+        return (
+            f"kept: restored {self.restored.summary()} saved at {self.restored.saved_at} "
+            f"from {self.state_file}; saved again when `up` stops{problems}"
+        )
+
     def describe(self) -> str:
         """What ``up`` prints: the endpoint, the functions, and how to publish with each client."""
         assert self.stack is not None
@@ -263,6 +322,7 @@ configpipe local pipeline is up on {url}  (started in {self.started_in:.1f}s)
   function logs:   {self.log_dir}/<function>.log
   stack outputs:   {self.state_dir / "outputs.json"}
   not emulated:    {", ".join(skipped) or "nothing"}
+  state:           {self.describe_state()}
 
 Use it from another terminal:
   source {self.state_dir / "env"}        # AWS_ENDPOINT_URL, fake credentials, CONFIGPIPE_STACK

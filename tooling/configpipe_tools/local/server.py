@@ -9,7 +9,9 @@ create Lambda functions but cannot run them without Docker, so ``POST
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
 import re
 import threading
@@ -175,17 +177,29 @@ class EmulatorServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> EmulatorServer:
+        # werkzeug prints its own "Address already in use / Port N is in use by another program"
+        # and exits when it cannot bind: keep that off the terminal (our PortInUseError says it
+        # with the options to use), and show its words only for another failure.
+        said = io.StringIO()
         try:
-            self._server = make_server(
-                self.host, self.requested_port, self.app, threaded=True, request_handler=_QuietRequestHandler
-            )
+            with contextlib.redirect_stderr(said):
+                self._server = make_server(
+                    self.host,
+                    self.requested_port,
+                    self.app,
+                    threaded=True,
+                    request_handler=_QuietRequestHandler,
+                )
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise PortInUseError(self.host, self.requested_port) from None
             raise
         except SystemExit:
-            # werkzeug exits (after printing its own hint) when the port is taken
-            raise PortInUseError(self.host, self.requested_port) from None
+            if "in use" in said.getvalue():
+                raise PortInUseError(self.host, self.requested_port) from None
+            raise OSError(
+                f"cannot listen on {self.host}:{self.requested_port}: {said.getvalue().strip()}"
+            ) from None
         self._consistency.install()
         self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
         self._thread.start()

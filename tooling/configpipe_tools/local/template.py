@@ -95,6 +95,19 @@ def synthesise(repo: Path | None = None, out_dir: Path | None = None, *, force: 
         return _synthesise_locked(repo, out_dir, force=force)
 
 
+def cached_template(repo: Path | None = None, out_dir: Path | None = None) -> Path | None:
+    """The cached template when it was synthesised from the current inputs (no synth needed)."""
+    repo = repo or repo_root()
+    out_dir = out_dir or repo / ".local" / "cdk.out"
+    stamp = out_dir / _STAMP
+    if not (stamp.is_file() and stamp.read_text() == _inputs_digest(repo)):
+        return None
+    try:
+        return template_path(out_dir)
+    except TemplateError:
+        return None
+
+
 def _synthesise_locked(repo: Path, out_dir: Path, *, force: bool) -> Path:
     digest = _inputs_digest(repo)
     stamp = out_dir / _STAMP
