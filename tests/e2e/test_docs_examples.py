@@ -22,6 +22,7 @@ code under test even where the venv is shared with another checkout.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from configpipe.contracts import ConfigurationChange
 from tests.e2e.conftest import REPO, LocalStack
 
 DOCS = ("README.md", "docs/local.md")
@@ -212,6 +214,24 @@ def test_only_a_few_examples_are_skipped_each_with_its_reason(doc: str) -> None:
 
     assert len(skipped) <= 2, [b.where() for b in skipped]
     assert all(len(b.skip or "") > 10 for b in skipped)
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_change_the_docs_publish_is_a_valid_contract(doc: str) -> None:
+    # PutEvents takes an invalid change without complaint (the pipeline rejects it later, on the
+    # bus), so running the example cannot catch one: the README's changeId "4f0c…" was rejected
+    # INVALID_CHANGE_ID in silence. Every ConfigurationChange the docs publish must parse.
+    changes = [
+        json.loads(entry["Detail"])
+        for block in shell_blocks(doc)
+        for argument in re.findall(r"--entries '([^']*)'", block.text)
+        for entry in json.loads(argument)
+        if entry["DetailType"] == "ConfigurationChange"
+    ]
+
+    assert changes, f"{doc} publishes no change with the AWS CLI"
+    for change in changes:
+        ConfigurationChange.model_validate(change)
 
 
 @pytest.mark.parametrize("doc", DOCS)
