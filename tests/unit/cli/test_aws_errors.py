@@ -107,3 +107,17 @@ def test_invalid_output_format_is_a_usage_error(cli):
     result = cli("get", "checkout", "production", "k", "-o", "yaml")
 
     assert_clean_exit(result, 2)
+
+
+@pytest.mark.usefixtures("aws")
+def test_missing_table_without_a_stack_says_to_pass_the_stack(runner):
+    from configpipe_tools.cli.main import app
+
+    # Given an account where the pipeline's table is not called by the CLI's default name
+    # When a command runs without --stack (nor CONFIGPIPE_STACK) or --table
+    result = runner.invoke(app, ["get", "checkout", "production", "k"])
+
+    # Then the error says the default table was not found, and how to name the stack
+    assert_clean_exit(result, 5)
+    assert "'ChangeLog'" in result.stderr
+    assert "--stack" in result.stderr and "CONFIGPIPE_STACK" in result.stderr

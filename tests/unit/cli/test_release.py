@@ -523,6 +523,7 @@ def test_start_follow_ends_with_exit_0_when_the_release_completes(release, relea
     assert "COMPLETED" in result.stdout
     assert "ReleaseCompleted" in result.stdout
     assert "100% on v2" in result.stdout
+    assert result.stdout.endswith("╯\n"), "the final view ends its line"
     assert alias() == AliasTarget.of("2")
 
 

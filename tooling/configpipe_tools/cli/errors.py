@@ -170,6 +170,18 @@ def translate(error: BaseException, *, resources: dict[str, str] | None = None) 
     return None
 
 
+def _not_found_hint(names: dict[str, str]) -> str:
+    """Without a stack the CLI falls back to default names, which a deployed stack does not use
+    (CloudFormation generates the table's): the likely fix is --stack, so say it first."""
+    if not names.get("stack"):
+        return (
+            "No --stack given, so the CLI used its default names: pass --stack ConfigPipe (or set "
+            "CONFIGPIPE_STACK) to take the names from the deployed stack's outputs, or name the "
+            "resource with its own option. Check --region/--profile too."
+        )
+    return "Check the name and --region/--profile: is the pipeline deployed in this account and region?"
+
+
 def _client_error(error: ClientError, names: dict[str, str]) -> CliError:
     code = str(error.response.get("Error", {}).get("Code", "Unknown"))
     message = str(error.response.get("Error", {}).get("Message", ""))
@@ -213,10 +225,7 @@ def _client_error(error: ClientError, names: dict[str, str]) -> CliError:
             "Encrypt": f"KMS key {names.get('secrets_key', '')!r} (--secrets-key / CONFIGPIPE_SECRETS_KEY)",
         }.get(operation, "a resource")
         return CliError(
-            f"{where} not found: {message}",
-            ExitCode.AWS,
-            "RESOURCE_NOT_FOUND",
-            "Check the name and --region/--profile: is the pipeline deployed in this account and region?",
+            f"{where} not found: {message}", ExitCode.AWS, "RESOURCE_NOT_FOUND", _not_found_hint(names)
         )
     return CliError(
         f"AWS error in {operation}: {code}: {message}",

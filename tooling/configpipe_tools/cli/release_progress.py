@@ -270,6 +270,10 @@ def follow_release(
             if remaining <= 0:
                 raise _still_running(release_id, state, view)
             time.sleep(min(interval, remaining))
+    if live is not None and not live.console.is_terminal:
+        # Off a terminal, rich prints the final view without ending its line: the next output
+        # (a shell prompt, the next command's) would start on the panel's last line.
+        live.console.line()
     code = ExitCode.OK if state.status is ReleaseStatus.COMPLETED else ExitCode.REJECTED
     if out.as_json:
         out.event({"type": "summary", **view}, Text(""))

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import sys
+import sysconfig
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,17 @@ CLIENT_ENVIRONMENT = {
     # bypass AWS_ENDPOINT_URL's host in some versions; the regional endpoint is equivalent.
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
 }
+
+
+def client_env_file(variables: dict[str, str], scripts_dir: Path | None = None) -> str:
+    """The text of ``.local/env``: ``variables`` exported, and this interpreter's scripts directory
+    (the venv's ``bin``, absolute) first on ``PATH``. The docs run ``aws`` and ``configpipe`` right
+    after ``source .local/env``; both are installed only in the venv, so without it they are
+    "command not found" in a fresh shell."""
+    scripts = (scripts_dir or Path(sysconfig.get_path("scripts"))).absolute()
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
+    lines.append(f'export PATH={shlex.quote(str(scripts))}:"$PATH"')
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -252,8 +264,7 @@ class LocalPipeline:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "outputs.json").write_text(json.dumps(self.outputs(), indent=2) + "\n")
         variables = {**self.client_environment(), "CONFIGPIPE_STACK": STACK_NAME, "AWS_PAGER": ""}
-        lines = [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
-        (self.state_dir / "env").write_text("\n".join(lines) + "\n")
+        (self.state_dir / "env").write_text(client_env_file(variables))
 
     def describe_state(self) -> str:
         """Whether the emulator's data outlives this run, in the banner's words."""
