@@ -22,9 +22,11 @@ IDENTITY_LIMIT = 256
 MESSAGE_LIMIT = 1024
 FIELD_LIMIT = 256
 CORRELATION_ID_LIMIT = 128
+#: A rejection lists at most this many reasons; the last one counts the rest.
+MAX_REASONS = 20
 
 
-def bounded(text: str, limit: int) -> str:
+def bounded(text: str, limit: int = IDENTITY_LIMIT) -> str:
     """``text`` with lone surrogates escaped (``\\udfff``, visible, and valid UTF-8) and cut
     to at most ``limit`` characters, the cut marked with :data:`TRUNCATION_MARKER`."""
     # Escaping can only lengthen the text, so the head is enough to decide (cheap on 100 MB).

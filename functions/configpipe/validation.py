@@ -23,7 +23,7 @@ from configpipe.contracts import (
     ReasonCode,
 )
 from configpipe.registry import Registry
-from configpipe.untrusted import bounded
+from configpipe.untrusted import MAX_REASONS, bounded
 from configpipe.values import canonical_json, nesting_depth
 
 M = TypeVar("M", bound=BaseModel)
@@ -53,10 +53,9 @@ def parse_model(model: type[M], detail: Any) -> tuple[M | None, list[Reason]]:
         return None, _bounded_reasons(error.errors(include_input=False, include_url=False))
 
 
-#: A rejection lists at most this many reasons (the rest are counted in the last one), and
-#: every unknown field shares one reason: a detail with 8,000 unknown fields once produced a
-#: rejection record over DynamoDB's 400 KB item limit, and so no verdict at all.
-MAX_REASONS = 20
+#: Every unknown field shares one reason, and a rejection lists at most MAX_REASONS: a detail
+#: with 8,000 unknown fields once produced a rejection record over DynamoDB's 400 KB item
+#: limit, and so no verdict at all.
 _NAMES_SHOWN = 10
 
 

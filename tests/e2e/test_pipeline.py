@@ -247,7 +247,7 @@ def test_a_failing_async_invocation_is_retried_then_parked_in_the_dlq(local: Loc
                 return record
         return None
 
-    record = eventually(parked, timeout=30, what="DLQ record")
+    record = eventually(parked, timeout=180, what="DLQ record")
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert record["responseContext"]["functionError"] == "Unhandled"
@@ -321,7 +321,7 @@ def test_the_aws_cli_drives_the_pipeline(local: LocalStack, unique: str, tmp_pat
         )
         return result.stdout if result.returncode == 0 else None
 
-    parameter = json.loads(eventually(read, timeout=30, interval=0.5, what="parameter via the AWS CLI"))
+    parameter = json.loads(eventually(read, interval=0.5, what="parameter via the AWS CLI"))
     assert parameter["Parameter"]["Value"] == "3"
     applied = eventually(lambda: local.applied("payments", "staging", key), what="payments applied")
     assert int(applied["version"]) == 1

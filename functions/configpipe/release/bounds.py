@@ -2,33 +2,35 @@
 
 A release request or control can carry anything (issue 9: hostile input). Whatever the
 release function echoes from it — in a ``ReleaseRejected``, a reason's message or field, a
-log line — goes through here: lone surrogates (valid in a Python string and in JSON escapes,
-but not UTF-8, so they break the serialisers and consumers downstream) become ``?``, and a
-long text is cut with a visible marker, so nothing it writes or logs grows with the input.
+log line — goes through here: lone surrogates are escaped and a long text is cut with a
+visible marker by :func:`configpipe.untrusted.bounded`, the one rule every function uses, so
+nothing it writes or logs grows with the input.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-TRUNCATED = "…(truncated)"
+from configpipe.untrusted import IDENTITY_LIMIT, MAX_REASONS, MESSAGE_LIMIT, TRUNCATION_MARKER, bounded
+
+__all__ = [
+    "MAX_ECHO_CHARS",
+    "MAX_MESSAGE_CHARS",
+    "MAX_REASONS",
+    "TRUNCATED",
+    "bounded",
+    "echoed_text",
+    "shown",
+]
+
+TRUNCATED = TRUNCATION_MARKER
 #: An identifier-like value echoed back (release id, function, alias, version, field path).
-MAX_ECHO_CHARS = 256
+MAX_ECHO_CHARS = IDENTITY_LIMIT
 #: A reason's message.
-MAX_MESSAGE_CHARS = 1024
-#: Reasons listed in one rejection; the rest are counted in one last reason.
-MAX_REASONS = 20
+MAX_MESSAGE_CHARS = MESSAGE_LIMIT
 #: Integers beyond this are not spelled out (``str()`` of a huge int is slow, and raises past
 #: Python's 4300-digit limit).
 _MAX_SHOWN_INT = 10**18
-
-
-def bounded(text: str, limit: int = MAX_ECHO_CHARS) -> str:
-    """``text`` safe to repeat: valid UTF-8, at most ``limit`` characters, a cut marked."""
-    clean = text.encode("utf-8", "replace").decode("utf-8")
-    if len(clean) <= limit:
-        return clean
-    return clean[: max(0, limit - len(TRUNCATED))] + TRUNCATED
 
 
 def shown(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
@@ -37,6 +39,9 @@ def shown(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
         return "a number of more than 18 digits"
     if isinstance(value, str):
         return repr(bounded(value, limit))
+    if isinstance(value, dict | list):
+        # Not repr(): it recurses, and a caller's value may nest as deep as the parser allows.
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'} of {len(value)} items"
     return bounded(repr(value), limit)
 
 
