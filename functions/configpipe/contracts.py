@@ -94,6 +94,17 @@ def check_environment(v: str) -> str:
     return v
 
 
+def _check_change_id(v: str) -> str:
+    if not CHANGE_ID_PATTERN.fullmatch(v):
+        raise ValueError("changeId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    return v
+
+
+def _check_scope(v: str, field_name: str | None) -> str:
+    check = {"service": check_service, "environment": check_environment}.get(field_name or "", check_key)
+    return check(v)
+
+
 def check_key(v: str) -> str:
     if len(v) > MAX_KEY_LENGTH or not KEY_PATTERN.fullmatch(v) or set(v) == {"."}:
         raise ValueError(
@@ -295,9 +306,16 @@ class ConfigurationUpdated(Announcement):
     value_inline: bool = False
     value: Any = None
     rolled_back_to: int | None = None
-    author: str
-    reason: str
+    author: str = Field(max_length=256)
+    reason: str = Field(max_length=1024)
     applied_at: datetime
+
+    # The pipeline announces only what a change could name; anything else was forged or
+    # corrupted, and a consumer refuses it rather than acting on (or logging) it.
+    _change_id = field_validator("change_id")(lambda v: _check_change_id(v))
+    _scope = field_validator("service", "environment", "key")(
+        lambda v, info: _check_scope(v, info.field_name)
+    )
 
 
 class Reason(Announcement):
@@ -431,7 +449,7 @@ class RolloutView(Announcement):
     and carried by every rollout announcement. Enough to decide, for any subject, whether it
     reads the stable or the candidate version."""
 
-    rollout_id: str
+    rollout_id: str = Field(max_length=128)
     service: str
     environment: str
     key: str
@@ -450,6 +468,10 @@ class RolloutView(Announcement):
     #: request's RolloutRelease; a plain mapping here, so a field added to it later is tolerated).
     release: dict[str, str] | None = Field(
         default=None, description="Bound to a code release: only that function version reads the candidate"
+    )
+
+    _scope = field_validator("service", "environment", "key")(
+        lambda v, info: _check_scope(v, info.field_name)
     )
 
 
