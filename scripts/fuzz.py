@@ -49,7 +49,6 @@ import random  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-import zipfile  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -79,7 +78,14 @@ from configpipe.stores import ParameterStore, SecretStore  # noqa: E402
 from configpipe.streams import lambda_stream_record, passes_materialiser_filter  # noqa: E402
 from configpipe.write_path import WritePath  # noqa: E402
 from configpipe_tools.harness import hostile  # noqa: E402
-from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline, provision  # noqa: E402
+from configpipe_tools.harness.aws import (  # noqa: E402
+    ACCOUNT,
+    REGION,
+    RELEASE_TABLE,
+    Pipeline,
+    provision,
+    provision_release,
+)
 from configpipe_tools.harness.chain import _build_materialiser  # noqa: E402
 from configpipe_tools.harness.events import change, eventbridge_event  # noqa: E402
 from configpipe_tools.harness.hostile import WriteMeter  # noqa: E402
@@ -475,50 +481,6 @@ def announcement_events(rng: random.Random, count: int, pool: list[dict[str, Any
 
 
 # --- set-up --------------------------------------------------------------------------------
-
-RELEASE_TABLE = "release-state"
-
-
-def provision_release(session: boto3.Session) -> None:
-    """The release table and a function with versions 1-3 behind a ``live`` alias."""
-    iam = session.client("iam")
-    role = iam.create_role(RoleName="checkout-api", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return {}\n")
-    lam = session.client("lambda")
-    lam.create_function(
-        FunctionName="checkout-api",
-        Runtime="python3.12",
-        Role=role,
-        Handler="app.handler",
-        Code={"ZipFile": buffer.getvalue()},
-    )
-    for n in range(3):
-        lam.update_function_configuration(FunctionName="checkout-api", Description=f"v{n + 1}")
-        lam.publish_version(FunctionName="checkout-api")
-    lam.create_alias(FunctionName="checkout-api", Name="live", FunctionVersion="1")
-    index = [("queue", "gsi1pk", "gsi1sk"), ("byAlias", "gsi2pk", "gsi2sk")]
-    session.client("dynamodb").create_table(
-        TableName=RELEASE_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": a, "AttributeType": "S"}
-            for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": name,
-                "Projection": {"ProjectionType": "ALL"},
-                "KeySchema": [
-                    {"AttributeName": pk, "KeyType": "HASH"},
-                    {"AttributeName": sk, "KeyType": "RANGE"},
-                ],
-            }
-            for name, pk, sk in index
-        ],
-    )
 
 
 def copy_table(source: str, name: str, fresh: bool = False) -> None:
