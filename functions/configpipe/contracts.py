@@ -24,8 +24,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from configpipe.naming import parameter_name as key_parameter_name
 
 # --- sources and detail types -------------------------------------------------------------
 
@@ -316,6 +318,16 @@ class ConfigurationUpdated(Announcement):
     _scope = field_validator("service", "environment", "key")(
         lambda v, info: _check_scope(v, info.field_name)
     )
+
+    @model_validator(mode="after")
+    def _reads_its_own_parameter(self) -> ConfigurationUpdated:
+        # Consumers read a non-inline value from parameterName: a forged one would point them
+        # at another key's parameter (or at a name SSM refuses, failing every retry).
+        if self.parameter_name is not None and self.parameter_name != key_parameter_name(
+            self.service, self.environment, self.key
+        ):
+            raise ValueError("parameterName must be the key's own parameter")
+        return self
 
 
 class Reason(Announcement):

@@ -215,8 +215,19 @@ def handler_with_calls(calls: list[Any]) -> Any:
         lambda e: {**e, "detail-type": ["ConfigurationUpdated"]},
         lambda e: "not an event",
         lambda e: {**e, "detail": {**e["detail"], "reason": HUGE}},
+        lambda e: {
+            **e,
+            "detail": {**e["detail"], "valueInline": False, "parameterName": "/config/payments/production/k"},
+        },
     ],
-    ids=["forged-key", "object-version", "list-detail-type", "string-event", "huge-reason"],
+    ids=[
+        "forged-key",
+        "object-version",
+        "list-detail-type",
+        "string-event",
+        "huge-reason",
+        "other-parameter",
+    ],
 )
 def test_the_update_handler_refuses_a_malformed_announcement_without_calling_back(pipeline, writer, mutate):
     calls: list[Any] = []
