@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # jsii's end-of-life banner is silenced per Node major version (a comma list), not by a flag
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: setup demo demo-stress up test test-stress test-unit test-e2e lint synth bench clean
+.PHONY: setup demo demo-stress up test test-stress test-unit test-e2e lint synth bench fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	python3 -m venv $(VENV)
@@ -86,6 +86,11 @@ bench: setup
 	$(PY) scripts/bench_write_path.py
 	$(PY) scripts/bench_cold_start.py
 	$(PY) scripts/rollout_stats.py
+
+## fuzz: every function's entry point with 10,000 hostile and valid events each, on moto
+## (docs/operations.md); not part of `make test`. FUZZ_ARGS="--events 500 --seed 3" to change it.
+fuzz: setup
+	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache

@@ -24,9 +24,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from configpipe.naming import parameter_name as key_parameter_name
 from configpipe.untrusted import FIELD_LIMIT, MESSAGE_LIMIT, bounded
 
 # --- sources and detail types -------------------------------------------------------------
@@ -94,6 +95,17 @@ def check_environment(v: str) -> str:
     if not ENVIRONMENT_PATTERN.fullmatch(v):
         raise ValueError("environment must match ^[a-z][a-z0-9-]{0,31}$")
     return v
+
+
+def _check_change_id(v: str) -> str:
+    if not CHANGE_ID_PATTERN.fullmatch(v):
+        raise ValueError("changeId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    return v
+
+
+def _check_scope(v: str, field_name: str | None) -> str:
+    check = {"service": check_service, "environment": check_environment}.get(field_name or "", check_key)
+    return check(v)
 
 
 def check_key(v: str) -> str:
@@ -297,9 +309,26 @@ class ConfigurationUpdated(Announcement):
     value_inline: bool = False
     value: Any = None
     rolled_back_to: int | None = None
-    author: str
-    reason: str
+    author: str = Field(max_length=256)
+    reason: str = Field(max_length=1024)
     applied_at: datetime
+
+    # The pipeline announces only what a change could name; anything else was forged or
+    # corrupted, and a consumer refuses it rather than acting on (or logging) it.
+    _change_id = field_validator("change_id")(lambda v: _check_change_id(v))
+    _scope = field_validator("service", "environment", "key")(
+        lambda v, info: _check_scope(v, info.field_name)
+    )
+
+    @model_validator(mode="after")
+    def _reads_its_own_parameter(self) -> ConfigurationUpdated:
+        # Consumers read a non-inline value from parameterName: a forged one would point them
+        # at another key's parameter (or at a name SSM refuses, failing every retry).
+        if self.parameter_name is not None and self.parameter_name != key_parameter_name(
+            self.service, self.environment, self.key
+        ):
+            raise ValueError("parameterName must be the key's own parameter")
+        return self
 
 
 class Reason(Announcement):
@@ -447,7 +476,7 @@ class RolloutView(Announcement):
     and carried by every rollout announcement. Enough to decide, for any subject, whether it
     reads the stable or the candidate version."""
 
-    rollout_id: str
+    rollout_id: str = Field(max_length=128)
     service: str
     environment: str
     key: str
@@ -466,6 +495,10 @@ class RolloutView(Announcement):
     #: request's RolloutRelease; a plain mapping here, so a field added to it later is tolerated).
     release: dict[str, str] | None = Field(
         default=None, description="Bound to a code release: only that function version reads the candidate"
+    )
+
+    _scope = field_validator("service", "environment", "key")(
+        lambda v, info: _check_scope(v, info.field_name)
     )
 
 

@@ -33,6 +33,7 @@ from configpipe.contracts import (
 from configpipe.errors import ConfigpipeError
 from configpipe.observability import logger
 from configpipe.registry import Registry
+from configpipe.untrusted import bounded_text
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -48,7 +49,8 @@ FANNED_OUT_TYPES = (DetailType.CONFIGURATION_UPDATED, *ROLLOUT_EVENT_TYPES)
 
 def parse_announcement(event: dict[str, Any]) -> Announcement:
     """The EventBridge event's detail as the contract its ``detail-type`` names (raises
-    pydantic's ``ValidationError`` for anything else, as the Powertools parser did)."""
+    pydantic's ``ValidationError`` for a malformed one, :class:`UnknownAnnouncementError` for
+    another detail-type)."""
     from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
     envelope = EventBridgeModel.model_validate(event)
@@ -56,7 +58,13 @@ def parse_announcement(event: dict[str, Any]) -> Announcement:
         return ConfigurationUpdated.model_validate(envelope.detail)
     if envelope.detail_type in {t.value for t in ROLLOUT_EVENT_TYPES}:
         return ConfigurationRolloutEvent.model_validate(envelope.detail)
-    raise ValueError(f"detail-type {envelope.detail_type!r} is not fanned out")
+    raise UnknownAnnouncementError(
+        f"detail-type {bounded_text(envelope.detail_type, 64)!r} is not fanned out"
+    )
+
+
+class UnknownAnnouncementError(ConfigpipeError, ValueError):
+    """The event is not of a detail-type the propagator fans out."""
 
 
 def announced_version(announcement: Announcement) -> int:

@@ -24,13 +24,16 @@ environment, key and version.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from configpipe.bus import ConfigBus
 from configpipe.changelog import ChangeLog, CurrentPointer, RolloutRecord, VersionRecord
 from configpipe.contracts import (
+    CHANGE_ID_PATTERN,
+    ROLLOUT_EVENT_TYPES,
     ConfigurationRejected,
     ConfigurationRolloutEvent,
     ConfigurationUpdated,
@@ -41,6 +44,9 @@ from configpipe.contracts import (
     RolloutOutcome,
     RolloutStatus,
     RolloutView,
+    check_environment,
+    check_key,
+    check_service,
 )
 from configpipe.errors import ConfigpipeError
 from configpipe.naming import (
@@ -52,31 +58,52 @@ from configpipe.naming import (
 )
 from configpipe.observability import logger
 from configpipe.stores import CANDIDATE_STAGE, ParameterStore, SecretStore, secret_version_token
+from configpipe.untrusted import bounded_text
 
 #: Rounds of "write current, re-read pointer" before giving up on a key whose pointer keeps
 #: moving; the record then fails and the stream retries it (by then the writers have settled).
 MAX_ROUNDS = 5
 CHANGE_PK_PREFIX = "CHANGE#"
+P = TypeVar("P")
 
 
 class Decrypter(Protocol):
     def decrypt(self, scope: str, ciphertext: bytes) -> str: ...
 
 
-class PointerMissingError(ConfigpipeError):
+class RecordRefusedError(ConfigpipeError):
+    """The stream record cannot be materialised, now or on any retry: it is malformed, of a
+    kind with no rule, or names an item the change log does not hold. The handler logs and
+    counts it and moves on; retrying would only park it in the DLQ a day later."""
+
+    code = "MALFORMED_RECORD"
+
+
+class PointerMissingError(RecordRefusedError):
     """A version item exists but its key has no CURRENT pointer: the change log is inconsistent."""
+
+    code = "DANGLING_RECORD"
 
 
 class PointerKeepsMovingError(ConfigpipeError):
     """The key's pointer moved on every round; the record is retried by the stream."""
 
 
-class RolloutMissingError(ConfigpipeError):
+class RolloutMissingError(RecordRefusedError):
     """A rollout stream record names a rollout (or candidate version) the change log lacks."""
 
+    code = "DANGLING_RECORD"
 
-class UnknownItemError(ConfigpipeError):
+
+class UnknownItemError(RecordRefusedError):
     """The stream delivered an item the materialiser has no rule for."""
+
+    code = "UNKNOWN_KIND"
+
+
+#: What parsing a forged or corrupted image raises: a missing attribute, a wrong type, a number
+#: that is not one, JSON that is not, or nesting deeper than the interpreter's stack.
+_MALFORMED = (LookupError, TypeError, ValueError, ArithmeticError, AttributeError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -118,9 +145,11 @@ class Materialiser:
     # --- entry point: one stream image ----------------------------------------------------
 
     def handle(self, image: dict[str, Any]) -> Outcome:
-        kind = image.get("kind")
+        """Raises :class:`RecordRefusedError` for an image no retry can materialise."""
+        kind = image.get("kind") if isinstance(image, dict) else None
+        kind = kind if isinstance(kind, str) else None
         if kind == "version":
-            return self.on_version(version_record_from_image(image))
+            return self.on_version(_parsed(version_record_from_image, image))
         if kind == "rollout":
             return self.on_rollout(image)
         if kind == "change" and image.get("status") == "rejected":
@@ -128,7 +157,7 @@ class Materialiser:
         if kind in {"change", "current"}:
             # Not in the ESM filter; tolerated so a widened filter cannot wedge the stream.
             return Outcome("skipped")
-        raise UnknownItemError(f"stream item of kind {kind!r} has no materialisation rule")
+        raise UnknownItemError(f"stream item of kind {bounded_text(kind, 64)} has no materialisation rule")
 
     # --- version records ------------------------------------------------------------------
 
@@ -300,7 +329,7 @@ class Materialiser:
         readable (read fresh from the change log, so a replayed old image never brings back
         an ended rollout), then announce the image's own event (as it was then: consumers
         drop sequences older than one they hold)."""
-        as_of = RolloutRecord.from_item(image)
+        as_of = _parsed(RolloutRecord.from_item, image)
         service, environment, key = as_of.service, as_of.environment, as_of.key
         context = {
             "rolloutId": as_of.rollout_id,
@@ -314,6 +343,8 @@ class Materialiser:
         if latest is None:
             raise RolloutMissingError(f"no rollout item for {scope_id(service, environment, key)}")
         candidates: dict[int, VersionRecord] = {}
+        # Read before any write: an image naming a candidate the log lacks is refused untouched.
+        candidate = self._candidate_record(as_of, candidates)
         if latest.active:
             candidate = self._candidate_record(latest, candidates)
             placement = self._write_candidate(latest, candidate)
@@ -332,7 +363,6 @@ class Materialiser:
                 self._secrets.remove_stage(secret_name(service, environment, key), CANDIDATE_STAGE)
             logger.info("rollout ended", extra={**context, "readersVersion": materialised.version})
 
-        candidate = self._candidate_record(as_of, candidates)
         event = self._rollout_event(as_of, candidate)
         entries = [self._bus.entry(DetailType(as_of.event), event, _event_resources(event))]
         if as_of.event == DetailType.CONFIGURATION_ROLLOUT_COMPLETED.value:
@@ -439,20 +469,8 @@ class Materialiser:
     # --- rejection records ----------------------------------------------------------------
 
     def on_rejection(self, image: dict[str, Any]) -> ConfigurationRejected:
-        change_id = str(image["pk"])[len(CHANGE_PK_PREFIX) :]
-        rejected = ConfigurationRejected(
-            change_id=change_id,
-            service=_opt_str(image.get("service")),
-            environment=_opt_str(image.get("environment")),
-            key=_opt_str(image.get("key")),
-            operation=_opt_str(image.get("operation")),
-            source=str(image.get("source", "")),
-            reasons=[
-                Reason(code=r["code"], message=r["message"], field=_opt_str(r.get("field")))
-                for r in image.get("reasons", [])
-            ],
-            rejected_at=image["receivedAt"],
-        )
+        rejected = _parsed(_rejection_from_image, image)
+        change_id = rejected.change_id
         self._bus.publish([self._bus.entry(DetailType.CONFIGURATION_REJECTED, rejected)])
         logger.info(
             "rejection announced",
@@ -465,6 +483,117 @@ class Materialiser:
             },
         )
         return rejected
+
+
+def _parsed(parse: Callable[[dict[str, Any]], P], image: dict[str, Any]) -> P:
+    """``parse(image)``, with a malformed image (or one naming a scope no change could have
+    been accepted for) turned into a refusal."""
+    try:
+        parsed = parse(image)
+        if isinstance(parsed, VersionRecord):
+            _check_version(parsed)
+        if isinstance(parsed, RolloutRecord):
+            _check_rollout(parsed)
+    except _MALFORMED as error:
+        raise RecordRefusedError(f"{type(error).__name__} while reading the image") from None
+    scope = [getattr(parsed, name, None) for name in ("service", "environment", "key")]
+    if isinstance(parsed, VersionRecord | RolloutRecord) and not _valid_scope(*scope):
+        raise RecordRefusedError("service, environment or key is not one a change could name")
+    return parsed
+
+
+def _check_version(record: VersionRecord) -> None:
+    """Everything the announcement and the stores take from a version image, checked before
+    any write (raises one of :data:`_MALFORMED`): the fields a change could have given it."""
+    texts = (record.change_id, record.operation, record.author, record.reason, record.applied_at)
+    if not all(isinstance(t, str) for t in (*texts, record.value_hash, record.source)):
+        raise TypeError("a text attribute is not a string")
+    for text in (*texts, record.value_hash, record.source):
+        text.encode("utf-8")  # a lone surrogate cannot go on the bus
+    if (
+        not CHANGE_ID_PATTERN.fullmatch(record.change_id)
+        or len(record.author) > 256
+        or len(record.reason) > 1024
+    ):
+        raise ValueError("changeId, author or reason is not one a change could carry")
+    Operation(record.operation)
+    datetime.fromisoformat(record.applied_at)
+    if record.version < 1 or any(
+        v is not None and v < 1 for v in (record.previous_version, record.rolled_back_to)
+    ):
+        raise ValueError("versions start at 1")
+    if record.value_json is not None:
+        json.loads(record.value_json.encode("utf-8"))  # a str of valid UTF-8 JSON
+    elif not record.deleted and not record.sensitive:
+        raise ValueError("a put of a plain value without the value")
+
+
+def _check_rollout(record: RolloutRecord) -> None:
+    """The rollout image's event, status and times, checked before any write."""
+    if DetailType(record.event) not in ROLLOUT_EVENT_TYPES:
+        raise ValueError("not a rollout event")
+    RolloutStatus(record.status)
+    datetime.fromisoformat(record.started_at)
+    if record.candidate_version < 1 or record.sequence < 0 or not 0 <= record.weight <= 100:
+        raise ValueError("candidate version, sequence or weight out of range")
+    # The announcement this image makes, with its candidate not yet located: every field a
+    # forged image could get wrong fails here, before the stores are touched.
+    ConfigurationRolloutEvent(
+        **_view_fields(record),
+        candidate=RolloutCandidate(
+            value_hash=record.candidate_value_hash,
+            sensitive=record.candidate_sensitive,
+            deleted=record.candidate_deleted,
+        ),
+        event_at=datetime.fromisoformat(record.updated_at or record.started_at),
+        author=record.author or "configpipe",
+        reason=record.reason or record.event,
+        outcome=RolloutOutcome.model_validate(record.outcome) if record.outcome else None,
+    )
+    if record.updated_at:
+        datetime.fromisoformat(record.updated_at)
+
+
+def _valid_scope(service: Any, environment: Any, key: Any) -> bool:
+    try:
+        check_service(service), check_environment(environment), check_key(key)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+#: Bounds of a rejection record's announcement. The validator writes records within them; a
+#: record beyond them was not written by it, and is announced cut (with a visible marker), so
+#: the event stays far below EventBridge's 256 KB.
+MAX_REASONS = 50
+MAX_MESSAGE_CHARS = 1024
+
+
+def _rejection_from_image(image: dict[str, Any]) -> ConfigurationRejected:
+    def text(name: str) -> str | None:
+        value = image.get(name)
+        return None if value is None else bounded_text(value)
+
+    reasons = image.get("reasons", [])
+    if not isinstance(reasons, list):
+        raise TypeError("reasons is not a list")
+    return ConfigurationRejected(
+        change_id=bounded_text(image["pk"])[len(CHANGE_PK_PREFIX) :],
+        service=text("service"),
+        environment=text("environment"),
+        key=text("key"),
+        operation=text("operation"),
+        source=bounded_text(image.get("source", "")),
+        reasons=[
+            Reason(
+                code=r["code"],
+                message=bounded_text(r["message"], MAX_MESSAGE_CHARS),
+                field=None if r.get("field") is None else bounded_text(r["field"]),
+            )
+            for r in reasons[:MAX_REASONS]
+        ],
+        rejected_at=image["receivedAt"],
+    )
 
 
 def version_record_from_image(image: dict[str, Any]) -> VersionRecord:
@@ -513,10 +642,6 @@ def _view_fields(rollout: RolloutRecord) -> dict[str, Any]:
 
 def _event_resources(event: ConfigurationRolloutEvent) -> list[str]:
     return [event.candidate.secret_arn] if event.candidate.secret_arn else []
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _log_context(record: VersionRecord) -> dict[str, Any]:

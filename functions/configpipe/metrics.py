@@ -19,10 +19,14 @@ CHANGES_DUPLICATE = "ChangesDuplicate"
 CONFIGURATIONS_MATERIALISED = "ConfigurationsMaterialised"
 UPDATES_ANNOUNCED = "UpdatesAnnounced"
 MATERIALISATION_FAILURES = "MaterialisationFailures"
+#: Stream records no retry could materialise (malformed, or naming items the log lacks).
+STREAM_RECORDS_REFUSED = "StreamRecordsRefused"
 ROLLOUT_EVENTS_ANNOUNCED = "RolloutEventsAnnounced"
 # --- propagator ---------------------------------------------------------------------------
 DELIVERIES_SUCCEEDED = "DeliveriesSucceeded"
 DELIVERIES_FAILED = "DeliveriesFailed"
+#: Events refused by the propagator: not an announcement the pipeline could have made.
+ANNOUNCEMENTS_REFUSED = "AnnouncementsRefused"
 # --- release manager ----------------------------------------------------------------------
 RELEASE_STARTED = "ReleaseStarted"
 RELEASE_REJECTED = "ReleaseRejected"
@@ -49,9 +53,11 @@ PIPELINE_METRICS = (
     CONFIGURATIONS_MATERIALISED,
     UPDATES_ANNOUNCED,
     MATERIALISATION_FAILURES,
+    STREAM_RECORDS_REFUSED,
     ROLLOUT_EVENTS_ANNOUNCED,
     DELIVERIES_SUCCEEDED,
     DELIVERIES_FAILED,
+    ANNOUNCEMENTS_REFUSED,
 )
 #: What the release manager emits.
 RELEASE_METRICS = (

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 #: Appended to text that was cut, so a reader knows there was more.
 TRUNCATION_MARKER = "…(truncated)"
@@ -88,3 +91,28 @@ def _scalar(value: Any) -> _Token:
     if value is None or isinstance(value, bool | int | float):
         return _Token(json.dumps(value).encode("ascii"))
     return _Token(f"<{type(value).__name__}>".encode())
+
+
+def bounded_text(value: Any, limit: int = IDENTITY_LIMIT) -> str:
+    """Any value, as :func:`bounded` text: a string as it is, anything else by ``repr`` (or its
+    type name where ``repr`` fails or recurses too deep on hostile input). Never raises."""
+    if isinstance(value, str):
+        return bounded(value, limit)
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError on a deep value, or a hostile __repr__
+        text = f"<{type(value).__name__}>"
+    return bounded(text, limit)
+
+
+#: At most this many of a validation error's problems are reported.
+MAX_PROBLEMS = 10
+
+
+def validation_summary(error: ValidationError) -> list[str]:
+    """Where and what kind each problem is (``detail.key: string_type``), bounded, never the
+    input itself: pydantic's own messages quote the value."""
+    return [
+        bounded(".".join(str(part) for part in problem["loc"]), 128) + f": {problem['type']}"
+        for problem in error.errors(include_url=False, include_input=False)[:MAX_PROBLEMS]
+    ]

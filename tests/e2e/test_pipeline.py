@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from configpipe_tools.harness.events import eventbridge_event
 from tests.e2e.conftest import REPO, LocalStack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -231,8 +232,30 @@ def test_a_failing_async_invocation_is_retried_then_parked_in_the_dlq(local: Loc
     dlq_arn = config["DestinationConfig"]["OnFailure"]["Destination"]
     dlq_url = local.client("sqs").get_queue_url(QueueName=dlq_arn.rsplit(":", 1)[1])["QueueUrl"]
 
-    # When the handler is invoked asynchronously with an event it cannot parse
-    bad = {"detail-type": "ConfigurationUpdated", "marker": unique}
+    # When the handler is invoked asynchronously with an update it cannot apply: a version
+    # beyond DynamoDB's 38 digits makes the sample service's durable guard fail on every try.
+    # (An event it cannot parse no longer does: it is refused without a retry, issue 9.)
+    bad = {
+        **eventbridge_event(
+            {
+                "changeId": f"dlq-{unique}",
+                "service": "checkout",
+                "environment": "production",
+                "key": f"dlq-{unique}",
+                "operation": "put",
+                "version": 10**40,
+                "valueHash": "sha256:0",
+                "valueInline": True,
+                "value": 1,
+                "author": "e2e",
+                "reason": "poison",
+                "appliedAt": "2026-12-02T10:00:00+00:00",
+            },
+            detail_type="ConfigurationUpdated",
+            source="configpipe.pipeline",
+        ),
+        "marker": unique,
+    }
     local.client("lambda").invoke(
         FunctionName=handler, InvocationType="Event", Payload=json.dumps(bad).encode()
     )

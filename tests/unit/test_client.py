@@ -98,7 +98,6 @@ def update(key: str, version: int, value: Any = None, **overrides: Any) -> Confi
         "version": version,
         "previous_version": version - 1 or None,
         "value_hash": value_hash(value),
-        "parameter_name": f"/config/checkout/production/{key}",
         "value": value,
         "value_inline": True,
         "author": "alice",
@@ -106,6 +105,8 @@ def update(key: str, version: int, value: Any = None, **overrides: Any) -> Confi
         "applied_at": datetime.now(UTC),
     }
     fields.update(overrides)
+    # the key's own parameter, as the materialiser announces it (whatever scope overrides chose)
+    fields.setdefault("parameter_name", f"/config/{fields['service']}/{fields['environment']}/{key}")
     return ConfigurationUpdated(**fields)
 
 

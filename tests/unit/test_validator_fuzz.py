@@ -1,5 +1,7 @@
 """Property-based: whatever arrives, the validator answers with a structured outcome, never
-raises, writes at most one record, and never repeats a submitted value in its answer."""
+raises, writes at most one record, and never repeats a submitted value in its answer.
+Strategies (tests/unit/hostile.py) span the whole Unicode range with lone surrogates, huge
+strings and objects, and deep nesting."""
 
 from __future__ import annotations
 
@@ -18,16 +20,9 @@ from configpipe.registry_source import RegistrySource
 from configpipe.write_path import WritePath
 from configpipe_tools.harness.aws import provision
 from configpipe_tools.harness.events import change, eventbridge_event
+from tests.unit.hostile import any_text, hostile_values, json_values, lone_surrogate
 
 MARKER = "zz-secret-marker-zz"
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=30,
-)
 
 FIELDS = [
     "changeId",
@@ -47,18 +42,21 @@ FIELDS = [
 
 @st.composite
 def mutated_changes(draw: Any) -> Any:
-    """A valid change with some fields dropped, replaced by arbitrary JSON, or added."""
+    """A valid change with some fields dropped, replaced by arbitrary JSON, spiked with a lone
+    surrogate (a valid value but for one code point: the case that reaches deepest), or added."""
     detail: dict[str, Any] = change(
         key=draw(st.sampled_from(["max_items", "db_password", "flag"])), value=MARKER
     )
     for name in draw(st.lists(st.sampled_from(FIELDS), max_size=4, unique=True)):
-        action = draw(st.sampled_from(["drop", "replace"]))
+        action = draw(st.sampled_from(["drop", "replace", "spike"]))
         if action == "drop":
             detail.pop(name, None)
+        elif action == "spike":
+            detail[name] = f"{detail.get(name, '')}{draw(lone_surrogate)}"
         else:
-            detail[name] = draw(json_values)
+            detail[name] = draw(hostile_values)
     if draw(st.booleans()):
-        detail[draw(st.text(min_size=1, max_size=10))] = draw(json_values)
+        detail[draw(any_text)] = draw(json_values)
     return detail
 
 
@@ -81,6 +79,8 @@ def moto_pipeline():
         )
 
 
+# Issue 9, item 1: a lone surrogate in key/service/environment/operation crashes the validator
+# (UnicodeEncodeError in values.value_hash via write_path._rejection_hash), before the fix.
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(detail=anything)
 def test_any_detail_gets_a_structured_outcome_and_at_most_one_record(moto_pipeline, detail):

@@ -62,6 +62,7 @@ def config_update_handler(
     # Imported here, not at module import: the parser and the contracts pull in pydantic,
     # which only the update handler (not every reader of the client) needs.
     from aws_lambda_powertools.utilities.parser import envelopes, parse
+    from pydantic import ValidationError
 
     from configpipe.contracts import (
         ROLLOUT_EVENT_TYPES,
@@ -69,6 +70,7 @@ def config_update_handler(
         ConfigurationUpdated,
         RolloutStatus,
     )
+    from configpipe.untrusted import validation_summary
 
     rollout_types = {str(t) for t in ROLLOUT_EVENT_TYPES}
     parameter_store = parameters or (client.parameters if client else ParameterStore())
@@ -76,11 +78,7 @@ def config_update_handler(
     applied: dict[tuple[str, str, str], int] = {}
     applied_rollouts: dict[tuple[str, str, str], tuple[int, int]] = {}
 
-    def handle_update(event: dict[str, Any]) -> dict[str, Any]:
-        update = cast(
-            ConfigurationUpdated,
-            parse(event=event, model=ConfigurationUpdated, envelope=envelopes.EventBridgeEnvelope),
-        )
+    def handle_update(update: ConfigurationUpdated) -> dict[str, Any]:
         scope = (update.service, update.environment, update.key)
         identity = {
             "targetService": service,
@@ -107,11 +105,7 @@ def config_update_handler(
         log.info("update applied", extra=identity)
         return {"applied": True, "version": update.version}
 
-    def handle_rollout(event: dict[str, Any]) -> dict[str, Any]:
-        rollout = cast(
-            ConfigurationRolloutEvent,
-            parse(event=event, model=ConfigurationRolloutEvent, envelope=envelopes.EventBridgeEnvelope),
-        )
+    def handle_rollout(rollout: ConfigurationRolloutEvent) -> dict[str, Any]:
         scope = (rollout.service, rollout.environment, rollout.key)
         order = (rollout.candidate_version, rollout.sequence)
         summary = {
@@ -150,8 +144,19 @@ def config_update_handler(
         return {"applied": True, **summary}
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        if event.get("detail-type") in rollout_types:
-            return handle_rollout(event)
-        return handle_update(event)
+        detail_type = event.get("detail-type") if isinstance(event, dict) else None
+        detail_type = detail_type if isinstance(detail_type, str) else None
+        model = ConfigurationRolloutEvent if detail_type in rollout_types else ConfigurationUpdated
+        try:
+            announcement = parse(event=event, model=model, envelope=envelopes.EventBridgeEnvelope)
+        except ValidationError as error:
+            # Not an announcement the pipeline could have made: acting on it, or failing so
+            # Lambda retries it into the DLQ, would both be wrong. Refused, bounded, logged.
+            refusal = {"applied": False, "reason": "invalid", "errors": validation_summary(error)}
+            log.warning("announcement refused", extra={"targetService": service, **refusal})
+            return refusal
+        if isinstance(announcement, ConfigurationRolloutEvent):
+            return handle_rollout(announcement)
+        return handle_update(cast(ConfigurationUpdated, announcement))
 
     return handler

@@ -23,17 +23,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from configpipe.bus import ConfigBus
 from configpipe.changelog import ChangeLog
 from configpipe.crypto import SecretsKey
-from configpipe.materialise import Materialiser
+from configpipe.materialise import Materialiser, RecordRefusedError
 from configpipe.metrics import (
     CHANGES_REJECTED,
     CONFIGURATIONS_MATERIALISED,
     MATERIALISATION_FAILURES,
     ROLLOUT_EVENTS_ANNOUNCED,
+    STREAM_RECORDS_REFUSED,
     UPDATES_ANNOUNCED,
 )
 from configpipe.observability import logger, metrics, tracer
 from configpipe.settings import MaterialiserSettings
 from configpipe.stores import ParameterStore, SecretStore
+from configpipe.untrusted import bounded_text
 
 
 def build(settings: MaterialiserSettings) -> Materialiser:
@@ -57,22 +59,18 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord, materialiser: Materialiser | None = None) -> None:
-    if record.dynamodb is None or record.event_name not in (
-        DynamoDBRecordEventName.INSERT,
-        DynamoDBRecordEventName.MODIFY,  # a rollout's state changes are updates of one item
-    ):
-        return
-    image = record.dynamodb.new_image
     try:
+        image = _new_image(record)
+        if image is None:
+            return
         outcome = (materialiser or default()).handle(image)
+    except RecordRefusedError as refusal:
+        _refuse(record.raw_event, refusal.code, str(refusal))
+        return
     except Exception:
         # Identity only: the image may hold a value or a ciphertext.
         logger.exception(
-            "stream record failed; the event-source mapping will retry it",
-            extra={
-                "sequenceNumber": record.dynamodb.sequence_number,
-                **{k: str(image[k]) for k in ("pk", "sk", "changeId", "version") if k in image},
-            },
+            "stream record failed; the event-source mapping will retry it", extra=_identity(record.raw_event)
         )
         metrics.add_metric(name=MATERIALISATION_FAILURES, unit=MetricUnit.Count, value=1)
         raise
@@ -85,13 +83,76 @@ def record_handler(record: DynamoDBRecord, materialiser: Materialiser | None = N
         metrics.add_metric(name=CHANGES_REJECTED, unit=MetricUnit.Count, value=1)
 
 
+def _new_image(record: DynamoDBRecord) -> dict[str, Any] | None:
+    """The record's NEW_IMAGE, or None for a record with nothing to materialise (a removal).
+    Reading it deserialises DynamoDB JSON, which a forged record can break in many ways."""
+    try:
+        if record.dynamodb is None or record.event_name not in (
+            DynamoDBRecordEventName.INSERT,
+            DynamoDBRecordEventName.MODIFY,  # a rollout's state changes are updates of one item
+        ):
+            return None
+        image = record.dynamodb.new_image
+    except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError, RecursionError) as error:
+        raise RecordRefusedError(f"{type(error).__name__} while deserialising the image") from None
+    if not isinstance(image, dict):
+        raise RecordRefusedError("the record has no image")
+    return image
+
+
+def _refuse(raw: Any, code: str, message: str) -> None:
+    """A record no retry can materialise: logged (identity only, bounded) and counted, not
+    retried. The stream moves on; the metric's alarm tells an operator."""
+    logger.error("stream record refused", extra={"code": code, "reason": message, **_identity(raw)})
+    metrics.add_metric(name=STREAM_RECORDS_REFUSED, unit=MetricUnit.Count, value=1)
+
+
+def _identity(raw: Any) -> dict[str, str]:
+    """Who the record is about, from the raw DynamoDB JSON, bounded: never an attribute that
+    could hold a value or ciphertext, and nothing a forged record could make large."""
+    stream = raw.get("dynamodb") if isinstance(raw, dict) else None
+    stream = stream if isinstance(stream, dict) else {}
+    new_image = stream.get("NewImage")
+    image: dict[str, Any] = new_image if isinstance(new_image, dict) else {}
+    identity = {"sequenceNumber": bounded_text(stream.get("SequenceNumber"), 64)}
+    for name in ("pk", "sk", "changeId", "version"):
+        if name in image:
+            identity[name] = bounded_text(image[name], 128)
+    return identity
+
+
+def _stream_records(event: Any) -> list[dict[str, Any]]:
+    """The records of a DynamoDB stream batch that are shaped like one; others are refused
+    here, because Powertools fails the whole batch on a single misshapen record."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        _refuse(None, "MALFORMED_EVENT", "not a DynamoDB stream batch")
+        return []
+    kept = []
+    for raw in records:
+        stream = raw.get("dynamodb") if isinstance(raw, dict) else None
+        if (
+            isinstance(stream, dict)
+            and raw.get("eventSource") == "aws:dynamodb"
+            and isinstance(raw.get("eventName"), str)
+            and isinstance(stream.get("SequenceNumber"), str)
+        ):
+            kept.append(raw)
+        else:
+            _refuse(raw, "MALFORMED_RECORD", "not a DynamoDB stream record")
+    return kept
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext, materialiser: Materialiser | None = None) -> Any:
     """``materialiser`` is an optional port for tests; Lambda never passes it."""
+    records = _stream_records(event)
+    if not records:
+        return {"batchItemFailures": []}
     return process_partial_response(
-        event=event,
+        event={"Records": records},
         record_handler=lambda record: record_handler(record, materialiser),
         processor=processor,
         context=context,

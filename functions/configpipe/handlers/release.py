@@ -18,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from configpipe.bus import ConfigBus
 from configpipe.observability import logger, metrics, tracer
@@ -29,6 +30,7 @@ from configpipe.release.hooks import LambdaHookRunner
 from configpipe.release.service import ReleaseService
 from configpipe.release.settings import ReleaseSettings
 from configpipe.release.store import ReleaseStore
+from configpipe.untrusted import bounded, validation_summary
 
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
 
@@ -63,7 +65,16 @@ def handler(
 ) -> dict[str, Any]:
     """``service`` is an optional port for tests; Lambda never passes it."""
     service = service or default()
-    envelope = parse(event=event, model=EventBridgeModel)
+    try:
+        envelope = parse(event=event, model=EventBridgeModel)
+    except ValidationError as error:
+        # Not an EventBridge event with an object detail (a direct invoke with junk): there is
+        # no release to reject, so it is refused here, bounded, and never retried.
+        logger.warning(
+            "malformed event refused",
+            extra={"code": "MALFORMED_EVENT", "problems": validation_summary(error)},
+        )
+        return {"outcome": "ignored", "code": "MALFORMED_EVENT"}
     detail: dict[str, Any] = envelope.detail if isinstance(envelope.detail, dict) else {}
     if envelope.detail_type == SCHEDULED_DETAIL_TYPE and envelope.source == "aws.events":
         summary = service.reconcile_all()
@@ -79,5 +90,8 @@ def handler(
         logger.append_keys(release_id=echoed_text(detail.get("releaseId")))
         control = service.handle_control(detail, envelope.source, envelope.id)
         return {"outcome": control.outcome}
-    logger.warning("ignored event", extra={"detail_type": envelope.detail_type, "source": envelope.source})
+    logger.warning(
+        "ignored event",
+        extra={"detail_type": bounded(envelope.detail_type, 128), "source": bounded(envelope.source)},
+    )
     return {"outcome": "ignored"}

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,6 +205,52 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
         Rule="capture-all", EventBusName=pipeline.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}]
     )
     return pipeline
+
+
+RELEASE_TABLE = "release-state"
+
+
+def provision_release(session: boto3.Session) -> None:
+    """For the release manager: its table (keys and indexes as stacks/release.py) and the demo
+    registry's ``checkout-api`` with versions 1-3 behind a ``live`` alias."""
+    iam = session.client("iam")
+    role = iam.create_role(RoleName="checkout-api", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return {}\n")
+    lam = session.client("lambda")
+    lam.create_function(
+        FunctionName="checkout-api",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": buffer.getvalue()},
+    )
+    for n in range(3):
+        lam.update_function_configuration(FunctionName="checkout-api", Description=f"v{n + 1}")
+        lam.publish_version(FunctionName="checkout-api")
+    lam.create_alias(FunctionName="checkout-api", Name="live", FunctionVersion="1")
+    index = [("queue", "gsi1pk", "gsi1sk"), ("byAlias", "gsi2pk", "gsi2sk")]
+    session.client("dynamodb").create_table(
+        TableName=RELEASE_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": "S"}
+            for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": name,
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+            }
+            for name, pk, sk in index
+        ],
+    )
 
 
 #: The one lock around in-process moto. Every request moto serves, and every botocore client
