@@ -60,6 +60,7 @@ from moto import mock_aws  # noqa: E402
 from configpipe.bus import ConfigBus  # noqa: E402
 from configpipe.changelog import ChangeLog  # noqa: E402
 from configpipe.client.update_handler import config_update_handler  # noqa: E402
+from configpipe.contracts import ConfigurationChange  # noqa: E402
 from configpipe.crypto import SecretsKey  # noqa: E402
 from configpipe.fanout import FanOut  # noqa: E402
 from configpipe.handlers import materialiser as materialiser_handler  # noqa: E402
@@ -95,21 +96,7 @@ from configpipe_tools.harness.lambda_context import LambdaContext  # noqa: E402
 MAX_LOG_LINE = 16_384
 #: Put into every valid value: a log line or rejection that carries it leaks a value.
 MARKER = "zz-value-marker-zz"
-CHANGE_FIELDS = [
-    "changeId",
-    "service",
-    "environment",
-    "key",
-    "operation",
-    "value",
-    "encryptedValue",
-    "toVersion",
-    "expectedVersion",
-    "sensitive",
-    "author",
-    "reason",
-    "rollout",
-]
+CHANGE_FIELDS = hostile.contract_fields(ConfigurationChange)
 
 
 # --- observation -----------------------------------------------------------------------------

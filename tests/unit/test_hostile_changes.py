@@ -14,28 +14,18 @@ import boto3
 import pytest
 
 from configpipe.changelog import ChangeLog
-from configpipe.crypto import SecretsKey
 from configpipe.handlers import validator
 from configpipe.naming import scope_id
-from configpipe.registry_source import RegistrySource
 from configpipe.untrusted import TRUNCATION_MARKER, bounded, stable_digest
 from configpipe.validation import MAX_REASONS, check_value
 from configpipe.write_path import WritePath
 from configpipe_tools.harness.aws import Pipeline
 from configpipe_tools.harness.events import change, eventbridge_event
 from configpipe_tools.harness.lambda_context import LambdaContext
+from tests.unit.test_write_path import make_write_path
 
 #: DynamoDB's item limit; a rejection record must stay far below it.
 ITEM_LIMIT = 400 * 1024
-
-
-def make_write_path(pipeline: Pipeline, **options: Any) -> WritePath:
-    return WritePath(
-        change_log=ChangeLog(pipeline.table_name),
-        registry=RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm")),
-        secrets=SecretsKey(pipeline.secrets_key_id, pipeline.hash_key_id),
-        **options,
-    )
 
 
 @pytest.fixture

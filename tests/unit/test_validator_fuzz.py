@@ -14,30 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configpipe.changelog import ChangeLog
-from configpipe.contracts import ReasonCode
+from configpipe.contracts import ConfigurationChange, ReasonCode
 from configpipe.crypto import SecretsKey
 from configpipe.registry_source import RegistrySource
 from configpipe.write_path import WritePath
 from configpipe_tools.harness.aws import provision
 from configpipe_tools.harness.events import change, eventbridge_event
+from configpipe_tools.harness.hostile import contract_fields
 from tests.unit.hostile import any_text, hostile_values, json_values, lone_surrogate
 
 MARKER = "zz-secret-marker-zz"
 
-FIELDS = [
-    "changeId",
-    "service",
-    "environment",
-    "key",
-    "operation",
-    "value",
-    "encryptedValue",
-    "toVersion",
-    "expectedVersion",
-    "sensitive",
-    "author",
-    "reason",
-]
+FIELDS = contract_fields(ConfigurationChange)
 
 
 @st.composite

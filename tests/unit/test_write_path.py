@@ -19,11 +19,12 @@ from configpipe_tools.harness.aws import Pipeline
 from configpipe_tools.harness.events import change, eventbridge_event
 
 
-def make_write_path(pipeline: Pipeline) -> WritePath:
+def make_write_path(pipeline: Pipeline, **options: Any) -> WritePath:
     return WritePath(
         change_log=ChangeLog(pipeline.table_name),
         registry=RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm")),
         secrets=SecretsKey(pipeline.secrets_key_id, pipeline.hash_key_id),
+        **options,
     )
 
 

@@ -173,3 +173,9 @@ class WriteMeter:
     def take(self) -> list[tuple[str, str]]:
         calls, self.calls = self.calls, []
         return calls
+
+
+def contract_fields(model: Any) -> list[str]:
+    """A contract's field names as they appear on the wire (its aliases), from the model itself,
+    so a field added to the contract is fuzzed without anyone updating a list."""
+    return [field.alias or name for name, field in model.model_fields.items()]
