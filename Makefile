@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # jsii's end-of-life banner is silenced per Node major version (a comma list), not by a flag
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: setup demo demo-stress up test test-stress test-unit test-e2e lint synth bench fuzz clean
+.PHONY: setup demo demo-stress up test test-stress test-unit test-e2e lint synth bench fuzz schemas clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	python3 -m venv $(VENV)
@@ -91,6 +91,10 @@ bench: setup
 ## (docs/operations.md); not part of `make test`. FUZZ_ARGS="--events 500 --seed 3" to change it.
 fuzz: setup
 	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
+
+## schemas: regenerate docs/contracts/*.schema.json from the contract models (a test fails on drift)
+schemas: setup
+	$(PY) -m configpipe_tools.contract_schemas
 
 clean:
 	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache
