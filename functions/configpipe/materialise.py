@@ -316,6 +316,7 @@ class Materialiser:
             deleted=record.deleted,
             sensitive=record.sensitive,
             rolled_back_to=record.rolled_back_to,
+            restore_id=record.restore_id,
             author=record.author,
             reason=record.reason,
             applied_at=datetime.fromisoformat(record.applied_at),
