@@ -30,6 +30,9 @@ SCOPE_INDEX = "byScope"
 #: the rollout function's tick reads it instead of scanning the table.
 ACTIVE_ROLLOUTS_INDEX = "activeRollouts"
 ACTIVE = "ACTIVE"
+#: Partition prefix of whole-service snapshots (``SNAPSHOT#{service}#{environment}``), written
+#: by ``configpipe snapshot create``; the publisher policies confine that write to it.
+SNAPSHOT_PREFIX = "SNAPSHOT#"
 
 
 def key_pk(service: str, environment: str, key: str) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from configpipe.changelog import ChangeLog, VersionRecord, utc_now
+from configpipe.changelog import SNAPSHOT_PREFIX, ChangeLog, VersionRecord, utc_now
 from configpipe.contracts import CHANGE_ID_PATTERN, Operation
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _LABEL_PREFIX = "LABEL#"
 
 
 def snapshot_pk(service: str, environment: str) -> str:
-    return f"SNAPSHOT#{service}#{environment}"
+    return f"{SNAPSHOT_PREFIX}{service}#{environment}"
 
 
 class SnapshotExistsError(Exception):
