@@ -251,3 +251,96 @@ def test_restore_to_a_moment_uses_the_versions_accepted_by_then(pipeline: Pipeli
         "later_key": "delete",
     }
     assert parameter("max_items") == 10 and parameter("later_key") is None
+
+
+def empty_the_stack(pipeline: Pipeline) -> None:
+    """What a freshly deployed stack holds: the resources, no configuration."""
+    table = boto3.resource("dynamodb", region_name=REGION).Table(pipeline.table_name)
+    for item in table.scan()["Items"]:
+        table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    ssm = boto3.client("ssm", region_name=REGION)
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path="/config", Recursive=True):
+        for p in page["Parameters"]:
+            ssm.delete_parameter(Name=p["Name"])
+
+
+def test_export_to_s3_then_import_into_an_empty_stack(pipeline: Pipeline, chain: Chain):
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="dr-bucket")
+    put(chain, "max_items", 10)
+    put(chain, "limits", {"cart": 5, "tiers": ["a", "b"]})
+    put(chain, "api_token", "s3cr3t", sensitive=True)
+    body(cli(pipeline, "snapshot", "create", "checkout", "production", "--label", "dr", "-o", "json"))
+
+    exported = body(
+        cli(
+            pipeline,
+            "snapshot",
+            "export",
+            "checkout",
+            "production",
+            "dr",
+            "--to",
+            "s3://dr-bucket/backups/",
+            "-o",
+            "json",
+        )
+    )
+    stored = json.loads(
+        boto3.client("s3", region_name=REGION)
+        .get_object(Bucket="dr-bucket", Key="backups/checkout/production/dr.json")["Body"]
+        .read()
+    )
+
+    assert exported["uri"] == "s3://dr-bucket/backups/checkout/production/dr.json"
+    assert stored["keys"]["limits"]["value"] == {"cart": 5, "tiers": ["a", "b"]}
+    assert stored["keys"]["api_token"] == {
+        **stored["keys"]["api_token"],
+        "secretRef": "configpipe/checkout/production/api_token",
+        "sensitive": True,
+    }
+    assert "value" not in stored["keys"]["api_token"] and "s3cr3t" not in json.dumps(stored)
+
+    # Disaster: a new, empty stack; the export is replayed into it through the pipeline
+    empty_the_stack(pipeline)
+    assert parameter("max_items") is None
+    imported = body(
+        cli(
+            pipeline,
+            "snapshot",
+            "import",
+            "--from",
+            exported["uri"],
+            "-r",
+            "dr drill",
+            "--no-wait",
+            "-o",
+            "json",
+        )
+    )
+    chain.run()
+
+    assert parameter("max_items") == 10 and parameter("limits") == {"cart": 5, "tiers": ["a", "b"]}
+    assert imported["secretsNotImported"] == ["api_token"]
+    assert {c["key"] for c in imported["changes"]} == {"max_items", "limits"}
+    record = log(pipeline).current_record("checkout", "production", "limits")
+    assert record is not None and record.version == 1 and record.restore_id == imported["importId"]
+
+    # Importing again is refused key by key (expectedVersion 0): nothing is overwritten
+    put(chain, "max_items", 11)
+    again = cli(
+        pipeline,
+        "snapshot",
+        "import",
+        "--from",
+        exported["uri"],
+        "-r",
+        "again",
+        "--no-wait",
+        "-o",
+        "json",
+    )
+    chain.run()
+    assert parameter("max_items") == 11
+    for change_ in body(again)["changes"]:
+        record_ = log(pipeline).change(change_["changeId"])
+        assert record_ is not None and record_.status == "rejected"

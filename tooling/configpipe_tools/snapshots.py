@@ -335,3 +335,41 @@ def step_change_id(restore_id: str, key: str) -> str:
     change_id = f"{restore_id}.{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     assert CHANGE_ID_PATTERN.fullmatch(change_id), change_id
     return change_id
+
+
+# --- disaster-recovery export / import -------------------------------------------------------
+
+EXPORT_FORMAT = "configpipe.snapshot/1"
+
+
+def export_document(log: ChangeLog, snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as a self-contained document: each key's value when it is not sensitive;
+    a sensitive key only as a reference (its secret's name and the value's keyed hash), so the
+    export never holds a secret in clear."""
+    from configpipe.naming import secret_name
+
+    keys: dict[str, Any] = {}
+    for key, state in sorted(snapshot.keys.items()):
+        entry: dict[str, Any] = state.to_json()
+        if state.sensitive:
+            entry["secretRef"] = secret_name(snapshot.service, snapshot.environment, key)
+        else:
+            record = log.version(snapshot.service, snapshot.environment, key, state.version)
+            if record is None or record.value_json is None:
+                raise ValueError(f"version {state.version} of {key} is missing from the change log")
+            entry["value"] = json.loads(record.value_json)
+        keys[key] = entry
+    return {"format": EXPORT_FORMAT, **snapshot.summary(), "keys": keys}
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key/prefix`` → (bucket, key prefix without surrounding slashes)."""
+    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        raise ValueError(f"{uri!r} is not an s3://bucket/prefix URI")
+    bucket, _, prefix = uri[5:].partition("/")
+    return bucket, prefix.strip("/")
+
+
+def export_key(prefix: str, service: str, environment: str, label: str) -> str:
+    name = f"{service}/{environment}/{label}.json"
+    return f"{prefix}/{name}" if prefix else name

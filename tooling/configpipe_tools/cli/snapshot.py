@@ -8,6 +8,7 @@ caller's team, so the validator judges every one of them.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -27,6 +28,7 @@ from configpipe_tools.cli.output import Output, pretty_json, reason_text
 from configpipe_tools.cli.publishing import PreparedWrite, WriteRequest, prepare, publish, wait_for_outcome
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt, rollout_request
 from configpipe_tools.snapshots import (
+    EXPORT_FORMAT,
     UNCHANGED,
     RestoreStep,
     Snapshot,
@@ -35,9 +37,13 @@ from configpipe_tools.snapshots import (
     capture,
     diff,
     diff_view,
+    export_document,
+    export_key,
+    parse_s3_uri,
     restore_plan,
     state_at,
     state_now,
+    step_change_id,
 )
 
 app = typer.Typer(
@@ -406,3 +412,150 @@ def _render_restore(console: Console, payload: dict[str, Any]) -> None:
         console.print(line, soft_wrap=True)
         for reason in change.get("reasons", []):
             console.print(Text("      - ") + reason_text(reason), soft_wrap=True)
+
+
+# --- disaster-recovery export / import ---------------------------------------------------------
+
+
+@app.command("export")
+@guarded
+def export_command(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    label: Annotated[str, typer.Argument(metavar="LABEL")],
+    to: Annotated[str, typer.Option("--to", metavar="S3_URI", help="s3://bucket/prefix", show_default=False)],
+    output: OutputOpt = None,
+) -> None:
+    """Write snapshot LABEL with its values to S3 (<prefix>/SERVICE/ENV/LABEL.json); secrets
+    only as references, never in clear."""
+    cli: CliContext = ctx.obj
+    try:
+        bucket, prefix = parse_s3_uri(to)
+    except ValueError as error:
+        raise invalid(
+            str(error), code="INVALID_S3_URI", hint="e.g. --to s3://my-dr-bucket/configpipe"
+        ) from None
+    snapshot = _snapshot(cli, service, environment, label)
+    document = export_document(cli.change_log(), snapshot)
+    key = export_key(prefix, service, environment, label)
+    cli.client("s3").put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(document, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+    )
+    uri = f"s3://{bucket}/{key}"
+    secrets = sorted(k for k, v in document["keys"].items() if "secretRef" in v)
+    payload = {"uri": uri, "keyCount": len(document["keys"]), "secretsAsReferences": secrets}
+    Output(cli.json).result(
+        payload,
+        lambda console: console.print(
+            Text(f"✓ exported {len(document['keys'])} keys of {service}/{environment}@{label} to {uri}")
+            + Text(f" ({len(secrets)} secret(s) as references only)" if secrets else "")
+        ),
+    )
+
+
+@app.command("import")
+@guarded
+def import_command(
+    ctx: typer.Context,
+    source_uri: Annotated[
+        str, typer.Option("--from", metavar="S3_URI", help="The exported object, s3://bucket/key.json")
+    ],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (kept with every change).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes; publish nothing.")] = False,
+    import_id: Annotated[
+        str | None,
+        typer.Option(
+            "--import-id",
+            help="Idempotency key of the whole import (default: a new one).",
+            show_default=False,
+        ),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for every change's verdict.")] = True,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to wait for all verdicts.")
+    ] = 60.0,
+    source: SourceOpt = None,
+    output: OutputOpt = None,
+) -> ExitCode:
+    """Replay an exported snapshot into a stack where its keys do not exist yet: one put per
+    plain key with expectedVersion 0 (an existing key is a conflict, never overwritten). Secrets
+    were exported as references: they are listed, to be put again by their owners."""
+    cli: CliContext = ctx.obj
+    try:
+        bucket, key = parse_s3_uri(source_uri)
+    except ValueError as error:
+        raise invalid(str(error), code="INVALID_S3_URI") from None
+    import_id = import_id or f"import-{uuid.uuid4().hex[:12]}"
+    if not _RESTORE_ID.fullmatch(import_id):
+        raise invalid("--import-id must be 1-100 characters of A-Z a-z 0-9 . _ : -", code="INVALID_IMPORT_ID")
+    body = cli.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        document = json.loads(body)
+        if document.get("format") != EXPORT_FORMAT:
+            raise ValueError
+        service, environment, keys = document["service"], document["environment"], document["keys"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise invalid(f"{source_uri} is not a configpipe snapshot export", code="INVALID_EXPORT") from None
+    plain = {k: v for k, v in sorted(keys.items()) if "secretRef" not in v}
+    secrets = sorted(k for k, v in keys.items() if "secretRef" in v)
+    requests = [
+        WriteRequest(
+            service,
+            environment,
+            k,
+            Operation.PUT,
+            f"import {import_id} of {document.get('label')}: {reason}",
+            value=v["value"],
+            expected_version=0,
+            change_id=step_change_id(import_id, k),
+            restore_id=import_id,
+        )
+        for k, v in plain.items()
+    ]
+    prepared = [prepare(cli, request) for request in requests]
+    changes: list[dict[str, Any]] = [
+        {"key": w.request.key, "operation": "put", "expectedVersion": 0, "changeId": w.change_id}
+        for w in prepared
+    ]
+    payload: dict[str, Any] = {
+        "importId": import_id,
+        "service": service,
+        "environment": environment,
+        "label": document.get("label"),
+        "dryRun": dry_run,
+        "changes": changes,
+        "secretsNotImported": secrets,
+    }
+    code = ExitCode.OK
+    if not dry_run:
+        for write in prepared:
+            publish(cli, write)
+        if wait:
+            code = _verdicts(cli, prepared, changes, timeout)
+        else:
+            for change in changes:
+                change["status"] = "published"
+
+    def render(console: Console) -> None:
+        verb = "would put" if dry_run else "put"
+        console.print(Text(f"import {import_id} {verb} {len(changes)} key(s) into {service}/{environment}"))
+        for change in changes:
+            line = Text(f"  {change['key']}")
+            if "status" in change:
+                line += Text(
+                    f"  {change['status']}", style="green" if change["status"] == "accepted" else "red"
+                )
+            console.print(line, soft_wrap=True)
+            for reason_ in change.get("reasons", []):
+                console.print(Text("      - ") + reason_text(reason_), soft_wrap=True)
+        if secrets:
+            console.print(
+                Text(f"not imported (secrets, exported as references): {', '.join(secrets)}", style="magenta")
+            )
+
+    Output(cli.json).result(payload, render)
+    return code
