@@ -52,7 +52,7 @@ PRICES: dict[str, float] = {
     "secretsmanager.call": 0.05 / 1e4,
     "kms.request": 0.03 / 1e4,
 }
-CHANGES = 20  # accepted changes per case (the steady state repeats exactly); scaled to 1,000
+CHANGES = 10  # accepted changes per case (the steady state repeats exactly); scaled to 1,000
 
 
 def count_calls(chain: Chain, publish: Any) -> tuple[Counter[str], int, int]:
@@ -66,10 +66,11 @@ def count_calls(chain: Chain, publish: Any) -> tuple[Counter[str], int, int]:
         items.append(len(params.get("TransactItems", [])))
 
     events = chain.write_path._log._table.meta.client.meta.events
-    events.register("before-call.dynamodb.TransactWriteItems", transaction)
+    # before-parameter-build sees the API parameters (before-call sees the serialised request)
+    events.register("before-parameter-build.dynamodb.TransactWriteItems", transaction)
     publish()
     chain.run()
-    events.unregister("before-call.dynamodb.TransactWriteItems", transaction)
+    events.unregister("before-parameter-build.dynamodb.TransactWriteItems", transaction)
     calls = Counter({f"{s}.{op}": n for (s, op), n in (Counter(chain.crashes.calls) - before).items()})
     # Item sizes here are under 1 KB (writes) and 4 KB (reads): one unit per item, two per item
     # in a transaction (DynamoDB's transactional pricing); a consistent read is one RRU.

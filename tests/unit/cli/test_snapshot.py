@@ -3,6 +3,8 @@ validator logic (tests/unit/cli/conftest.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.cli.conftest import Validator, assert_clean_exit, change_log, parse_json, seed
 
 
@@ -160,3 +162,29 @@ def test_restore_is_rejected_whole_locally_without_a_source(cli, idle_validator:
 
     assert_clean_exit(result, 2)
     assert idle_validator.changes() == []
+
+
+def test_a_bad_restore_id_is_refused_locally_and_by_the_contract(cli, idle_validator: Validator):
+    from pydantic import ValidationError
+
+    from configpipe.contracts import ConfigurationChange
+
+    seed(idle_validator, "limits", 1)
+    cli("snapshot", "create", "checkout", "production", "--label", "good")
+    seed(idle_validator, "limits", 2)
+
+    result = cli(
+        "snapshot", "restore", "checkout", "production", "--label", "good", "-r", "x",
+        "--restore-id", "no spaces", "-o", "json",
+    )  # fmt: skip
+
+    assert parse_json(result)["error"]["code"] == "INVALID_RESTORE_ID"
+    assert idle_validator.changes() == []
+    base = {
+        "changeId": "c1", "service": "checkout", "environment": "production", "key": "k",
+        "operation": "delete", "author": "a", "reason": "r",
+    }  # fmt: skip
+    assert ConfigurationChange.model_validate({**base, "restoreId": "restore-1"}).restore_id == "restore-1"
+    with pytest.raises(ValidationError) as raised:
+        ConfigurationChange.model_validate({**base, "restoreId": "no spaces"})
+    assert raised.value.errors()[0]["loc"] == ("restoreId",)
