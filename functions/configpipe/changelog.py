@@ -304,6 +304,11 @@ class ChangeLog:
         self.table_name = table_name
         self._table = table or boto3.resource("dynamodb").Table(table_name)
 
+    @property
+    def table(self) -> Table:
+        """The table itself, for tooling that keeps its own items in it (snapshots)."""
+        return self._table
+
     # --- reads ------------------------------------------------------------------------
 
     def current(self, service: str, environment: str, key: str) -> CurrentPointer | None:

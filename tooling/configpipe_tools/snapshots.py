@@ -307,7 +307,9 @@ def restore_plan(entries: Iterable[KeyDiff], pointers: dict[str, int], restore_i
     for entry in entries:
         if entry.status == UNCHANGED:
             continue
-        expected = pointers[entry.key]
+        # A key with no pointer at all (its history is gone, e.g. a change log restored from an
+        # older backup): expectedVersion 0, and the validator answers UNKNOWN_VERSION for it.
+        expected = pointers.get(entry.key, 0)
         if entry.status == ADDED:
             steps.append(
                 RestoreStep(

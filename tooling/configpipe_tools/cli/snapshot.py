@@ -74,7 +74,7 @@ AtOpt = Annotated[
 
 
 def _store(cli: CliContext) -> SnapshotStore:
-    return SnapshotStore(cli.change_log()._table)
+    return SnapshotStore(cli.change_log().table)
 
 
 def _label(label: str) -> str:
