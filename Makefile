@@ -85,6 +85,7 @@ bench: setup
 	$(PY) scripts/bench_client.py
 	$(PY) scripts/bench_write_path.py
 	$(PY) scripts/bench_cold_start.py
+	$(PY) scripts/bench_cost.py
 	$(PY) scripts/rollout_stats.py
 
 ## fuzz: every function's entry point with 10,000 hostile and valid events each, on moto

@@ -38,6 +38,7 @@ FAKE_ENV = {
         change_log_table="ChangeLog",
         event_bus_name="configpipe-config-bus",
         secrets_key_id="alias/bench",
+        registry_parameter="/configpipe/registry",
         inline_value_max_bytes=1024,
     ),
     **environment_for(SampleServiceSettings, service_name="checkout", applied_table="DemoApplied"),

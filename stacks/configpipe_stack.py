@@ -18,6 +18,8 @@ from stacks.constructs.operations import Operations
 from stacks.constructs.operator import OperatorPolicy
 from stacks.constructs.pipeline_functions import PipelineFunctions
 from stacks.constructs.publishers import PublisherPolicies
+from stacks.constructs.readers import ReaderPolicies
+from stacks.constructs.readers import output_name as reader_output_name
 from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.rollouts import RolloutManager
 from stacks.constructs.service_handlers import ServiceHandlers
@@ -107,6 +109,11 @@ class ConfigPipeStack(Stack):
             registry_parameter=self.registry.parameter,
             release_table=self.releases.table,
         )
+        # --- issue 19: one reader policy per (service, environment) ---------------------------
+        self.readers = ReaderPolicies(
+            self, "Readers", registry=settings.registry, secrets_key=self.keys.secrets_key
+        )
+        # --- end issue 19 ---------------------------------------------------------------------
         self.dead_letter_queues = [c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)]
         self.operator = OperatorPolicy(
             self,
@@ -149,6 +156,9 @@ class ConfigPipeStack(Stack):
             team = source.removeprefix("configpipe.team.").title().replace("-", "").replace(".", "")
             outputs[f"{team}PublisherPolicyArn"] = policy.managed_policy_arn
         outputs["OperatorPolicyArn"] = self.operator.policy.managed_policy_arn
+        # issue 19: reader policies, e.g. CheckoutProductionReaderPolicyArn
+        for (service, environment), reader in self.readers.policies.items():
+            outputs[reader_output_name(service, environment)] = reader.managed_policy_arn
         for queue in self.dead_letter_queues:
             # e.g. PipelineStreamDlqUrl: `configpipe ops redrive <url>` (docs/operations.md)
             path = queue.node.path.split("/", 1)[1]

@@ -136,14 +136,9 @@ def _choice(field: str, raw: Any, allowed: tuple[str, ...]) -> str:
 def _registry(raw: Any) -> Registry:
     if raw is None:
         raise SettingsError("registry", "missing; describe the services (see configpipe.registry.Registry)")
-    if isinstance(raw, str):
-        # `cdk synth -c configpipe=...` passes context as a string; accept a JSON document.
-        try:
-            return Registry.model_validate_json(raw)
-        except ValidationError as error:
-            raise SettingsError("registry", _describe(error)) from error
     try:
-        registry = Registry.model_validate(raw)
+        # `cdk synth -c configpipe=...` passes context as a string; accept a JSON document.
+        registry = Registry.model_validate_json(raw) if isinstance(raw, str) else Registry.model_validate(raw)
     except ValidationError as error:
         raise SettingsError("registry", _describe(error)) from error
     for name, entry in registry.services.items():
@@ -158,7 +153,28 @@ def _registry(raw: Any) -> Registry:
                 f"registry.services.{name}.environments",
                 f"{unknown_envs} not in the registry's environments {registry.environments}",
             )
+        _check_tag_fields(f"registry.services.{name}", entry.owner, entry.cost_center)
+    if registry.global_.publishers:
+        _check_tag_fields("registry.global", registry.global_.owner, registry.global_.cost_center)
     return registry
+
+
+#: What both SSM and Secrets Manager accept as a tag value (the narrower of the two).
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+
+
+def _check_tag_fields(where: str, owner: str, cost_center: str) -> None:
+    """Every parameter and secret is tagged Owner and CostCenter from here (issue 19): a service
+    without them would be materialised untagged, so synth refuses it."""
+    for field, value in (("owner", owner), ("costCenter", cost_center)):
+        if not value:
+            raise SettingsError(
+                f"{where}.{field}", "required: it becomes the tag of every parameter and secret"
+            )
+        if not _TAG_VALUE.fullmatch(value):
+            raise SettingsError(
+                f"{where}.{field}", "must be 1-256 letters, digits, spaces or _ . : / = + - @"
+            )
 
 
 def _describe(error: ValidationError) -> str:

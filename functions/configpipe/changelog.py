@@ -30,6 +30,9 @@ SCOPE_INDEX = "byScope"
 #: the rollout function's tick reads it instead of scanning the table.
 ACTIVE_ROLLOUTS_INDEX = "activeRollouts"
 ACTIVE = "ACTIVE"
+#: Partition prefix of whole-service snapshots (``SNAPSHOT#{service}#{environment}``), written
+#: by ``configpipe snapshot create``; the publisher policies confine that write to it.
+SNAPSHOT_PREFIX = "SNAPSHOT#"
 
 
 def key_pk(service: str, environment: str, key: str) -> str:
@@ -80,6 +83,8 @@ class VersionRecord:
     #: The rollout this version went out with (the request: strategy, alarms, bakeMinutes,
     #: targets), if any. Its progress lives in the key's ROLLOUT item.
     rollout: dict[str, Any] | None = None
+    #: The snapshot restore this version was written by (``configpipe snapshot restore``).
+    restore_id: str | None = None
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -108,6 +113,7 @@ class VersionRecord:
             "previousSensitive": self.previous_sensitive,
             # JSON text: a custom strategy may carry non-integer numbers (DynamoDB wants Decimals)
             "rollout": json.dumps(self.rollout, sort_keys=True) if self.rollout is not None else None,
+            "restoreId": self.restore_id,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
         return item
@@ -140,6 +146,7 @@ class VersionRecord:
             rolled_back_to=int(rolled) if rolled is not None else None,
             previous_sensitive=bool(previous_sensitive) if previous_sensitive is not None else None,
             rollout=json.loads(str(item["rollout"])) if item.get("rollout") is not None else None,
+            restore_id=str(item["restoreId"]) if item.get("restoreId") else None,
         )
 
 
@@ -296,6 +303,11 @@ class ChangeLog:
     def __init__(self, table_name: str, table: Table | None = None) -> None:
         self.table_name = table_name
         self._table = table or boto3.resource("dynamodb").Table(table_name)
+
+    @property
+    def table(self) -> Table:
+        """The table itself, for tooling that keeps its own items in it (snapshots)."""
+        return self._table
 
     # --- reads ------------------------------------------------------------------------
 

@@ -103,6 +103,12 @@ def _check_change_id(v: str) -> str:
     return v
 
 
+def _check_restore_id(v: str | None) -> str | None:
+    if v is not None and not CHANGE_ID_PATTERN.fullmatch(v):
+        raise ValueError("restoreId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    return v
+
+
 def _check_scope(v: str, field_name: str | None) -> str:
     check = {"service": check_service, "environment": check_environment}.get(field_name or "", check_key)
     return check(v)
@@ -261,8 +267,15 @@ class ConfigurationChange(Command):
     rollout: RolloutRequest | None = Field(
         default=None, description="For put and rollback: go out progressively (docs/rollouts.md)"
     )
+    restore_id: str | None = Field(
+        default=None,
+        description="Set by `configpipe snapshot restore`: the one id shared by every change of a restore, "
+        "kept in the change log and announced, so history and events tie them together",
+    )
     author: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=1024)
+
+    _restore_id = field_validator("restore_id")(lambda v: _check_restore_id(v))
 
     @field_validator("change_id")
     @classmethod
@@ -309,6 +322,8 @@ class ConfigurationUpdated(Announcement):
     value_inline: bool = False
     value: Any = None
     rolled_back_to: int | None = None
+    #: The snapshot restore this version was part of (``ConfigurationChange.restoreId``).
+    restore_id: str | None = None
     author: str = Field(max_length=256)
     reason: str = Field(max_length=1024)
     applied_at: datetime
@@ -316,6 +331,7 @@ class ConfigurationUpdated(Announcement):
     # The pipeline announces only what a change could name; anything else was forged or
     # corrupted, and a consumer refuses it rather than acting on (or logging) it.
     _change_id = field_validator("change_id")(lambda v: _check_change_id(v))
+    _restore_id = field_validator("restore_id")(lambda v: _check_restore_id(v))
     _scope = field_validator("service", "environment", "key")(
         lambda v, info: _check_scope(v, info.field_name)
     )

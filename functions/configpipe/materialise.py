@@ -57,6 +57,7 @@ from configpipe.naming import (
     secret_name,
 )
 from configpipe.observability import logger
+from configpipe.registry import Registry
 from configpipe.stores import CANDIDATE_STAGE, ParameterStore, SecretStore, secret_version_token
 from configpipe.untrusted import bounded_text
 
@@ -133,7 +134,9 @@ class Materialiser:
         bus: ConfigBus,
         inline_value_max_bytes: int = 1024,
         max_rounds: int = MAX_ROUNDS,
+        registry: Callable[[], Registry] | None = None,
     ) -> None:
+        self._registry = registry
         self._log = change_log
         self._parameters = parameters
         self._secrets = secrets
@@ -141,6 +144,17 @@ class Materialiser:
         self._bus = bus
         self._inline_max = inline_value_max_bytes
         self._max_rounds = max_rounds
+
+    def _tags(self, service: str, environment: str) -> dict[str, str]:
+        """Tags of every parameter and secret written for the scope: Service, Environment,
+        Owner, CostCenter (from the registry) and ManagedBy, plus the ``configpipe:`` pair
+        secrets have always carried."""
+        registry = self._registry() if self._registry is not None else Registry()
+        return {
+            **registry.tags_for(service, environment),
+            "configpipe:service": service,
+            "configpipe:environment": environment,
+        }
 
     # --- entry point: one stream image ----------------------------------------------------
 
@@ -154,7 +168,7 @@ class Materialiser:
             return self.on_rollout(image)
         if kind == "change" and image.get("status") == "rejected":
             return Outcome("rejected", announced=self.on_rejection(image))
-        if kind in {"change", "current"}:
+        if kind in {"change", "current", "snapshot"}:
             # Not in the ESM filter; tolerated so a widened filter cannot wedge the stream.
             return Outcome("skipped")
         raise UnknownItemError(f"stream item of kind {bounded_text(kind, 64)} has no materialisation rule")
@@ -275,7 +289,7 @@ class Materialiser:
                 secret,
                 plaintext,
                 token=secret_version_token(scope, record.version),
-                tags={"configpipe:service": record.service, "configpipe:environment": record.environment},
+                tags=self._tags(record.service, record.environment),
             )
             if clean_other_store:
                 # The key was not sensitive before: no clear copy may remain in SSM.
@@ -284,7 +298,7 @@ class Materialiser:
             return Materialised(record.version, secret_arn=arn)
         if record.value_json is None:
             raise ConfigpipeError(f"version {record.version} of {context['scope']} has no value")
-        self._parameters.put(name, record.value_json)
+        self._parameters.put(name, record.value_json, self._tags(record.service, record.environment))
         if clean_other_store and not keep_secret:
             # The key was sensitive before: its old secret must not outlive it.
             self._secrets.schedule_deletion(secret)
@@ -316,6 +330,7 @@ class Materialiser:
             deleted=record.deleted,
             sensitive=record.sensitive,
             rolled_back_to=record.rolled_back_to,
+            restore_id=record.restore_id,
             author=record.author,
             reason=record.reason,
             applied_at=datetime.fromisoformat(record.applied_at),
@@ -352,6 +367,7 @@ class Materialiser:
             self._parameters.put(
                 rollout_parameter_name(service, environment, key),
                 json.dumps(view.to_detail(), sort_keys=True, separators=(",", ":")),
+                self._tags(service, environment),
             )
             self.materialise_current(service, environment, key)
             logger.info("rollout materialised", extra={**context, "weight": latest.weight})
@@ -402,7 +418,7 @@ class Materialiser:
                 self._key.decrypt(scope, candidate.secret_ciphertext),
                 token=secret_version_token(scope, candidate.version),
                 stages=[CANDIDATE_STAGE],
-                tags={"configpipe:service": service, "configpipe:environment": environment},
+                tags=self._tags(service, environment),
             )
             # A non-sensitive candidate of an earlier rollout must not linger beside this one.
             self._parameters.delete(candidate_parameter_name(service, environment, key))
@@ -411,7 +427,11 @@ class Materialiser:
             raise ConfigpipeError(
                 f"version {candidate.version} of {scope_id(service, environment, key)} has no value"
             )
-        self._parameters.put(candidate_parameter_name(service, environment, key), candidate.value_json)
+        self._parameters.put(
+            candidate_parameter_name(service, environment, key),
+            candidate.value_json,
+            self._tags(service, environment),
+        )
         return self._candidate(candidate, active=True)
 
     def _candidate(

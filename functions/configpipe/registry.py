@@ -22,9 +22,18 @@ class _RegistryModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
+#: The tag every parameter and secret configpipe materialises carries, so a sweep can tell
+#: them from parameters made by hand (docs/cost.md, docs/architecture.md "Tags").
+MANAGED_BY_TAG = ("ManagedBy", "configpipe")
+
+
 class ServiceEntry(_RegistryModel):
     #: Function invoked on every update that affects the service.
     handler: str = ""
+    #: Who answers for the service (team or person) and whom its AWS cost is charged to: the
+    #: ``Owner`` and ``CostCenter`` tags of everything materialised for it (required at synth).
+    owner: str = ""
+    cost_center: str = ""
     #: Event sources (``configpipe.team.<team>``) allowed to change this service's keys.
     publishers: list[str] = Field(default_factory=list)
     #: Environments the service runs in; empty means every allowed environment.
@@ -42,6 +51,8 @@ class ServiceEntry(_RegistryModel):
 
 class GlobalEntry(_RegistryModel):
     publishers: list[str] = Field(default_factory=list)
+    owner: str = ""
+    cost_center: str = ""
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
@@ -64,6 +75,20 @@ class Registry(_RegistryModel):
     def schema_for(self, service: str, key: str) -> dict[str, Any] | None:
         schemas = self.global_.schemas if service == GLOBAL_SERVICE else self.services[service].schemas
         return schemas.get(key)
+
+    def tags_for(self, service: str, environment: str) -> dict[str, str]:
+        """The tags of every parameter and secret materialised for ``service`` in
+        ``environment``. Owner / CostCenter are left out only for a service the registry does
+        not (or no longer) name, never written empty."""
+        entry: ServiceEntry | GlobalEntry | None = (
+            self.global_ if service == GLOBAL_SERVICE else self.services.get(service)
+        )
+        tags = {"Service": service, "Environment": environment, MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1]}
+        if entry is not None and entry.owner:
+            tags["Owner"] = entry.owner
+        if entry is not None and entry.cost_center:
+            tags["CostCenter"] = entry.cost_center
+        return tags
 
     def affected_services(self, service: str, environment: str, key: str) -> list[str]:
         """Services whose handler must hear about a change of ``service/environment/key``:

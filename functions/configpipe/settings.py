@@ -57,6 +57,8 @@ class MaterialiserSettings(Settings):
     change_log_table: str = Field(alias="CHANGE_LOG_TABLE", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     secrets_key_id: str = Field(alias="SECRETS_KEY_ID", min_length=1)
+    #: Read for the Owner / CostCenter tags of what it materialises.
+    registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
     inline_value_max_bytes: int = Field(alias="INLINE_VALUE_MAX_BYTES", default=1024, ge=0, le=4096)
 
 

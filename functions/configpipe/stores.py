@@ -52,6 +52,16 @@ def _holder(stages: Any, stage: str) -> str | None:
     return next((version for version, held in stages.items() if stage in held), None)
 
 
+def _tag_list(tags: dict[str, str]) -> list[Any]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def _missing_tags(described: Any, tags: dict[str, str]) -> dict[str, str]:
+    """The tags of ``tags`` a described secret lacks or holds with another value."""
+    held = {t.get("Key"): t.get("Value") for t in described.get("Tags", []) or []}
+    return {k: v for k, v in tags.items() if held.get(k) != v}
+
+
 def _code(error: Exception) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", "ClientError"))
@@ -72,14 +82,27 @@ class ParameterStore:
             self._injected = boto3.client("ssm")
         return self._injected
 
-    def put(self, name: str, value: str) -> int:
-        """Write ``value`` (overwriting); returns SSM's own version number of the parameter."""
+    def put(self, name: str, value: str, tags: dict[str, str] | None = None) -> int:
+        """Write ``value`` (overwriting), then set ``tags``; returns SSM's own version number.
+
+        PutParameter refuses ``Tags`` with ``Overwrite``, so the tags are a second call, made
+        on every write: AddTagsToResource is idempotent, and a crash between the two calls is
+        repaired by the replay that re-runs both (a "tag only when created" rule would not be:
+        the replayed put is no longer the creation)."""
         try:
-            return int(
+            version = int(
                 self.client.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)["Version"]
             )
         except (ClientError, BotoCoreError) as error:
             raise StoreUnavailableError("PutParameter", name, _code(error)) from error
+        if tags:
+            try:
+                self.client.add_tags_to_resource(
+                    ResourceType="Parameter", ResourceId=name, Tags=_tag_list(tags)
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise StoreUnavailableError("AddTagsToResource", name, _code(error)) from error
+        return version
 
     def delete(self, name: str) -> bool:
         """Delete the parameter; ``False`` if it did not exist (a retried delete)."""
@@ -171,6 +194,7 @@ class SecretStore:
             if described.get("DeletedDate"):
                 # Scheduled for deletion by an earlier tombstone; the key was put again.
                 self.client.restore_secret(SecretId=name)
+            self._retag(name, described, tags)
             stages = described.get("VersionIdsToStages", {})
             if token in stages:
                 # The version exists already (a retry, or a rollout's candidate that is now
@@ -200,6 +224,7 @@ class SecretStore:
                 described = self._create_empty(name, tags)
             if described.get("DeletedDate"):
                 self.client.restore_secret(SecretId=name)
+            self._retag(name, described, tags)
             existing = described.get("VersionIdsToStages", {})
             if token in existing:
                 for stage in stages:
@@ -234,6 +259,14 @@ class SecretStore:
             raise StoreUnavailableError("UpdateSecretVersionStage", name, _code(error)) from error
         return True
 
+    def _retag(self, name: str, described: Any, tags: dict[str, str]) -> None:
+        """Bring an existing secret's tags up to date (a secret made before a tag existed, or
+        an Owner that changed in the registry). DescribeSecret already returned its tags, so
+        the steady state costs no extra call."""
+        missing = _missing_tags(described, tags)
+        if missing:
+            self.client.tag_resource(SecretId=name, Tags=_tag_list(missing))
+
     def _move_stage(self, name: str, stage: str, token: str, stages: dict[str, list[str]]) -> None:
         holder = _holder(stages, stage)
         kwargs: dict[str, Any] = {"SecretId": name, "VersionStage": stage, "MoveToVersionId": token}
@@ -244,7 +277,7 @@ class SecretStore:
     def _create_empty(self, name: str, tags: dict[str, str]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "Name": name,
-            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            "Tags": _tag_list(tags),
         }
         if self._kms_key_id:
             kwargs["KmsKeyId"] = self._kms_key_id
@@ -266,7 +299,7 @@ class SecretStore:
             "Name": name,
             "SecretString": secret_string,
             "ClientRequestToken": token,
-            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            "Tags": _tag_list(tags),
         }
         if self._kms_key_id:
             kwargs["KmsKeyId"] = self._kms_key_id

@@ -207,6 +207,7 @@ class WritePath:
                 rolled_back_to=content.rolled_back_to,
                 previous_sensitive=pointer.sensitive if pointer else None,
                 rollout=change.rollout.to_detail() if change.rollout else None,
+                restore_id=change.restore_id,
             )
             rollout = (
                 new_rollout(

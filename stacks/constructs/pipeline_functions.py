@@ -97,10 +97,13 @@ class PipelineFunctions(Construct):
                 change_log_table=table.table_name,
                 event_bus_name=bus.event_bus_name,
                 secrets_key_id=secrets_key.key_arn,
+                registry_parameter=registry_parameter.parameter_name,
                 inline_value_max_bytes=settings.inline_value_max_bytes,
             ),
         )
         m = self.materialiser
+        # --- issue 19 (tags): the registry names each service's Owner / CostCenter tags ---
+        m.allow(["ssm:GetParameter"], [registry_parameter.parameter_arn])
         # Reads the *current* version, never trusting the stream record's (no stale overwrite).
         m.allow(["dynamodb:GetItem", "dynamodb:Query"], [table.table_arn])
         m.allow(

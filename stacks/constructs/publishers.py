@@ -18,7 +18,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from configpipe.changelog import SCOPE_INDEX
+from configpipe.changelog import SCOPE_INDEX, SNAPSHOT_PREFIX
 from configpipe.contracts import GLOBAL_SERVICE, TEAM_SOURCE_PREFIX
 from configpipe.registry import Registry
 from configpipe.release.store import ALIAS_INDEX, QUEUE_INDEX
@@ -126,6 +126,22 @@ class PublisherPolicies(Construct):
                     resources=[stack.format_arn(service="sqs", resource=f"{WATCH_PREFIX}*")],
                 ),
             ]
+            # --- issue 19: `configpipe snapshot create` writes only its own services' snapshots.
+            # LeadingKeys confines PutItem to SNAPSHOT#<service>#... partitions: no version,
+            # pointer or change record of the change log can be written this way.
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WriteOwnSnapshots",
+                    actions=["dynamodb:PutItem"],
+                    resources=[change_log.table_arn],
+                    conditions={
+                        "ForAllValues:StringLike": {
+                            "dynamodb:LeadingKeys": [f"{SNAPSHOT_PREFIX}{s}#*" for s in services]
+                        }
+                    },
+                )
+            )
+            # --- end issue 19
             if release_table is not None:
                 statements.append(
                     iam.PolicyStatement(

@@ -24,6 +24,7 @@ EXPECTED_ENVIRONMENT = {
         "CHANGE_LOG_TABLE",
         "EVENT_BUS_NAME",
         "SECRETS_KEY_ID",
+        "REGISTRY_PARAMETER",
         "INLINE_VALUE_MAX_BYTES",
     },
     "configpipe.handlers.propagator.handler": {"EVENT_BUS_NAME", "REGISTRY_PARAMETER"},

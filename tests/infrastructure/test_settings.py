@@ -36,6 +36,17 @@ def test_the_shipped_context_is_valid() -> None:
             {"registry": {"environments": ["dev"], "services": {"a": {"environments": ["prod"]}}}},
             "registry.services.a.environments",
         ),
+        # issue 19: Owner and CostCenter become the tags of everything materialised
+        ({"registry": {"services": {"a": {"costCenter": "CC-1"}}}}, "registry.services.a.owner"),
+        ({"registry": {"services": {"a": {"owner": "team-a"}}}}, "registry.services.a.costCenter"),
+        (
+            {"registry": {"services": {"a": {"owner": "team-a", "costCenter": "CC#1"}}}},
+            "registry.services.a.costCenter",
+        ),
+        (
+            {"registry": {"global": {"publishers": ["configpipe.team.p"]}, "services": {}}},
+            "registry.global.owner",
+        ),
         ({"logRetentionDays": 31}, "logRetentionDays"),
         ({"publisherAccounts": ["12345"]}, "publisherAccounts"),
         ({"inlineValueMaxBytes": 100_000}, "inlineValueMaxBytes"),

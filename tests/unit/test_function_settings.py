@@ -40,11 +40,13 @@ def test_environment_for_maps_field_names_to_the_models_variables() -> None:
         change_log_table="ChangeLog",
         event_bus_name="bus",
         secrets_key_id="key",
+        registry_parameter="/r",
         inline_value_max_bytes=512,
     ) == {
         "CHANGE_LOG_TABLE": "ChangeLog",
         "EVENT_BUS_NAME": "bus",
         "SECRETS_KEY_ID": "key",
+        "REGISTRY_PARAMETER": "/r",
         "INLINE_VALUE_MAX_BYTES": "512",
     }
 
@@ -70,6 +72,7 @@ def test_environment_for_refuses_a_missing_or_invalid_value() -> None:
             change_log_table="t",
             event_bus_name="b",
             secrets_key_id="k",
+            registry_parameter="/r",
             inline_value_max_bytes=10_000,
         )
 

@@ -234,8 +234,8 @@ def test_a_pointer_moving_during_materialisation_is_followed(pipeline, writer):
     class AcceptsDuringWrite(ParameterStore):
         appended = False
 
-        def put(self, name: str, value: str) -> int:
-            version = super().put(name, value)
+        def put(self, name: str, value: str, tags: dict[str, str] | None = None) -> int:
+            version = super().put(name, value, tags)
             if not self.appended:
                 self.appended = True
                 writer.append("limit", 2)  # a concurrent writer commits v2 right after our write

@@ -33,6 +33,7 @@ from configpipe.metrics import (
     UPDATES_ANNOUNCED,
 )
 from configpipe.observability import logger, metrics, tracer
+from configpipe.registry_source import RegistrySource
 from configpipe.settings import MaterialiserSettings
 from configpipe.stores import ParameterStore, SecretStore
 from configpipe.untrusted import bounded_text
@@ -46,6 +47,7 @@ def build(settings: MaterialiserSettings) -> Materialiser:
         secrets_key=SecretsKey(settings.secrets_key_id),
         bus=ConfigBus(settings.event_bus_name),
         inline_value_max_bytes=settings.inline_value_max_bytes,
+        registry=RegistrySource(settings.registry_parameter),
     )
 
 

@@ -112,6 +112,8 @@ def version_view(record: VersionRecord) -> dict[str, Any]:
     }
     if record.rolled_back_to is not None:
         view["rolledBackTo"] = record.rolled_back_to
+    if record.restore_id is not None:
+        view["restoreId"] = record.restore_id
     if not record.sensitive and not record.deleted:
         view["value"] = value_of(record)
     return view

@@ -61,6 +61,8 @@ class WriteRequest:
     change_id: str | None = None
     #: The change's ``rollout`` (camelCase detail), checked by ``cli.rollout.rollout_request``.
     rollout: dict[str, Any] | None = None
+    #: ``configpipe snapshot restore``: the id every change of one restore carries.
+    restore_id: str | None = None
 
     @property
     def sensitive(self) -> bool:
@@ -88,6 +90,8 @@ class WriteRequest:
             detail["expectedVersion"] = self.expected_version
         if self.rollout is not None:
             detail["rollout"] = self.rollout
+        if self.restore_id is not None:
+            detail["restoreId"] = self.restore_id
         return detail
 
 

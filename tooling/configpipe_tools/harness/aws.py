@@ -26,22 +26,33 @@ ACCOUNT = "123456789012"
 
 DEMO_REGISTRY: dict[str, Any] = {
     "environments": ["development", "staging", "production"],
-    "global": {"publishers": ["configpipe.team.platform"], "schemas": {}},
+    "global": {
+        "publishers": ["configpipe.team.platform"],
+        "schemas": {},
+        "owner": "team-platform",
+        "costCenter": "CC-1000",
+    },
     "services": {
         "checkout": {
             "publishers": ["configpipe.team.checkout"],
+            "owner": "team-checkout",
+            "costCenter": "CC-1001",
             "functions": ["checkout-api"],
             "schemas": {"max_items": {"type": "integer", "minimum": 1, "maximum": 1000}},
             "demo": True,
         },
         "payments": {
             "publishers": ["configpipe.team.payments"],
+            "owner": "team-payments",
+            "costCenter": "CC-1002",
             "functions": ["payments-api"],
             "keyPrefixes": ["payments.", "feature."],
             "demo": True,
         },
         "search": {
             "publishers": ["configpipe.team.search"],
+            "owner": "team-search",
+            "costCenter": "CC-1003",
             "functions": ["search-api"],
             "environments": ["development", "staging"],
             "demo": True,
@@ -81,6 +92,7 @@ class Pipeline:
                 change_log_table=self.table_name,
                 event_bus_name=self.bus_name,
                 secrets_key_id=self.secrets_key_id,
+                registry_parameter=self.registry_parameter,
                 inline_value_max_bytes=1024,
             ),
             **environment_for(

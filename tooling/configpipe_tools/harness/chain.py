@@ -237,6 +237,7 @@ def _build_materialiser(session: boto3.Session, settings: MaterialiserSettings) 
         secrets_key=SecretsKey(settings.secrets_key_id, client=session.client("kms")),
         bus=ConfigBus(settings.event_bus_name, client=session.client("events")),
         inline_value_max_bytes=settings.inline_value_max_bytes,
+        registry=RegistrySource(settings.registry_parameter, client=session.client("ssm")),
     )
 
 
