@@ -121,6 +121,7 @@ class HookPhase(StrEnum):
 FUNCTION_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ALIAS_NAME_PATTERN = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$")
 MAX_ALARMS = 10
+BETA_SUFFIX = "-candidate"
 MAX_HOOK_TIMEOUT_SECONDS = 300
 
 
@@ -256,6 +257,11 @@ class ReleaseRequested(Command):
     analysis: ReleaseAnalysis | None = Field(
         default=None, description="Per-step candidate-vs-baseline gates; None: time and alarms only"
     )
+    beta_alias: str | bool | None = Field(
+        default=None,
+        description="Alias that points at the target during the release, for testers: a name, or false "
+        "for none; absent: '<alias>-candidate'",
+    )
     author: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=1024)
 
@@ -285,6 +291,32 @@ class ReleaseRequested(Command):
         if not ALIAS_NAME_PATTERN.fullmatch(v):
             raise ValueError("alias must be 1-128 characters of A-Z a-z 0-9 _ - and not only digits")
         return v
+
+    @field_validator("beta_alias")
+    @classmethod
+    def _beta_alias(cls, v: str | bool | None) -> str | bool | None:
+        if v is True:
+            raise ValueError("betaAlias is an alias name, or false for none")
+        if isinstance(v, str) and not ALIAS_NAME_PATTERN.fullmatch(v):
+            raise ValueError("betaAlias must be 1-128 characters of A-Z a-z 0-9 _ - and not only digits")
+        return v
+
+    @model_validator(mode="after")
+    def _beta_is_another_alias(self) -> ReleaseRequested:
+        if self.beta_alias == self.alias:
+            raise ValueError("betaAlias must differ from alias")
+        if self.beta_alias is None and len(self.alias) > 128 - len(BETA_SUFFIX):
+            raise ValueError(f"alias is too long for the default betaAlias '<alias>{BETA_SUFFIX}'; name one")
+        return self
+
+    @property
+    def beta_alias_name(self) -> str | None:
+        """The beta alias this release maintains (None: off)."""
+        if self.beta_alias is False:
+            return None
+        if isinstance(self.beta_alias, str):
+            return self.beta_alias
+        return f"{self.alias}{BETA_SUFFIX}"
 
     @field_validator("alarms")
     @classmethod
@@ -392,6 +424,7 @@ class ReleaseStarted(_ReleaseEvent):
     ignore_poll_alarm_failure: bool = False
     #: The request's analysis as sent (a plain object: an announcement tolerates what it does not know).
     analysis: dict[str, Any] | None = None
+    beta_alias: str | None = Field(default=None, description="The alias testers reach the target through")
     author: str
     reason: str
     source: str
@@ -432,11 +465,20 @@ class ReleaseResumed(_ReleaseEvent):
     paused_seconds: float
 
 
-class ReleaseCompleted(_ReleaseEvent):
+class _BetaAliasEnd(_ReleaseEvent):
+    """What became of the beta alias when the release ended: ``betaAliasVersion`` is the version
+    it points at now (the released one after completion, its old one after a rollback), absent
+    when it was removed (it did not exist before the release)."""
+
+    beta_alias: str | None = None
+    beta_alias_version: str | None = None
+
+
+class ReleaseCompleted(_BetaAliasEnd):
     duration_seconds: float
 
 
-class ReleaseRolledBack(_ReleaseEvent):
+class ReleaseRolledBack(_BetaAliasEnd):
     code: ReleaseOutcomeCode
     message: str
     restored_version: str
@@ -445,7 +487,7 @@ class ReleaseRolledBack(_ReleaseEvent):
     analysis: AnalysisVerdict | None = Field(default=None, description="Set for ANALYSIS_FAILED")
 
 
-class ReleaseAborted(_ReleaseEvent):
+class ReleaseAborted(_BetaAliasEnd):
     code: ReleaseOutcomeCode
     message: str
     alias_restored: bool = Field(

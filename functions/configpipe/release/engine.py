@@ -20,7 +20,8 @@ Order of precedence (first match wins):
    safety); a watched alarm that cannot be read — deleted (``ALARM_MISSING``) or DescribeAlarms
    failing (``ALARM_UNREADABLE``) — → ``BeginRollback`` too, unless the release was asked to
    ``ignorePollAlarmFailure`` (CodeDeploy's default and option: a release nobody can watch stops);
-7. paused → ``Wait``;
+7. the beta alias (if any) not yet pointed at the target → ``PointBeta`` (before any hook or
+   shift, so a pre-traffic hook and testers can reach the target through it); paused → ``Wait``;
 8. pre-traffic hook not passed → ``RunHook(PreTraffic)``;
 9. shifting: the strategy wants another weight → ``Shift``; at 100 % → ``TrafficComplete``;
    but when the release has an analysis and the step being left splits traffic (0 < % < 100),
@@ -88,6 +89,11 @@ class Shift:
 
 
 @dataclass(frozen=True)
+class PointBeta:
+    """Point the release's beta alias at the target, so testers reach it directly."""
+
+
+@dataclass(frozen=True)
 class Analyse:
     """Judge the step now applied, over its window, before the strategy leaves it."""
 
@@ -117,6 +123,7 @@ Action = (
     | FinishRollback
     | RunHook
     | Shift
+    | PointBeta
     | Analyse
     | TrafficComplete
     | Complete
@@ -204,6 +211,8 @@ def decide(
         )
     if (blind := unwatched(state, alarms_missing, alarm_error)) is not None:
         return blind
+    if state.beta_alias is not None and not state.beta_pointed:
+        return PointBeta()
     if state.paused:
         return Wait("paused")
 

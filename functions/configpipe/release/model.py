@@ -147,6 +147,12 @@ class ReleaseState(BaseModel):
     analysis_paused: bool = False
     analysis_waived_percent: float | None = None
 
+    # --- beta alias (issue 16): points at the target while the release runs
+    beta_alias: str | None = None
+    #: The beta alias as found at acceptance (None: it did not exist); a rollback restores it.
+    beta_previous: AliasTarget | None = None
+    beta_pointed: bool = False
+
     #: Optimistic-concurrency counter: every save is conditional on the value read, so two
     #: reconciles (or a reconcile and a control) of one release cannot both act.
     seq: int = 0

@@ -225,6 +225,8 @@ class ReleaseService:
         now = self._clock()
         alias_state = validated.alias_state
         previous = alias_state.target()
+        beta = request.beta_alias_name
+        beta_found = self._aliases.find(request.function, beta) if beta else None
         hooks = HookSpec(
             pre_traffic=request.pre_traffic_hook,
             post_traffic=request.post_traffic_hook,
@@ -240,6 +242,8 @@ class ReleaseService:
             alarms=request.alarms,
             ignore_poll_alarm_failure=bool(request.ignore_poll_alarm_failure),
             analysis=request.analysis,
+            beta_alias=beta,
+            beta_previous=beta_found.target() if beta_found else None,
             hooks=hooks,
             author=request.author,
             reason=request.reason,
@@ -267,6 +271,7 @@ class ReleaseService:
             post_traffic_hook=hooks.post_traffic,
             ignore_poll_alarm_failure=state.ignore_poll_alarm_failure,
             analysis=request.analysis.to_detail() if request.analysis else None,
+            beta_alias=beta,
             author=state.author,
             reason=state.reason,
             source=source,
@@ -618,6 +623,10 @@ class ReleaseService:
                 ],
             )
             metrics.add_metric(name=RELEASE_STEPPED, unit="Count", value=1)
+        elif isinstance(action, engine.PointBeta):
+            assert state.beta_alias is not None
+            self._aliases.point(state.function, state.beta_alias, AliasTarget.of(state.target_version))
+            self._commit(state, state.model_copy(update={"beta_pointed": True, "updated_at": now}), [])
         elif isinstance(action, engine.Analyse):
             self._analyse(state, action, now)
         elif isinstance(action, engine.TrafficComplete):
@@ -639,12 +648,35 @@ class ReleaseService:
                     (
                         ReleaseDetailType.RELEASE_COMPLETED,
                         ReleaseCompleted,
-                        {"duration_seconds": (now - started).total_seconds()},
+                        {"duration_seconds": (now - started).total_seconds(), **self._beta_end(state, True)},
                     )
                 ],
                 release_lock=True,
             )
             metrics.add_metric(name=RELEASE_COMPLETED, unit="Count", value=1)
+
+    # --- beta alias (issue 16) ----------------------------------------------------------------
+
+    def _restore_beta(self, state: ReleaseState) -> None:
+        """Put the beta alias back as found at acceptance (remove it if the release created it).
+        Done before the terminal commit and idempotent, so a crash in between repeats it; done even
+        if the pointing was never recorded, since a crash may have hidden it."""
+        if state.beta_alias is None:
+            return
+        if state.beta_previous is None:
+            self._aliases.remove(state.function, state.beta_alias)
+        else:
+            self._aliases.point(state.function, state.beta_alias, state.beta_previous)
+
+    @staticmethod
+    def _beta_end(state: ReleaseState, completed: bool) -> dict[str, Any]:
+        if state.beta_alias is None:
+            return {}
+        if completed:
+            version: str | None = state.target_version
+        else:
+            version = state.beta_previous.function_version if state.beta_previous else None
+        return {"beta_alias": state.beta_alias, "beta_alias_version": version}
 
     # --- analysis (issue 16) ------------------------------------------------------------------
 
@@ -783,6 +815,7 @@ class ReleaseService:
                 "updated_at": now,
             }
         )
+        self._restore_beta(state)
         metrics.add_metric(name=RELEASE_CONCURRENT_CHANGE, unit="Count", value=1)
         logger.warning(
             "concurrent alias change",
@@ -805,6 +838,7 @@ class ReleaseService:
                         "alias_restored": False,
                         "observed_version": observed.function_version if observed else None,
                         "observed_weights": observed.weights if observed else None,
+                        **self._beta_end(state, False),
                     },
                 )
             ],
@@ -825,9 +859,11 @@ class ReleaseService:
                 "updated_at": now,
             }
         )
+        self._restore_beta(state)
         restored = {
             "restored_version": state.previous.function_version,
             "restored_weights": state.previous.weights,
+            **self._beta_end(state, False),
         }
         if outcome.aborted:
             event: tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]] = (
