@@ -93,15 +93,17 @@ class VersionMetrics:
         gates: Sequence[AnalysisGate],
         start: datetime,
         end: datetime,
+        *,
+        percentiles: bool = False,
     ) -> VersionFigures:
         """Invocations, errors, throttles and duration of ``version`` behind ``function:alias``,
-        plus whatever the gates need beyond those."""
+        plus whatever the gates need beyond those (``percentiles``: p50 and p99 in any case)."""
         dims = {"FunctionName": function, "Resource": f"{function}:{alias}", "ExecutedVersion": version}
 
         def lam(metric: str, statistic: str) -> float | None:
             return self._statistic(LAMBDA_NAMESPACE, metric, dims, statistic, start, end)
 
-        wanted = {gate.metric for gate in gates}
+        wanted = {gate.metric for gate in gates} | (set(_PERCENTILES) if percentiles else set())
         custom: dict[str, float | None] = {}
         for gate in gates:
             if gate.metric is AnalysisMetric.CUSTOM:

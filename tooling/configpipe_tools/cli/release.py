@@ -49,6 +49,7 @@ from configpipe_tools.cli.release_checks import (
     parse_request,
     strategy_value,
 )
+from configpipe_tools.cli.release_compare import compare_command
 from configpipe_tools.cli.release_config import (
     ConfigOutcome,
     config_views,
@@ -562,3 +563,6 @@ resume = _control_command(
 abort = _control_command(
     ControlAction.ABORT, "Roll the alias back to exactly what it was before the release."
 )
+
+# issue 16: candidate vs baseline (configpipe_tools.cli.release_compare)
+compare = app.command("compare")(guarded(compare_command))
