@@ -222,4 +222,4 @@ def test_compare_without_a_release_is_a_clear_error(released: ReleaseService, cl
     result = cli("release", "--release-table", TABLE, "compare", FUNCTION, "-o", "json")
 
     assert_clean_exit(result, 2)
-    assert parse_json(result)["code"] == "RELEASE_NOT_FOUND"
+    assert parse_json(result)["error"]["code"] == "RELEASE_NOT_FOUND"
