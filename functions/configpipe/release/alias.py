@@ -100,13 +100,12 @@ class LambdaAliases:
 
     def point(self, function: str, alias: str, target: AliasTarget) -> None:
         """Create the alias or repoint it at ``target`` (idempotent: a retry writes the same)."""
-        routing = {"AdditionalVersionWeights": dict(target.weights)}
         try:
             self._client.update_alias(
                 FunctionName=function,
                 Name=alias,
                 FunctionVersion=target.function_version,
-                RoutingConfig=routing,
+                RoutingConfig={"AdditionalVersionWeights": dict(target.weights)},
             )
         except ClientError as e:
             if _code(e) != "ResourceNotFoundException":
@@ -115,7 +114,7 @@ class LambdaAliases:
                 FunctionName=function,
                 Name=alias,
                 FunctionVersion=target.function_version,
-                RoutingConfig=routing,
+                RoutingConfig={"AdditionalVersionWeights": dict(target.weights)},
                 Description="configpipe release beta alias",
             )
 

@@ -747,6 +747,7 @@ class ReleaseService:
             self._commit(state, base.model_copy(update=update), [])
             return
         limit = timedelta(minutes=state.analysis.inconclusive_limit_minutes)
+        event: tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]]
         if state.held_since is None:
             held = base.model_copy(update={"held_since": now})
             event = (

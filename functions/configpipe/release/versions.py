@@ -91,7 +91,7 @@ class LambdaVersions:
         self._client = client or boto3.client("lambda")
 
     def published(self, function: str) -> list[str]:
-        versions = []
+        versions: list[str] = []
         for page in self._client.get_paginator("list_versions_by_function").paginate(FunctionName=function):
             versions.extend(v["Version"] for v in page.get("Versions", []) if v["Version"] != LATEST)
         return versions

@@ -223,3 +223,56 @@ def test_compare_without_a_release_is_a_clear_error(released: ReleaseService, cl
 
     assert_clean_exit(result, 2)
     assert parse_json(result)["error"]["code"] == "RELEASE_NOT_FOUND"
+
+
+# --- release start --analysis / --beta-alias ----------------------------------------------------
+
+
+def test_start_sends_the_analysis_and_beta_alias_options(
+    released: ReleaseService, pipeline: Pipeline, cli: Any
+) -> None:
+    analysis = '{"gates": [{"metric": "errorRate", "maxIncreasePercent": 50}], "minInvocations": 20}'
+    result = cli(
+        "release", "--release-table", TABLE, "start", FUNCTION, "--to-version", "2",
+        "--strategy", "Canary10Percent5Minutes", "--reason", "r", "--release-id", "rel-cli",
+        "--analysis", analysis, "--no-beta-alias", "--no-wait",
+    )  # fmt: skip
+
+    assert_clean_exit(result, 0)
+    [sent] = [e for e in pipeline.bus_events() if e["detail-type"] == "ReleaseRequested"]
+    assert sent["detail"]["analysis"] == {
+        "gates": [
+            {
+                "metric": "errorRate",
+                "maxIncreasePercent": 50.0,
+                "dimensions": {},
+                "versionDimension": "ExecutedVersion",
+            }
+        ],
+        "minInvocations": 20,
+        "inconclusiveLimitMinutes": 10,
+    }
+    assert sent["detail"]["betaAlias"] is False
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        (
+            ["--strategy", "AllAtOnce", "--analysis", '{"gates": [{"metric": "errors", "maxValue": 0}]}'],
+            "ANALYSIS_NOT_APPLICABLE",
+        ),
+        (["--strategy", "AllAtOnce", "--analysis", "{not json"], "INVALID_ANALYSIS"),
+    ],
+)
+def test_start_refuses_a_bad_analysis_before_sending_anything(
+    released: ReleaseService, pipeline: Pipeline, cli: Any, options: list[str], code: str
+) -> None:
+    result = cli(
+        "release", "--release-table", TABLE, "start", FUNCTION, "--to-version", "2", "--reason", "r",
+        "--no-wait", "-o", "json", *options,
+    )  # fmt: skip
+
+    assert_clean_exit(result, 2)
+    assert code in result.stdout
+    assert not [e for e in pipeline.bus_events() if e["detail-type"] == "ReleaseRequested"]

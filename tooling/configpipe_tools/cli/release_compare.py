@@ -9,6 +9,7 @@ rules the release function applies at each step's end.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Annotated
@@ -110,7 +111,7 @@ def compare_command(
     while True:
         comparison = compare(state, metrics, datetime.now(UTC))
         if not follow:
-            out.result(comparison.to_dict(), lambda c, shown=comparison: render(c, shown))
+            out.result(comparison.to_dict(), functools.partial(render, comparison=comparison))
             return
         if cli.json:
             out.event(comparison.to_dict(), Text(""))
