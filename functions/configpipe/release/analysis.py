@@ -161,6 +161,34 @@ def judge(
     )
 
 
+def unreadable(
+    analysis: ReleaseAnalysis,
+    error: str,
+    *,
+    candidate_version: str,
+    baseline_version: str,
+    window_start: datetime,
+    window_end: datetime,
+    step_percent: float,
+) -> AnalysisVerdict:
+    """The verdict when CloudWatch could not be read: inconclusive (the step is held, and past the
+    limit the release pauses for a person), never a pass on figures nobody saw."""
+    return AnalysisVerdict(
+        verdict=Verdict.INCONCLUSIVE,
+        window_start=window_start,
+        window_end=window_end,
+        candidate_version=candidate_version,
+        baseline_version=baseline_version,
+        candidate_invocations=0.0,
+        baseline_invocations=0.0,
+        step_percent=step_percent,
+        gates=[
+            GateResult(gate=gate.label, verdict=Verdict.INCONCLUSIVE, message=f"metrics unreadable: {error}")
+            for gate in analysis.gates
+        ],
+    )
+
+
 def summary(verdict: AnalysisVerdict) -> str:
     """A one-line reason naming the gates that decided the verdict (for outcomes and logs)."""
     deciding = [g for g in verdict.gates if g.verdict == verdict.verdict] or verdict.gates

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from configpipe.bus import ConfigBus
@@ -38,7 +39,7 @@ from configpipe.observability import logger, metrics
 from configpipe.registry import Registry
 from configpipe.release import engine
 from configpipe.release.alias import LambdaAliases
-from configpipe.release.analysis import judge, summary
+from configpipe.release.analysis import judge, summary, unreadable
 from configpipe.release.bounds import MAX_MESSAGE_CHARS, MAX_REASONS, bounded, echoed_text
 from configpipe.release.contracts import (
     ANNOUNCEMENT_CONTRACTS,
@@ -707,10 +708,24 @@ class ReleaseService:
             self._version_metrics = VersionMetrics()
         end = max(now, start + timedelta(seconds=1))
         gates = state.analysis.gates
-        figures = [
-            self._version_metrics.figures(state.function, state.alias, version, gates, start, end)
-            for version in (state.target_version, state.previous.function_version)
-        ]
+        try:
+            figures = [
+                self._version_metrics.figures(state.function, state.alias, version, gates, start, end)
+                for version in (state.target_version, state.previous.function_version)
+            ]
+        except (ClientError, BotoCoreError) as e:
+            logger.warning(
+                "per-version metrics unreadable", extra={"release_id": state.release_id, "error": str(e)}
+            )
+            return unreadable(
+                state.analysis,
+                bounded(str(e), MAX_MESSAGE_CHARS),
+                candidate_version=state.target_version,
+                baseline_version=state.previous.function_version,
+                window_start=start,
+                window_end=end,
+                step_percent=state.percent,
+            )
         return judge(
             state.analysis,
             figures[0],

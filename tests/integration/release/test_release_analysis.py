@@ -277,3 +277,51 @@ def test_a_gate_needs_exactly_one_threshold(env: Env) -> None:
     assert [r.code for r in result.reasons] == ["INVALID_FIELD"]
     assert "exactly one of maxValue and maxIncreasePercent" in result.reasons[0].message
     assert env.table_items() == []
+
+
+def test_metrics_that_cannot_be_read_hold_the_step_and_never_pass_it(env: Env) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from configpipe.bus import ConfigBus
+    from configpipe.release.alias import LambdaAliases
+    from configpipe.release.health import AlarmHealth
+    from configpipe.release.service import ReleaseService
+    from configpipe.release.store import ReleaseStore
+    from configpipe.release.version_metrics import VersionMetrics
+    from tests.integration.release.conftest import BUS, REGION, REGISTRY, TABLE
+
+    # Given CloudWatch refusing every GetMetricStatistics (e.g. the role lost the permission)
+    denied = boto3.client("cloudwatch", region_name=REGION)
+    stubber = Stubber(denied)
+    for _ in range(3):
+        stubber.add_client_error("get_metric_statistics", "AccessDenied", "not authorised", 403)
+    stubber.activate()
+    service = ReleaseService(
+        store=ReleaseStore(TABLE, env.ddb),
+        aliases=LambdaAliases(env.lam),
+        health=AlarmHealth(env.cw),
+        hooks=env.hooks,
+        bus=ConfigBus(BUS, boto3.client("events", region_name=REGION)),
+        registry=REGISTRY,
+        clock=env.clock,
+        version_metrics=VersionMetrics(denied),
+    )
+    service.handle_request(request(analysis={**ANALYSIS, "inconclusiveLimitMinutes": 1}), TEAM)
+    healthy_split(env, range(5), candidate_errors=40)  # would fail, if anyone could read it
+
+    # When the step ends, it is held (inconclusive), not passed and not failed
+    env.clock.at(5)
+    service.reconcile_all()
+    assert env.alias() == AliasTarget.of("1", {"2": 0.1})
+    [held] = env.events("ReleaseAnalysisHeld")
+    gates = held["detail"]["analysis"]["gates"]
+    assert {g["verdict"] for g in gates} == {"inconclusive"}
+    assert all("metrics unreadable" in g["message"] and "AccessDenied" in g["message"] for g in gates)
+
+    # And past the limit the release pauses for a person
+    env.clock.at(6)
+    state = service.reconcile("rel-1")
+    assert state is not None
+    assert state.paused
+    assert env.alias() == AliasTarget.of("1", {"2": 0.1})
