@@ -4,8 +4,9 @@
 Starts the local pipeline (the moto server with the synthesised stack provisioned in it and
 the stack's functions running from ./functions), then walks through what a team does:
 changes for three services, a rejected change, a secret, a global flag, history and a
-rollback, then releases with ``configpipe release``: a canary promoted to 100 %, and a release
-rolled back by its CloudWatch alarm on the (sped-up) reconcile tick, and a config canary.
+rollback, then releases with ``configpipe release``: a canary promoted to 100 %, a release
+rolled back by its CloudWatch alarm on the (sped-up) reconcile tick, a release stopped by its
+own per-version metrics (analysis, no alarm), and a config canary.
 Every wait is a poll with a generous deadline that says while it waits, so a busy machine
 (``make demo-stress``) slows the demo without failing it. Run: ``.venv/bin/python
 scripts/demo.py [--state-dir DIR]``.
@@ -23,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +356,7 @@ class Demo:
         say(f"release reconcile tick: rate(1 minute) from the template, fired every {tick:g}s here")
         self.a_canary_release()
         self.a_release_rolled_back_by_its_alarm()
+        self.a_release_stopped_by_its_analysis()
 
     def a_canary_release(self) -> None:
         step("6a. A canary: checkout-api live v1 → v2, Canary10Percent5Minutes, then promote")
@@ -470,6 +473,62 @@ class Demo:
                 "omits an empty one)[/dim]"
             )
         self.release_cli(None, "status", "payments-api")
+
+    def a_release_stopped_by_its_analysis(self) -> None:
+        step("6c. A release judged by its own metrics: no alarm, the candidate's error rate stops it")
+        release_id = f"demo-{RUN}-analysis"
+        lam = self.p.client("lambda")
+        before = self.alias("search-api")
+        baseline = before["version"]
+        lam.update_function_configuration(FunctionName="search-api", Description=f"demo {RUN}")
+        target = lam.publish_version(FunctionName="search-api", Description=f"demo {RUN}")["Version"]
+        analysis = '{"gates": [{"metric": "errorRate", "maxIncreasePercent": 50}], "minInvocations": 50}'
+        self.release_cli(
+            "configpipe.team.search",
+            "start",
+            "search-api",
+            "--to-version",
+            target,
+            "--strategy",
+            "Canary10Percent1Minutes",
+            "--analysis",
+            analysis,
+            "--reason",
+            f"ship search-api v{target}, judged against v{baseline}",
+            "--release-id",
+            release_id,
+        )
+        self.wait_for(
+            lambda: self.alias_when("search-api", lambda a: a["weights"] == {target: 0.1}), "the 10% step"
+        )
+        # What Lambda publishes per executed version for alias traffic (moto does not run the
+        # functions, so the demo puts the figures): v-target fails 10 %, v-baseline 1 %.
+        now = datetime.now(UTC)
+        for version, invocations, errors in ((target, 100, 10), (baseline, 900, 9)):
+            dims = [
+                {"Name": "FunctionName", "Value": "search-api"},
+                {"Name": "Resource", "Value": "search-api:live"},
+                {"Name": "ExecutedVersion", "Value": version},
+            ]
+            self.p.client("cloudwatch").put_metric_data(
+                Namespace="AWS/Lambda",
+                MetricData=[
+                    {"MetricName": "Invocations", "Dimensions": dims, "Timestamp": now, "Value": invocations},
+                    {"MetricName": "Errors", "Dimensions": dims, "Timestamp": now, "Value": errors},
+                ],
+            )
+        say(f"per-version metrics: v{target} 10 errors in 100 calls, v{baseline} 9 in 900; no alarm exists")
+        self.run(None, "release", "compare", "search-api")
+        say("the step lasts a real minute; at its end the release function judges it ...")
+        rolled = self.wait_for(
+            lambda: self.release_events("ReleaseRolledBack", release_id), "ReleaseRolledBack"
+        )
+        detail = rolled[0]["detail"]
+        say(f"[red]ReleaseRolledBack[/red] {detail['code']}: {detail['message']}")
+        after = self.alias("search-api")
+        self.show_alias("Lambda GetAlias search-api:live", [("before", before), ("rolled back", after)])
+        if (after["version"], after["weights"]) != (before["version"], before["weights"]):
+            raise DemoError("the analysis rollback did not restore the alias")
 
     # --- progressive configuration rollouts -----------------------------------------------
 

@@ -17,7 +17,9 @@ It creates:
   configpipe function (ObservedFunction: traced, JSON logs in its own log group, Powertools
   layer), with its own role: lambda:GetAlias /
   UpdateAlias / GetFunctionConfiguration / ListVersionsByFunction and lambda:InvokeFunction
-  (hooks) on the registered functions and their versions/aliases only; cloudwatch:DescribeAlarms
+  (hooks) on the registered functions and their versions/aliases only (issue 16: also
+  CreateAlias / DeleteAlias for the beta alias, and cloudwatch:GetMetricStatistics, which IAM
+  cannot scope, for analysis gates); cloudwatch:DescribeAlarms
   on this account's alarms; events:PutEvents on the bus with source ``configpipe.pipeline``
   only; on its table GetItem / PutItem / UpdateItem / DeleteItem / Query, and Query on its indexes.
 * ``command_rule`` — ``ReleaseRequested`` / ``ReleaseControl`` from ``configpipe.team.*`` on the
@@ -205,9 +207,25 @@ class ReleaseManager(Construct):
                 arns,
             )
             allow(["lambda:InvokeFunction"], arns)
+            self._grant_analysis_and_beta(arns)
             for fn in functions:
                 acknowledge(
                     f"arn:<AWS::Partition>:lambda:{region}:{account}:function:{fn}:*",
                     f"The versions and aliases of {fn}, a function its service registered for releases; "
                     "the version and alias a release touches are chosen per request at run time.",
                 )
+
+    # --- issue 16: release analysis and the beta alias (kept in its own block for merges) -------
+
+    def _grant_analysis_and_beta(self, function_arns: list[str]) -> None:
+        """Per-version metrics for analysis gates; create/delete of the beta alias.
+
+        GetMetricStatistics has no resource-level permissions in IAM (its only resource is "*"),
+        so it is granted unscoped — it only reads metric statistics. The beta alias is created,
+        repointed (UpdateAlias, granted above) and deleted on the registered functions only."""
+        self.manager.allow_unscoped(
+            ["cloudwatch:GetMetricStatistics"],
+            "cloudwatch:GetMetricStatistics supports no resource-level permissions; it reads the "
+            "per-version metrics that release analysis gates compare",
+        )
+        self.manager.allow(["lambda:CreateAlias", "lambda:DeleteAlias"], function_arns)

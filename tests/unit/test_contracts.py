@@ -77,8 +77,8 @@ def as_event(detail: dict[str, Any]) -> dict[str, Any]:
 def test_every_contract_is_either_a_command_or_an_announcement():
     models = _models(contracts) | _models(release_contracts)
     commands = {m.__name__ for m in models if issubclass(m, Command)}
-    # CustomStrategy is part of ReleaseRequested, RolloutRequest/RolloutRelease of
-    # ConfigurationChange, so they follow the command's rule.
+    # CustomStrategy and ReleaseAnalysis/AnalysisGate are part of ReleaseRequested,
+    # RolloutRequest/RolloutRelease of ConfigurationChange, so they follow the command's rule.
     assert commands == {
         "ConfigurationChange",
         "ConfigurationRolloutControl",
@@ -87,6 +87,8 @@ def test_every_contract_is_either_a_command_or_an_announcement():
         "ReleaseRequested",
         "ReleaseControl",
         "CustomStrategy",
+        "ReleaseAnalysis",
+        "AnalysisGate",
     }
     assert all(issubclass(m, Announcement) for m in models if m.__name__ not in commands)
     assert {m.model_config["extra"] for m in models if issubclass(m, Command)} == {"forbid"}

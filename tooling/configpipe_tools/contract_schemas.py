@@ -40,19 +40,11 @@ from configpipe.contracts import (
     DetailType,
 )
 from configpipe.release.contracts import (
-    ReleaseAborted,
-    ReleaseCompleted,
+    ANNOUNCEMENT_CONTRACTS,
     ReleaseControl,
     ReleaseDetailType,
-    ReleaseHookCompleted,
-    ReleasePaused,
     ReleaseRejected,
     ReleaseRequested,
-    ReleaseResumed,
-    ReleaseRolledBack,
-    ReleaseStarted,
-    ReleaseStatusReported,
-    ReleaseStepped,
 )
 
 #: Where the generated schemas live in the repository.
@@ -70,16 +62,10 @@ CATALOG: dict[str, type[Contract]] = {
     **{detail_type: ConfigurationRolloutEvent for detail_type in ROLLOUT_EVENT_TYPES},
     ReleaseDetailType.RELEASE_REQUESTED: ReleaseRequested,
     ReleaseDetailType.RELEASE_CONTROL: ReleaseControl,
-    ReleaseDetailType.RELEASE_STARTED: ReleaseStarted,
-    ReleaseDetailType.RELEASE_HOOK_COMPLETED: ReleaseHookCompleted,
-    ReleaseDetailType.RELEASE_STEPPED: ReleaseStepped,
-    ReleaseDetailType.RELEASE_PAUSED: ReleasePaused,
-    ReleaseDetailType.RELEASE_RESUMED: ReleaseResumed,
-    ReleaseDetailType.RELEASE_COMPLETED: ReleaseCompleted,
-    ReleaseDetailType.RELEASE_ROLLED_BACK: ReleaseRolledBack,
-    ReleaseDetailType.RELEASE_ABORTED: ReleaseAborted,
     ReleaseDetailType.RELEASE_REJECTED: ReleaseRejected,
-    ReleaseDetailType.RELEASE_STATUS_REPORTED: ReleaseStatusReported,
+    # the release lifecycle announcements: the release package's own map, so a new one
+    # gets its schema (and a drift test) without anyone editing this list
+    **ANNOUNCEMENT_CONTRACTS,
 }
 
 

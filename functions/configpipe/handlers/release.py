@@ -30,6 +30,7 @@ from configpipe.release.hooks import LambdaHookRunner
 from configpipe.release.service import ReleaseService
 from configpipe.release.settings import ReleaseSettings
 from configpipe.release.store import ReleaseStore
+from configpipe.release.version_metrics import VersionMetrics
 from configpipe.untrusted import bounded, validation_summary
 
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
@@ -47,6 +48,7 @@ def build(settings: ReleaseSettings) -> ReleaseService:
         hooks=LambdaHookRunner(),
         bus=ConfigBus(settings.event_bus_name),
         registry=settings.registry(),
+        version_metrics=VersionMetrics(),
     )
 
 

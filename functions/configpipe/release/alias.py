@@ -89,6 +89,43 @@ class LambdaAliases:
                 raise AliasUpdateRefusedError(str(e)) from e
             raise
 
+    # --- the beta alias (issue 16): the release's own, written without a revision guard ----------
+
+    def find(self, function: str, alias: str) -> AliasState | None:
+        """The alias, or None when it does not exist."""
+        try:
+            return self.get(function, alias)
+        except AliasNotFoundError:
+            return None
+
+    def point(self, function: str, alias: str, target: AliasTarget) -> None:
+        """Create the alias or repoint it at ``target`` (idempotent: a retry writes the same)."""
+        try:
+            self._client.update_alias(
+                FunctionName=function,
+                Name=alias,
+                FunctionVersion=target.function_version,
+                RoutingConfig={"AdditionalVersionWeights": dict(target.weights)},
+            )
+        except ClientError as e:
+            if _code(e) != "ResourceNotFoundException":
+                raise
+            self._client.create_alias(
+                FunctionName=function,
+                Name=alias,
+                FunctionVersion=target.function_version,
+                RoutingConfig={"AdditionalVersionWeights": dict(target.weights)},
+                Description="configpipe release beta alias",
+            )
+
+    def remove(self, function: str, alias: str) -> None:
+        """Delete the alias; one that is already gone is fine (a retried restore)."""
+        try:
+            self._client.delete_alias(FunctionName=function, Name=alias)
+        except ClientError as e:
+            if _code(e) != "ResourceNotFoundException":
+                raise
+
     def exists(self, function: str) -> bool:
         try:
             self._client.get_function_configuration(FunctionName=function)

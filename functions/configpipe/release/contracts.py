@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from configpipe.contracts import CHANGE_ID_PATTERN, Announcement, Command
 
@@ -39,6 +39,7 @@ class ReleaseDetailType(StrEnum):
     RELEASE_ABORTED = "ReleaseAborted"
     RELEASE_REJECTED = "ReleaseRejected"
     RELEASE_STATUS_REPORTED = "ReleaseStatusReported"
+    RELEASE_ANALYSIS_HELD = "ReleaseAnalysisHeld"
 
 
 class ReleaseReasonCode(StrEnum):
@@ -69,6 +70,7 @@ class ReleaseReasonCode(StrEnum):
     RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
     RELEASE_NOT_ACTIVE = "RELEASE_NOT_ACTIVE"
     CONTROL_ID_CONFLICT = "CONTROL_ID_CONFLICT"
+    ANALYSIS_NOT_APPLICABLE = "ANALYSIS_NOT_APPLICABLE"  # analysis on a strategy with no split step
 
 
 class ReleaseOutcomeCode(StrEnum):
@@ -83,6 +85,7 @@ class ReleaseOutcomeCode(StrEnum):
     ALIAS_UPDATE_REFUSED = "ALIAS_UPDATE_REFUSED"
     ALARM_MISSING = "ALARM_MISSING"  # a watched alarm was deleted while the release ran
     ALARM_UNREADABLE = "ALARM_UNREADABLE"  # DescribeAlarms failed: the release could not be watched
+    ANALYSIS_FAILED = "ANALYSIS_FAILED"  # a gate judged the candidate worse than allowed (issue 16)
 
 
 class ReleaseStatus(StrEnum):
@@ -118,6 +121,7 @@ class HookPhase(StrEnum):
 FUNCTION_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ALIAS_NAME_PATTERN = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$")
 MAX_ALARMS = 10
+BETA_SUFFIX = "-candidate"
 MAX_HOOK_TIMEOUT_SECONDS = 300
 
 
@@ -142,6 +146,94 @@ class CustomStrategy(Command):
     final_bake_minutes: int | None = None
 
 
+class AnalysisMetric(StrEnum):
+    """What a gate compares. The built-in ones are Lambda's own per-version metrics (namespace
+    ``AWS/Lambda``, dimensions ``FunctionName``, ``Resource`` = ``function:alias`` and
+    ``ExecutedVersion``); ``custom`` is any CloudWatch metric that has a version dimension."""
+
+    ERRORS = "errors"  # Errors, Sum
+    ERROR_RATE = "errorRate"  # 100 * Errors Sum / Invocations Sum, computed by configpipe
+    THROTTLES = "throttles"  # Throttles, Sum
+    DURATION_AVERAGE = "durationAverage"  # Duration, Average (ms)
+    DURATION_P50 = "durationP50"  # Duration, p50 (ms)
+    DURATION_P99 = "durationP99"  # Duration, p99 (ms)
+    CUSTOM = "custom"
+
+
+CUSTOM_STATISTIC_PATTERN = re.compile(r"^(Sum|Average|Maximum|Minimum|SampleCount|p(\d{1,2}(\.\d{1,2})?))$")
+MAX_ANALYSIS_GATES = 10
+_CW_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
+
+
+class AnalysisGate(Command):
+    """One comparison of the candidate (target version) with the baseline (previous version)
+    over a step's window. Lower is better for every metric; the candidate fails the gate when
+    it is above ``maxValue`` or more than ``maxIncreasePercent`` % above the baseline."""
+
+    metric: AnalysisMetric
+    max_value: float | None = Field(default=None, ge=0, description="Absolute upper bound for the candidate")
+    max_increase_percent: float | None = Field(
+        default=None, ge=0, le=100_000, description="Upper bound relative to the baseline, in %"
+    )
+    # metric "custom" only:
+    name: str | None = Field(default=None, description="Label of a custom gate in verdicts")
+    namespace: str | None = None
+    metric_name: str | None = None
+    statistic: str | None = Field(default=None, description="Sum|Average|Maximum|Minimum|SampleCount|pNN")
+    dimensions: dict[str, str] = Field(
+        default_factory=dict, description="Fixed dimensions of a custom metric"
+    )
+    version_dimension: str = Field(
+        default="ExecutedVersion", description="Dimension that carries the version"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalysisGate:
+        if (self.max_value is None) == (self.max_increase_percent is None):
+            raise ValueError("a gate needs exactly one of maxValue and maxIncreasePercent")
+        custom = (self.namespace, self.metric_name, self.statistic)
+        if self.metric is AnalysisMetric.CUSTOM:
+            if any(part is None for part in custom):
+                raise ValueError("a custom gate needs namespace, metricName and statistic")
+            if not CUSTOM_STATISTIC_PATTERN.fullmatch(self.statistic or ""):
+                raise ValueError("statistic is Sum, Average, Maximum, Minimum, SampleCount or pNN")
+            names = [
+                self.namespace,
+                self.metric_name,
+                self.version_dimension,
+                *self.dimensions,
+                *self.dimensions.values(),
+            ]
+            if any(not _CW_NAME.fullmatch(str(n)) for n in names) or len(self.dimensions) > 20:
+                raise ValueError("CloudWatch names are 1-255 printable characters; at most 20 dimensions")
+            if self.name is not None and not _CW_NAME.fullmatch(self.name):
+                raise ValueError("name is 1-255 printable characters")
+        elif any(part is not None for part in (*custom, self.name)) or self.dimensions:
+            raise ValueError(
+                "name, namespace, metricName, statistic and dimensions are for custom gates only"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.metric is AnalysisMetric.CUSTOM:
+            return self.name or f"{self.namespace}/{self.metric_name}:{self.statistic}"
+        return self.metric.value
+
+
+class ReleaseAnalysis(Command):
+    """Judge each traffic step by the versions' own metrics (issue 16): at the end of every step
+    that splits traffic, every gate compares candidate and baseline over the step's window."""
+
+    gates: list[AnalysisGate] = Field(min_length=1, max_length=MAX_ANALYSIS_GATES)
+    min_invocations: int = Field(
+        default=100, ge=1, le=100_000_000, description="Per version and window; fewer is inconclusive"
+    )
+    inconclusive_limit_minutes: int = Field(
+        default=10, ge=1, le=1440, description="How long a step is held for data before the release pauses"
+    )
+
+
 class ReleaseRequested(Command):
     release_id: str = Field(description="Client idempotency key, like changeId")
     function: str = Field(description="Name of a function listed in the registry's services[*].functions")
@@ -161,6 +253,14 @@ class ReleaseRequested(Command):
         description="CodeDeploy's ignorePollAlarmFailure: true keeps the release going when a watched "
         "alarm cannot be read (deleted, or DescribeAlarms failing); by default (false) it rolls back. "
         "Optional and None when absent, so requests without it keep their idempotency hash.",
+    )
+    analysis: ReleaseAnalysis | None = Field(
+        default=None, description="Per-step candidate-vs-baseline gates; None: time and alarms only"
+    )
+    beta_alias: str | bool | None = Field(
+        default=None,
+        description="Alias that points at the target during the release, for testers: a name, or false "
+        "for none; absent: '<alias>-candidate'",
     )
     author: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=1024)
@@ -191,6 +291,32 @@ class ReleaseRequested(Command):
         if not ALIAS_NAME_PATTERN.fullmatch(v):
             raise ValueError("alias must be 1-128 characters of A-Z a-z 0-9 _ - and not only digits")
         return v
+
+    @field_validator("beta_alias")
+    @classmethod
+    def _beta_alias(cls, v: str | bool | None) -> str | bool | None:
+        if v is True:
+            raise ValueError("betaAlias is an alias name, or false for none")
+        if isinstance(v, str) and not ALIAS_NAME_PATTERN.fullmatch(v):
+            raise ValueError("betaAlias must be 1-128 characters of A-Z a-z 0-9 _ - and not only digits")
+        return v
+
+    @model_validator(mode="after")
+    def _beta_is_another_alias(self) -> ReleaseRequested:
+        if self.beta_alias == self.alias:
+            raise ValueError("betaAlias must differ from alias")
+        if self.beta_alias is None and len(self.alias) > 128 - len(BETA_SUFFIX):
+            raise ValueError(f"alias is too long for the default betaAlias '<alias>{BETA_SUFFIX}'; name one")
+        return self
+
+    @property
+    def beta_alias_name(self) -> str | None:
+        """The beta alias this release maintains (None: off)."""
+        if self.beta_alias is False:
+            return None
+        if isinstance(self.beta_alias, str):
+            return self.beta_alias
+        return f"{self.alias}{BETA_SUFFIX}"
 
     @field_validator("alarms")
     @classmethod
@@ -241,6 +367,37 @@ class ReleaseRejected(Announcement):
 Weights = dict[str, float]
 
 
+class Verdict(StrEnum):
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class GateResult(Announcement):
+    """One gate's figures: what the candidate and the baseline measured, and the limit."""
+
+    gate: str
+    verdict: Verdict
+    candidate: float | None = None
+    baseline: float | None = None
+    limit: float | None = Field(default=None, description="The candidate's largest passing value")
+    message: str = ""
+
+
+class AnalysisVerdict(Announcement):
+    """A step's verdict and the figures behind it, as recorded in the history and announced."""
+
+    verdict: Verdict
+    window_start: datetime
+    window_end: datetime
+    candidate_version: str
+    baseline_version: str
+    candidate_invocations: float
+    baseline_invocations: float
+    step_percent: float = Field(description="Traffic % on the candidate during the window")
+    gates: list[GateResult]
+
+
 class _ReleaseEvent(Announcement):
     """Fields every lifecycle announcement carries, so a consumer needs no lookup."""
 
@@ -265,6 +422,9 @@ class ReleaseStarted(_ReleaseEvent):
     pre_traffic_hook: str | None = None
     post_traffic_hook: str | None = None
     ignore_poll_alarm_failure: bool = False
+    #: The request's analysis as sent (a plain object: an announcement tolerates what it does not know).
+    analysis: dict[str, Any] | None = None
+    beta_alias: str | None = Field(default=None, description="The alias testers reach the target through")
     author: str
     reason: str
     source: str
@@ -280,11 +440,23 @@ class ReleaseHookCompleted(_ReleaseEvent):
 class ReleaseStepped(_ReleaseEvent):
     previous_percent: float
     cause: Literal["schedule", "promoted", "recovered"]
+    analysis: AnalysisVerdict | None = Field(default=None, description="The verdict of the step just left")
 
 
 class ReleasePaused(_ReleaseEvent):
     author: str
     reason: str = ""
+    analysis: AnalysisVerdict | None = Field(
+        default=None, description="Set when analysis paused it: inconclusive past the limit"
+    )
+
+
+class ReleaseAnalysisHeld(_ReleaseEvent):
+    """A step's analysis was inconclusive (too little traffic): the step is held, its clock stops,
+    and the analysis is repeated on every tick until it passes, fails or the limit pauses it."""
+
+    analysis: AnalysisVerdict
+    hold_limit_at: datetime
 
 
 class ReleaseResumed(_ReleaseEvent):
@@ -293,19 +465,29 @@ class ReleaseResumed(_ReleaseEvent):
     paused_seconds: float
 
 
-class ReleaseCompleted(_ReleaseEvent):
+class _BetaAliasEnd(_ReleaseEvent):
+    """What became of the beta alias when the release ended: ``betaAliasVersion`` is the version
+    it points at now (the released one after completion, its old one after a rollback), absent
+    when it was removed (it did not exist before the release)."""
+
+    beta_alias: str | None = None
+    beta_alias_version: str | None = None
+
+
+class ReleaseCompleted(_BetaAliasEnd):
     duration_seconds: float
 
 
-class ReleaseRolledBack(_ReleaseEvent):
+class ReleaseRolledBack(_BetaAliasEnd):
     code: ReleaseOutcomeCode
     message: str
     restored_version: str
     restored_weights: Weights
     alarms_in_alarm: list[str] = Field(default_factory=list)
+    analysis: AnalysisVerdict | None = Field(default=None, description="Set for ANALYSIS_FAILED")
 
 
-class ReleaseAborted(_ReleaseEvent):
+class ReleaseAborted(_BetaAliasEnd):
     code: ReleaseOutcomeCode
     message: str
     alias_restored: bool = Field(
@@ -340,4 +522,5 @@ ANNOUNCEMENT_CONTRACTS: dict[ReleaseDetailType, type[_ReleaseEvent]] = {
     ReleaseDetailType.RELEASE_ROLLED_BACK: ReleaseRolledBack,
     ReleaseDetailType.RELEASE_ABORTED: ReleaseAborted,
     ReleaseDetailType.RELEASE_STATUS_REPORTED: ReleaseStatusReported,
+    ReleaseDetailType.RELEASE_ANALYSIS_HELD: ReleaseAnalysisHeld,
 }

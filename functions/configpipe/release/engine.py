@@ -20,9 +20,13 @@ Order of precedence (first match wins):
    safety); a watched alarm that cannot be read — deleted (``ALARM_MISSING``) or DescribeAlarms
    failing (``ALARM_UNREADABLE``) — → ``BeginRollback`` too, unless the release was asked to
    ``ignorePollAlarmFailure`` (CodeDeploy's default and option: a release nobody can watch stops);
-7. paused → ``Wait``;
+7. the beta alias (if any) not yet pointed at the target → ``PointBeta`` (before any hook or
+   shift, so a pre-traffic hook and testers can reach the target through it); paused → ``Wait``;
 8. pre-traffic hook not passed → ``RunHook(PreTraffic)``;
 9. shifting: the strategy wants another weight → ``Shift``; at 100 % → ``TrafficComplete``;
+   but when the release has an analysis and the step being left splits traffic (0 < % < 100),
+   the step must pass it first → ``Analyse`` (a held step is analysed again once a minute;
+   a promote or a person's resume after an analysis pause skips it);
 10. post-traffic hook not passed → ``RunHook(PostTraffic)``;
 11. the strategy's end (last shift plus its final bake, e.g. BlueGreen's or AppConfig's) reached
     or promoted → ``Complete``.
@@ -85,6 +89,22 @@ class Shift:
 
 
 @dataclass(frozen=True)
+class PointBeta:
+    """Point the release's beta alias at the target, so testers reach it directly."""
+
+
+@dataclass(frozen=True)
+class Analyse:
+    """Judge the step now applied, over its window, before the strategy leaves it."""
+
+    window_start: datetime
+
+
+#: A held step is analysed again at most this often (the durable timer ticks once a minute).
+REANALYSE_SECONDS = 60
+
+
+@dataclass(frozen=True)
 class TrafficComplete:
     pass
 
@@ -103,6 +123,8 @@ Action = (
     | FinishRollback
     | RunHook
     | Shift
+    | PointBeta
+    | Analyse
     | TrafficComplete
     | Complete
 )
@@ -125,6 +147,17 @@ def next_step_at(state: ReleaseState, now: datetime) -> datetime | None:
     if upcoming is None and end > elapsed:
         upcoming = end
     return None if upcoming is None else now + timedelta(seconds=upcoming - elapsed)
+
+
+def analysis_due(state: ReleaseState) -> bool:
+    """Whether the step now applied must pass analysis before the release leaves it."""
+    return (
+        state.analysis is not None
+        and not state.promoted
+        and 0 < state.percent < 100
+        and state.step_verdict is None
+        and state.analysis_waived_percent != state.percent
+    )
 
 
 def unwatched(
@@ -178,6 +211,8 @@ def decide(
         )
     if (blind := unwatched(state, alarms_missing, alarm_error)) is not None:
         return blind
+    if state.beta_alias is not None and not state.beta_pointed:
+        return PointBeta()
     if state.paused:
         return Wait("paused")
 
@@ -191,6 +226,14 @@ def decide(
         percent = desired_percent(state, now)
         wanted = target_for(percent, state.previous.function_version, state.target_version)
         if not wanted.same_routing(state.applied):
+            if analysis_due(state):
+                if state.held_since is not None and state.analysed_at is not None:
+                    assert state.analysis is not None
+                    limit = state.held_since + timedelta(minutes=state.analysis.inconclusive_limit_minutes)
+                    again = min(state.analysed_at + timedelta(seconds=REANALYSE_SECONDS), limit)
+                    if now < again:
+                        return Wait("step held: analysis inconclusive", again)
+                return Analyse(state.step_started_at or state.shift_started_at or state.requested_at)
             return Shift(wanted, percent, "promoted" if state.promoted else "schedule")
         if percent >= 100:
             return TrafficComplete()

@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from configpipe.release.contracts import ReleaseDetailType, ReleaseOutcomeCode, ReleaseStatus
+from configpipe.release.contracts import (
+    AnalysisVerdict,
+    ReleaseAnalysis,
+    ReleaseDetailType,
+    ReleaseOutcomeCode,
+    ReleaseStatus,
+)
 from configpipe.release.strategies import Strategy
 
 #: Weights are compared at this precision: Lambda stores doubles, we send fractions of 1e-4.
@@ -84,6 +90,7 @@ class Outcome(BaseModel):
     aborted: bool = False
     author: str | None = None
     alarms_in_alarm: list[str] = Field(default_factory=list)
+    analysis: AnalysisVerdict | None = None
 
 
 class ReleaseState(BaseModel):
@@ -124,6 +131,28 @@ class ReleaseState(BaseModel):
     ended_at: datetime | None = None
     updated_at: datetime
 
+    # --- analysis (issue 16); all empty for a release without one, so its timeline is unchanged
+    analysis: ReleaseAnalysis | None = None
+    #: When the weight now applied was written: the start of the step's analysis window.
+    step_started_at: datetime | None = None
+    #: The current step's passing verdict, announced with the shift that leaves the step.
+    step_verdict: AnalysisVerdict | None = None
+    #: An inconclusive step holds the strategy's clock (like a pause) from here until a verdict.
+    held_since: datetime | None = None
+    held_seconds: float = 0.0
+    #: When the held step was last analysed: it is analysed again a minute later, not in a loop.
+    analysed_at: datetime | None = None
+    #: The release paused itself because a step stayed inconclusive past the limit; a person's
+    #: resume then waives that step's analysis (``analysis_waived_percent``).
+    analysis_paused: bool = False
+    analysis_waived_percent: float | None = None
+
+    # --- beta alias (issue 16): points at the target while the release runs
+    beta_alias: str | None = None
+    #: The beta alias as found at acceptance (None: it did not exist); a rollback restores it.
+    beta_previous: AliasTarget | None = None
+    beta_pointed: bool = False
+
     #: Optimistic-concurrency counter: every save is conditional on the value read, so two
     #: reconciles (or a reconcile and a control) of one release cannot both act.
     seq: int = 0
@@ -143,7 +172,9 @@ class ReleaseState(BaseModel):
         if self.shift_started_at is None:
             return 0.0
         paused_now = (now - self.paused_at).total_seconds() if self.paused_at else 0.0
-        return max(0.0, (now - self.shift_started_at).total_seconds() - self.paused_seconds - paused_now)
+        held_now = (now - self.held_since).total_seconds() if self.held_since else 0.0
+        stopped = self.paused_seconds + paused_now + self.held_seconds + held_now
+        return max(0.0, (now - self.shift_started_at).total_seconds() - stopped)
 
 
 class HistoryEntry(BaseModel):

@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from configpipe.bus import ConfigBus
@@ -38,12 +39,15 @@ from configpipe.observability import logger, metrics
 from configpipe.registry import Registry
 from configpipe.release import engine
 from configpipe.release.alias import LambdaAliases
+from configpipe.release.analysis import judge, summary, unreadable
 from configpipe.release.bounds import MAX_MESSAGE_CHARS, MAX_REASONS, bounded, echoed_text
 from configpipe.release.contracts import (
     ANNOUNCEMENT_CONTRACTS,
+    AnalysisVerdict,
     ControlAction,
     HookPhase,
     ReleaseAborted,
+    ReleaseAnalysisHeld,
     ReleaseCompleted,
     ReleaseControl,
     ReleaseDetailType,
@@ -60,6 +64,7 @@ from configpipe.release.contracts import (
     ReleaseStatus,
     ReleaseStatusReported,
     ReleaseStepped,
+    Verdict,
     _ReleaseEvent,
 )
 from configpipe.release.errors import (
@@ -76,6 +81,7 @@ from configpipe.release.hooks import HookRequest, HookRunner, HookVerdict
 from configpipe.release.model import AliasState, AliasTarget, HistoryEntry, HookSpec, Outcome, ReleaseState
 from configpipe.release.store import ReleaseStore
 from configpipe.release.validation import ReleaseRejectedError, validate_request
+from configpipe.release.version_metrics import VersionMetrics
 from configpipe.values import canonical_json
 
 Clock = Callable[[], datetime]
@@ -180,7 +186,9 @@ class ReleaseService:
         registry: Registry,
         clock: Clock = utc_now,
         checkpoint: Checkpoint = _no_checkpoint,
+        version_metrics: VersionMetrics | None = None,
     ) -> None:
+        self._version_metrics = version_metrics
         self._store = store
         self._aliases = aliases
         self._health = health
@@ -218,6 +226,8 @@ class ReleaseService:
         now = self._clock()
         alias_state = validated.alias_state
         previous = alias_state.target()
+        beta = request.beta_alias_name
+        beta_found = self._aliases.find(request.function, beta) if beta else None
         hooks = HookSpec(
             pre_traffic=request.pre_traffic_hook,
             post_traffic=request.post_traffic_hook,
@@ -232,6 +242,9 @@ class ReleaseService:
             strategy=validated.strategy,
             alarms=request.alarms,
             ignore_poll_alarm_failure=bool(request.ignore_poll_alarm_failure),
+            analysis=request.analysis,
+            beta_alias=beta,
+            beta_previous=beta_found.target() if beta_found else None,
             hooks=hooks,
             author=request.author,
             reason=request.reason,
@@ -258,6 +271,8 @@ class ReleaseService:
             pre_traffic_hook=hooks.pre_traffic,
             post_traffic_hook=hooks.post_traffic,
             ignore_poll_alarm_failure=state.ignore_poll_alarm_failure,
+            analysis=request.analysis.to_detail() if request.analysis else None,
+            beta_alias=beta,
             author=state.author,
             reason=state.reason,
             source=source,
@@ -413,7 +428,7 @@ class ReleaseService:
         new = state.model_copy(update={"updated_at": now})
         events: list[tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]]] = []
         if control.action is ControlAction.PAUSE and not state.paused:
-            new = new.model_copy(update={"paused_at": now})
+            new = new.model_copy(update={"paused_at": now, **self._end_hold(state, now)})
             events.append(
                 (
                     ReleaseDetailType.RELEASE_PAUSED,
@@ -426,6 +441,11 @@ class ReleaseService:
             new = new.model_copy(
                 update={"paused_at": None, "paused_seconds": state.paused_seconds + paused_for}
             )
+            if state.analysis_paused:
+                # A person looked at the inconclusive step and let it go on: it is not analysed again.
+                new = new.model_copy(
+                    update={"analysis_paused": False, "analysis_waived_percent": state.percent}
+                )
             events.append(
                 (
                     ReleaseDetailType.RELEASE_RESUMED,
@@ -551,7 +571,9 @@ class ReleaseService:
     ) -> None:
         if isinstance(action, engine.RecordApplied):
             before = state.percent
-            new = state.model_copy(update={"applied": action.target, "intent": None, "updated_at": now})
+            new = state.model_copy(
+                update={"applied": action.target, "intent": None, "updated_at": now, **self._new_step(now)}
+            )
             self._commit(
                 state,
                 new,
@@ -559,7 +581,7 @@ class ReleaseService:
                     (
                         ReleaseDetailType.RELEASE_STEPPED,
                         ReleaseStepped,
-                        {"previous_percent": before, "cause": "recovered"},
+                        {"previous_percent": before, "cause": "recovered", "analysis": state.step_verdict},
                     )
                 ],
             )
@@ -587,7 +609,9 @@ class ReleaseService:
             after = self._write_alias(state, action.target, observed, now)
             if after is None:
                 return
-            new = after.model_copy(update={"applied": action.target, "intent": None, "updated_at": now})
+            new = after.model_copy(
+                update={"applied": action.target, "intent": None, "updated_at": now, **self._new_step(now)}
+            )
             self._commit(
                 after,
                 new,
@@ -595,11 +619,17 @@ class ReleaseService:
                     (
                         ReleaseDetailType.RELEASE_STEPPED,
                         ReleaseStepped,
-                        {"previous_percent": before, "cause": action.cause},
+                        {"previous_percent": before, "cause": action.cause, "analysis": state.step_verdict},
                     )
                 ],
             )
             metrics.add_metric(name=RELEASE_STEPPED, unit="Count", value=1)
+        elif isinstance(action, engine.PointBeta):
+            assert state.beta_alias is not None
+            self._aliases.point(state.function, state.beta_alias, AliasTarget.of(state.target_version))
+            self._commit(state, state.model_copy(update={"beta_pointed": True, "updated_at": now}), [])
+        elif isinstance(action, engine.Analyse):
+            self._analyse(state, action, now)
         elif isinstance(action, engine.TrafficComplete):
             status = ReleaseStatus.POST_TRAFFIC if state.hooks.post_traffic else ReleaseStatus.BAKING
             self._commit(
@@ -619,12 +649,144 @@ class ReleaseService:
                     (
                         ReleaseDetailType.RELEASE_COMPLETED,
                         ReleaseCompleted,
-                        {"duration_seconds": (now - started).total_seconds()},
+                        {"duration_seconds": (now - started).total_seconds(), **self._beta_end(state, True)},
                     )
                 ],
                 release_lock=True,
             )
             metrics.add_metric(name=RELEASE_COMPLETED, unit="Count", value=1)
+
+    # --- beta alias (issue 16) ----------------------------------------------------------------
+
+    def _restore_beta(self, state: ReleaseState) -> None:
+        """Put the beta alias back as found at acceptance (remove it if the release created it).
+        Done before the terminal commit and idempotent, so a crash in between repeats it; done even
+        if the pointing was never recorded, since a crash may have hidden it."""
+        if state.beta_alias is None:
+            return
+        if state.beta_previous is None:
+            self._aliases.remove(state.function, state.beta_alias)
+        else:
+            self._aliases.point(state.function, state.beta_alias, state.beta_previous)
+
+    @staticmethod
+    def _beta_end(state: ReleaseState, completed: bool) -> dict[str, Any]:
+        if state.beta_alias is None:
+            return {}
+        if completed:
+            version: str | None = state.target_version
+        else:
+            version = state.beta_previous.function_version if state.beta_previous else None
+        return {"beta_alias": state.beta_alias, "beta_alias_version": version}
+
+    # --- analysis (issue 16) ------------------------------------------------------------------
+
+    @staticmethod
+    def _new_step(now: datetime) -> dict[str, Any]:
+        """A new weight is a new step: its window starts now, with no verdict and no hold."""
+        return {
+            "step_started_at": now,
+            "step_verdict": None,
+            "held_since": None,
+            "analysed_at": None,
+            "analysis_waived_percent": None,
+        }
+
+    @staticmethod
+    def _end_hold(state: ReleaseState, now: datetime) -> dict[str, Any]:
+        """Close a running hold: its time joins ``held_seconds`` (the strategy's clock excludes it)."""
+        if state.held_since is None:
+            return {}
+        return {
+            "held_since": None,
+            "held_seconds": state.held_seconds + (now - state.held_since).total_seconds(),
+        }
+
+    def _judge(self, state: ReleaseState, start: datetime, now: datetime) -> AnalysisVerdict:
+        assert state.analysis is not None  # engine.analysis_due
+        if self._version_metrics is None:
+            self._version_metrics = VersionMetrics()
+        end = max(now, start + timedelta(seconds=1))
+        gates = state.analysis.gates
+        try:
+            figures = [
+                self._version_metrics.figures(state.function, state.alias, version, gates, start, end)
+                for version in (state.target_version, state.previous.function_version)
+            ]
+        except (ClientError, BotoCoreError) as e:
+            logger.warning(
+                "per-version metrics unreadable", extra={"release_id": state.release_id, "error": str(e)}
+            )
+            return unreadable(
+                state.analysis,
+                bounded(str(e), MAX_MESSAGE_CHARS),
+                candidate_version=state.target_version,
+                baseline_version=state.previous.function_version,
+                window_start=start,
+                window_end=end,
+                step_percent=state.percent,
+            )
+        return judge(
+            state.analysis,
+            figures[0],
+            figures[1],
+            window_start=start,
+            window_end=end,
+            step_percent=state.percent,
+        )
+
+    def _analyse(self, state: ReleaseState, action: engine.Analyse, now: datetime) -> None:
+        """Pass → the step may be left (the shift announces the verdict); fail → roll back like an
+        alarm; inconclusive → hold the step, and pause for a person once held past the limit."""
+        assert state.analysis is not None
+        verdict = self._judge(state, action.window_start, now)
+        logger.info(
+            "release step analysed",
+            extra={
+                "release_id": state.release_id,
+                "verdict": verdict.verdict.value,
+                "percent": state.percent,
+            },
+        )
+        base = state.model_copy(update={"analysed_at": now, "updated_at": now})
+        if verdict.verdict is Verdict.PASS:
+            self._commit(
+                state, base.model_copy(update={"step_verdict": verdict, **self._end_hold(state, now)}), []
+            )
+            return
+        if verdict.verdict is Verdict.FAIL:
+            outcome = Outcome(
+                code=ReleaseOutcomeCode.ANALYSIS_FAILED, message=summary(verdict), analysis=verdict
+            )
+            update = {"status": ReleaseStatus.ROLLING_BACK, "outcome": outcome, **self._end_hold(state, now)}
+            self._commit(state, base.model_copy(update=update), [])
+            return
+        limit = timedelta(minutes=state.analysis.inconclusive_limit_minutes)
+        event: tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]]
+        if state.held_since is None:
+            held = base.model_copy(update={"held_since": now})
+            event = (
+                ReleaseDetailType.RELEASE_ANALYSIS_HELD,
+                ReleaseAnalysisHeld,
+                {"analysis": verdict, "hold_limit_at": now + limit},
+            )
+            self._commit(state, held, [event])
+        elif now - state.held_since >= limit:
+            paused = base.model_copy(
+                update={"paused_at": now, "analysis_paused": True, **self._end_hold(state, now)}
+            )
+            reason = (
+                f"analysis inconclusive for {state.analysis.inconclusive_limit_minutes} minute(s); "
+                "resume to go on without it, promote, or abort"
+            )
+            event = (
+                ReleaseDetailType.RELEASE_PAUSED,
+                ReleasePaused,
+                {"author": "configpipe", "reason": reason, "analysis": verdict},
+            )
+            self._commit(state, paused, [event])
+        else:
+            self._commit(state, base, [])
 
     def _write_alias(
         self, state: ReleaseState, target: AliasTarget, observed: AliasState | None, now: datetime
@@ -669,6 +831,7 @@ class ReleaseService:
                 "updated_at": now,
             }
         )
+        self._restore_beta(state)
         metrics.add_metric(name=RELEASE_CONCURRENT_CHANGE, unit="Count", value=1)
         logger.warning(
             "concurrent alias change",
@@ -691,6 +854,7 @@ class ReleaseService:
                         "alias_restored": False,
                         "observed_version": observed.function_version if observed else None,
                         "observed_weights": observed.weights if observed else None,
+                        **self._beta_end(state, False),
                     },
                 )
             ],
@@ -711,9 +875,11 @@ class ReleaseService:
                 "updated_at": now,
             }
         )
+        self._restore_beta(state)
         restored = {
             "restored_version": state.previous.function_version,
             "restored_weights": state.previous.weights,
+            **self._beta_end(state, False),
         }
         if outcome.aborted:
             event: tuple[ReleaseDetailType, type[_ReleaseEvent], dict[str, Any]] = (
@@ -735,6 +901,7 @@ class ReleaseService:
                     "code": outcome.code,
                     "message": outcome.message,
                     "alarms_in_alarm": outcome.alarms_in_alarm,
+                    "analysis": outcome.analysis,
                     **restored,
                 },
             )

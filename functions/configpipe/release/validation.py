@@ -122,6 +122,17 @@ def static_reasons(
     except StrategyError as e:
         reasons.append(_reason(e.code, e.message, "strategy"))
     reasons.extend(_version_reasons(request))
+    if request.analysis is not None and strategy is not None and not strategy.weighted:
+        # Analysis compares the two versions while both serve; after an all-at-once switch the
+        # baseline has no traffic, so every verdict would be inconclusive.
+        reasons.append(
+            _reason(
+                ReleaseReasonCode.ANALYSIS_NOT_APPLICABLE,
+                f"{strategy.name} never splits traffic between the versions, so there is nothing to "
+                "compare; use a canary or linear strategy, or drop the analysis",
+                "analysis",
+            )
+        )
     if registry is not None:
         reasons.extend(
             _reason(

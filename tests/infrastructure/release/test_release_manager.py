@@ -264,3 +264,29 @@ def test_release_role_has_exactly_the_dynamodb_actions_the_store_uses(template: 
         },
         f"<{table_id}.Arn>/index/*": {"dynamodb:Query"},
     }
+
+
+# --- issue 16: analysis reads and the beta alias ------------------------------------------
+
+
+def test_analysis_reads_metric_statistics_and_nothing_else_unscoped(template: Template) -> None:
+    unscoped = [a for s in statements(template) if resources(s) == ["*"] for a in actions(s)]
+    # X-Ray's trace writes (every configpipe function) and the metric reads: nothing else on "*"
+    assert sorted(unscoped) == [
+        "cloudwatch:GetMetricStatistics",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    ]
+
+
+def test_the_beta_alias_is_created_and_deleted_on_the_registered_functions_only(template: Template) -> None:
+    beta = [s for s in statements(template) if "lambda:CreateAlias" in actions(s)]
+    assert len(beta) == 1
+    assert sorted(actions(beta[0])) == ["lambda:CreateAlias", "lambda:DeleteAlias"]
+    assert resources(beta[0]) == sorted(
+        f"arn:<AWS::Partition>:lambda:eu-west-1:123456789012:function:{fn}{suffix}"
+        for fn in ("checkout-api", "checkout-smoke")
+        for suffix in ("", ":*")
+    )
+    # never DeleteFunction: the release manager does not prune versions
+    assert not [s for s in statements(template) if "lambda:DeleteFunction" in actions(s)]

@@ -25,6 +25,7 @@ from configpipe.release.hooks import HookRequest, HookResult, HookVerdict
 from configpipe.release.model import AliasTarget
 from configpipe.release.service import ReleaseService
 from configpipe.release.store import ReleaseStore
+from configpipe.release.version_metrics import VersionMetrics
 
 REGION = "eu-west-1"
 FUNCTION = "checkout-api"
@@ -138,6 +139,7 @@ class Env:
             registry=REGISTRY,
             clock=self.clock,
             checkpoint=checkpoint,
+            version_metrics=VersionMetrics(self.cw),
         )
 
     def alias(self) -> AliasTarget:

@@ -46,6 +46,7 @@ from configpipe_tools.cli.release import app as release_app
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt
 from configpipe_tools.cli.rollout import app as rollout_app
 from configpipe_tools.cli.snapshot import app as snapshot_app
+from configpipe_tools.cli.versions import app as versions_app
 from configpipe_tools.cli.watching import WatchFilter, run_watch
 
 app = typer.Typer(
@@ -635,6 +636,7 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
 app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(versions_app, name="versions")
 
 
 if __name__ == "__main__":

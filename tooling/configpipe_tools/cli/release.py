@@ -43,12 +43,14 @@ from configpipe_tools.cli.output import Output
 from configpipe_tools.cli.publishing import require_source
 from configpipe_tools.cli.release_checks import (
     PLACEHOLDER,
+    analysis_value,
     check_control,
     check_request,
     parse_control,
     parse_request,
     strategy_value,
 )
+from configpipe_tools.cli.release_compare import compare_command
 from configpipe_tools.cli.release_config import (
     ConfigOutcome,
     config_views,
@@ -256,6 +258,28 @@ def start(
             show_default=False,
         ),
     ] = None,
+    analysis: Annotated[
+        str | None,
+        typer.Option(
+            "--analysis",
+            metavar="JSON",
+            help='Judge each step by per-version metrics, e.g. \'{"gates": [{"metric": "errorRate", '
+            '"maxIncreasePercent": 50}], "minInvocations": 100}\' (docs/releases.md#analysis).',
+            show_default=False,
+        ),
+    ] = None,
+    beta_alias: Annotated[
+        str | None,
+        typer.Option(
+            "--beta-alias",
+            metavar="NAME",
+            help="Alias pointing at --to-version during the release [default: <alias>-candidate].",
+            show_default=False,
+        ),
+    ] = None,
+    no_beta_alias: Annotated[
+        bool, typer.Option("--no-beta-alias", help="No beta alias for this release.")
+    ] = False,
     wait: WaitOpt = True,
     follow: FollowOpt = False,
     timeout: TimeoutOpt = None,
@@ -282,6 +306,9 @@ def start(
         "hookTimeoutSeconds": hook_timeout,
         # absent unless asked: a request without it keeps the idempotency hash it always had
         "ignorePollAlarmFailure": True if ignore_poll_alarm_failure else None,
+        # issue 16; absent unless given, like ignorePollAlarmFailure
+        "analysis": analysis_value(analysis),
+        "betaAlias": False if no_beta_alias else beta_alias,
         "author": cli.author_override or PLACEHOLDER,
         "reason": reason,
     }
@@ -562,3 +589,6 @@ resume = _control_command(
 abort = _control_command(
     ControlAction.ABORT, "Roll the alias back to exactly what it was before the release."
 )
+
+# issue 16: candidate vs baseline (configpipe_tools.cli.release_compare)
+compare = app.command("compare")(guarded(compare_command))

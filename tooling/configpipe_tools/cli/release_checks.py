@@ -76,6 +76,23 @@ def strategy_value(strategy: str) -> str | dict[str, Any]:
         raise  # unreachable: refuse raised
 
 
+def analysis_value(analysis: str | None) -> dict[str, Any] | None:
+    """``--analysis``: the JSON object of a release's analysis gates (issue 16), or None."""
+    if analysis is None:
+        return None
+    try:
+        value = json.loads(analysis)
+    except ValueError:
+        raise invalid(
+            "--analysis must be a JSON object",
+            code="INVALID_ANALYSIS",
+            hint='e.g. --analysis \'{"gates": [{"metric": "errorRate", "maxIncreasePercent": 50}]}\'',
+        ) from None
+    if not isinstance(value, dict):
+        raise invalid("--analysis must be a JSON object", code="INVALID_ANALYSIS")
+    return value
+
+
 def parse_request(detail: dict[str, Any]) -> ReleaseRequested:
     try:
         return ReleaseRequested.model_validate({k: v for k, v in detail.items() if v is not None})
