@@ -290,7 +290,7 @@ class Subscription:
         parsed = [(self._parse(m), m) for m in messages]
         # In version order per key: a burst reordered in flight needs no change-log read.
         parsed.sort(key=lambda p: (p[0].service, p[0].environment, p[0].key, p[0].version) if p[0] else ("",))
-        done: list[dict[str, Any]] = []
+        done: list[Any] = []  # the received messages that are dealt with
         delivered = 0
         for update, message in parsed:
             handled, count = self._handle(update) if update is not None else (True, 0)
@@ -339,7 +339,7 @@ class Subscription:
             return True, 0
         if update.version == held + 1:
             try:
-                delivered = self._deliver(update)
+                applied = self._deliver(update)
             except _NotReadableYet:
                 return False, 0
             except (BotoCoreError, ClientError):
@@ -347,7 +347,7 @@ class Subscription:
             except Exception:  # the service's callback: the message comes back, then the DLQ
                 log.exception("update callback failed", extra=_identity(scope, update.version))
                 return False, 0
-            return True, int(delivered)
+            return True, int(applied)
         # Versions between held and this one were missed or are still in flight: read them.
         delivered = self._catch_up_key(scope)
         return self.held.get(scope, 0) >= update.version, delivered
