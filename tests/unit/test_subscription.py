@@ -285,3 +285,36 @@ def test_backoff_grows_exponentially_with_full_jitter_up_to_a_cap_and_resets():
     # jitter: two consumers with different seeds do not wait the same times
     other = Backoff(base_seconds=1, cap_seconds=8, rng=random.Random(4))
     assert [other.next_delay() for _ in range(6)] != delays
+
+
+# --- the registry's declaration -------------------------------------------------------------
+
+
+def test_a_consumer_name_that_cannot_make_a_queue_name_is_refused_at_synth():
+    from pydantic import ValidationError
+
+    from configpipe.registry import Registry
+
+    for bad in ("Worker", "ledger_worker", "-worker", "a-name-longer-than-18"):
+        with pytest.raises(ValidationError):
+            Registry.model_validate({"services": {"checkout": {"consumers": [bad]}}})
+
+
+def test_the_subscription_pattern_narrows_like_the_fan_out():
+    from configpipe.registry import Registry
+
+    registry = Registry.model_validate(
+        {"services": {"payments": {"environments": ["staging"], "keyPrefixes": ["payments.", "feature."]}}}
+    )
+
+    pattern = registry.subscription_pattern("payments")
+
+    assert pattern["source"] == ["configpipe.pipeline"]
+    assert pattern["detail"] == {
+        "service": ["payments", "global"],
+        "environment": ["staging"],
+        "key": [{"prefix": "payments."}, {"prefix": "feature."}],
+    }
+    scope = SubscriptionScope("payments", environments=("staging",), key_prefixes=("payments.", "feature."))
+    assert scope.wants("global", "staging", "feature.x") and not scope.wants("global", "staging", "other")
+    assert not scope.wants("payments", "production", "payments.limit")
