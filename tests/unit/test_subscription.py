@@ -318,3 +318,31 @@ def test_the_subscription_pattern_narrows_like_the_fan_out():
     scope = SubscriptionScope("payments", environments=("staging",), key_prefixes=("payments.", "feature."))
     assert scope.wants("global", "staging", "feature.x") and not scope.wants("global", "staging", "other")
     assert not scope.wants("payments", "production", "payments.limit")
+
+
+def test_an_announcement_with_a_field_it_does_not_know_is_still_applied_and_a_forged_one_is_not(chain, sqs):
+    # Given v1 announced, then replaced on the queue by a newer pipeline's v1 (one more field)
+    # and a forged v2 (its parameterName points at another service's parameter)
+    put(chain, "max_items", 10)
+    url = queue_urls(chain)[0]
+    (v1,) = updates_queued(sqs, url)
+    sqs.purge_queue(QueueUrl=url)
+    newer = {**v1, "detail": {**v1["detail"], "deliveryTier": "gold"}}
+    forged = {
+        **v1,
+        "detail": {
+            **v1["detail"],
+            "version": 2,
+            "parameterName": "/config/payments/production/payments.limit",
+        },
+    }
+    for event in (newer, forged):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    seen = Seen()
+
+    # When the subscriber reads them
+    drain(subscription(chain, sqs, seen))
+
+    # Then v1 is applied, the forgery refused (and acknowledged, so it never reaches the DLQ)
+    assert seen.updates == [("checkout", "max_items", 1, 10)]
+    assert queued(sqs, url) == []
