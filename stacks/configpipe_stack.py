@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from constructs import Construct
 
 from stacks.constructs.bus_routes import BusRoutes
@@ -23,6 +24,7 @@ from stacks.constructs.readers import output_name as reader_output_name
 from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.rollouts import RolloutManager
 from stacks.constructs.service_handlers import ServiceHandlers
+from stacks.constructs.subscribers import SubscriberQueues
 from stacks.release import ReleaseManager
 from stacks.settings import PipelineSettings
 
@@ -79,6 +81,17 @@ class ConfigPipeStack(Stack):
             release_table=self.releases.table,
         )
 
+        # --- queue consumers (issue 18): before Operations, which alarms on their DLQs -----
+        self.subscribers = SubscriberQueues(
+            self,
+            "Subscribers",
+            registry=settings.registry,
+            bus=self.config_bus.bus,
+            change_log=self.change_log.table,
+            secrets_key=self.keys.secrets_key,
+        )
+        # --- end of queue consumers ----------------------------------------------------------
+
         # Last, so every function and every dead-letter queue above is watched.
         self.operations = Operations(
             self,
@@ -93,6 +106,9 @@ class ConfigPipeStack(Stack):
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,
         )
+        # queue consumers (issue 18): their backlog alarms notify like every other alarm
+        for alarm in self.subscribers.backlog_alarms:
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.operations.topic))
         # Announcements are trusted by every handler and release watcher, so only the
         # functions that make them may publish with the pipeline's source.
         self.config_bus.reserve_pipeline_source(

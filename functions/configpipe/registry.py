@@ -7,15 +7,36 @@ Adding a service is a context edit and a deploy, never a code change.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from configpipe.contracts import GLOBAL_SERVICE
+from configpipe.contracts import (
+    GLOBAL_SERVICE,
+    PIPELINE_SOURCE,
+    ROLLOUT_EVENT_TYPES,
+    DetailType,
+)
 
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
 HANDLER_SUFFIX = "-config-update-handler"
+#: Lower-case words joined by hyphens, short enough that ``configpipe-<service>-<consumer>``
+#: (and its ``-dlq``) stays a valid queue name.
+CONSUMER_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+CONSUMER_NAME_MAX = 18
+SUBSCRIBER_QUEUE_PREFIX = "configpipe-sub-"
+#: Receives of one message before SQS moves it to the consumer's DLQ: a callback that keeps
+#: failing on one version stops holding up that key's later versions after this many tries.
+SUBSCRIBER_MAX_RECEIVES = 5
+#: What a consumer's queue receives: new versions, the rollout steps of its keys, and the
+#: delivery outcomes (so a consumer can see what its Lambda siblings applied).
+SUBSCRIBED_DETAIL_TYPES = (
+    DetailType.CONFIGURATION_UPDATED,
+    *ROLLOUT_EVENT_TYPES,
+    DetailType.CONFIGURATION_DELIVERED,
+    DetailType.CONFIGURATION_DELIVERY_FAILED,
+)
 
 
 class _RegistryModel(BaseModel):
@@ -47,6 +68,12 @@ class ServiceEntry(_RegistryModel):
     functions: list[str] = Field(default_factory=list)
     #: Deploy the sample update handler for this service (demo services only).
     demo: bool = False
+    #: Long-running consumers (containers, jobs, other runtimes) that follow this service's
+    #: configuration from a durable queue of their own (docs/consuming.md); the stack creates
+    #: each queue, its DLQ and alarm, and a managed policy that reads it.
+    consumers: list[
+        Annotated[str, StringConstraints(pattern=CONSUMER_NAME_PATTERN, max_length=CONSUMER_NAME_MAX)]
+    ] = Field(default_factory=list)
 
 
 class GlobalEntry(_RegistryModel):
@@ -108,5 +135,30 @@ class Registry(_RegistryModel):
             affected.append(name)
         return sorted(affected)
 
+    def subscribers(self) -> list[tuple[str, str]]:
+        """(service, consumer) of every declared queue consumer, sorted."""
+        return sorted((name, c) for name, entry in self.services.items() for c in entry.consumers)
+
+    def subscription_pattern(self, service: str) -> dict[str, Any]:
+        """The EventBridge pattern of ``service``'s queue subscriptions: the pipeline's
+        announcements for its own and the global keys, narrowed like
+        :meth:`affected_services` by its environments and key prefixes."""
+        entry = self.services[service]
+        detail: dict[str, Any] = {"service": [service, GLOBAL_SERVICE]}
+        if entry.environments:
+            detail["environment"] = list(entry.environments)
+        if entry.key_prefixes:
+            detail["key"] = [{"prefix": p} for p in entry.key_prefixes]
+        return {
+            "source": [PIPELINE_SOURCE],
+            "detail-type": [str(t) for t in SUBSCRIBED_DETAIL_TYPES],
+            "detail": detail,
+        }
+
     def to_document(self) -> str:
         return self.model_dump_json(by_alias=True)
+
+
+def subscriber_queue_name(service: str, consumer: str) -> str:
+    """The durable queue of one declared consumer (its DLQ adds ``-dlq``)."""
+    return f"{SUBSCRIBER_QUEUE_PREFIX}{service}-{consumer}"

@@ -16,10 +16,13 @@ RETENTION = Duration.days(14)
 
 
 class DeadLetterQueue(sqs.Queue):
-    def __init__(self, scope: Construct, construct_id: str, *, failure_path: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, failure_path: str, queue_name: str | None = None
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
+            queue_name=queue_name,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=RETENTION,

@@ -21,7 +21,8 @@ def _alarms(template_json: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_every_queue_is_an_encrypted_two_week_dlq_with_ssl_enforced(template_json: dict[str, Any]) -> None:
     queues = resources(template_json, "AWS::SQS::Queue")
-    assert len(queues) == 12  # 8 for the pipeline, 2 for rollouts, 2 for releases
+    # 8 for the pipeline, 2 for rollouts, 2 for releases, 2 for the demo's queue consumer
+    assert len(queues) == 14
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
@@ -36,7 +37,12 @@ def test_every_queue_is_an_encrypted_two_week_dlq_with_ssl_enforced(template_jso
 
 
 def test_every_dead_letter_queue_has_an_alarm_at_one_message(template_json: dict[str, Any]) -> None:
-    queues = set(resources(template_json, "AWS::SQS::Queue"))
+    # every queue but the consumers' own subscriptions (tests/infrastructure/test_subscribers.py)
+    queues = {
+        logical_id
+        for logical_id, queue in resources(template_json, "AWS::SQS::Queue").items()
+        if "RedrivePolicy" not in queue["Properties"]
+    }
     alarmed = set()
     for alarm in _alarms(template_json):
         if alarm["MetricName"] != "ApproximateNumberOfMessagesVisible":

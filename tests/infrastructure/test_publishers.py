@@ -86,7 +86,7 @@ def test_the_operator_may_drain_the_dlqs_and_reinvoke_the_functions_but_change_n
         if p["Properties"]["ManagedPolicyName"] == "configpipe-operator"
     ]
     statements = {s["Sid"]: s for s in operator["Properties"]["PolicyDocument"]["Statement"]}
-    queues = resources(template_json, "AWS::SQS::Queue")
+    queues = dead_letter_queues(template_json)
     drained = {r["Fn::GetAtt"][0] for r in statements["ReadAndDrainDeadLetterQueues"]["Resource"]}
     assert drained == set(queues)  # every DLQ, and only DLQs
     functions = resources(template_json, "AWS::Lambda::Function")
@@ -115,10 +115,20 @@ def test_the_operator_may_drain_the_dlqs_and_reinvoke_the_functions_but_change_n
 
 
 def test_every_dlq_url_is_an_output(template_json: dict[str, Any]) -> None:
-    queues = resources(template_json, "AWS::SQS::Queue")
+    queues = dead_letter_queues(template_json)
     urls = {
         o["Value"]["Ref"]
         for name, o in template_json["Outputs"].items()
         if name.endswith("DlqUrl") or name.endswith("DLQUrl")
     }
     assert urls == set(queues)
+
+
+def dead_letter_queues(template_json: dict[str, Any]) -> dict[str, Any]:
+    """Every queue but the queue consumers' subscriptions (which dead-letter, so have a redrive
+    policy; tests/infrastructure/test_subscribers.py)."""
+    return {
+        k: q
+        for k, q in resources(template_json, "AWS::SQS::Queue").items()
+        if "RedrivePolicy" not in q["Properties"]
+    }

@@ -1,5 +1,6 @@
-"""Client helpers for service code: a cached reader of a service's configuration and the
-building block of its ``<service>-config-update-handler``.
+"""Client helpers for service code: a cached reader of a service's configuration, the
+building block of its ``<service>-config-update-handler``, and a durable queue
+:class:`Subscription` with catch-up for long-running processes.
 
 Cheap to import (no boto3, pydantic or Powertools at import time)."""
 
@@ -12,12 +13,16 @@ from configpipe.client.config import (
     fetch_stable,
     fetch_value,
 )
+from configpipe.client.subscription import Backoff, Subscription, SubscriptionScope
 from configpipe.client.update_handler import config_update_handler
 
 __all__ = [
+    "Backoff",
     "ConfigClient",
     "ConfigTypeError",
     "ConfigUnavailableError",
+    "Subscription",
+    "SubscriptionScope",
     "SupersededValueError",
     "config_update_handler",
     "fetch_candidate",

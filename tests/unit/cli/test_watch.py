@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from typer.testing import CliRunner, Result
 
 from configpipe.bus import ConfigBus
+from configpipe.client import Backoff
 from configpipe.contracts import (
     ConfigurationDelivered,
     ConfigurationDeliveryFailed,
@@ -24,8 +27,10 @@ from configpipe.contracts import (
     DetailType,
     Operation,
 )
+from configpipe_tools.cli.context import CliContext, OutputFormat
 from configpipe_tools.cli.main import app
-from configpipe_tools.cli.watching import WATCH_PREFIX
+from configpipe_tools.cli.output import Output
+from configpipe_tools.cli.watching import WATCH_PREFIX, Subscription, Watch, WatchFilter, watch_pattern
 from configpipe_tools.harness.aws import REGION
 from tests.unit.cli.conftest import Validator, assert_clean_exit, frozen_environment, seed
 
@@ -263,3 +268,51 @@ def test_bounds_must_be_sensible(cli, option):
     result = cli("watch", option, "-1")
 
     assert_clean_exit(result, 2)
+
+
+class DroppingSqs:
+    """The moto SQS client, with its first ``failures`` receives failing like a dropped
+    connection (the network, not our code)."""
+
+    def __init__(self, client: Any, failures: int) -> None:
+        self._client = client
+        self.failures = failures
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+        return self._client.receive_message(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_dropped_connection_is_retried_with_backoff_and_misses_nothing(pipeline, clients, capsys):
+    # Given a watch whose first two receives fail, and v6 announced meanwhile
+    ctx = CliContext(output=OutputFormat.JSON)
+    ctx._clients["sqs"] = DroppingSqs(clients.sqs, failures=2)
+    ctx._clients["events"] = clients.events
+    watch = Watch(ctx, Output(as_json=True), WatchFilter(service="checkout"))
+    subscription = Subscription(ctx, watch_pattern(WatchFilter(service="checkout")))
+    subscription.open()
+    delays: list[float] = []
+    try:
+        announce(clients, updated("max_items", 6))
+
+        # When it follows the bus
+        shown = watch.follow(
+            subscription,
+            max_events=1,
+            timeout=120,
+            backoff=Backoff(rng=random.Random(2)),
+            sleep=delays.append,
+        )
+    finally:
+        subscription.close()
+
+    # Then it backed off twice (jittered, growing ceilings), reconnected and showed v6
+    assert shown == 1
+    assert len(delays) == 2 and 0 <= delays[0] < 0.5 and 0 <= delays[1] < 1.0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [(e["type"], e["version"]) for e in events] == [("updated", 6)]

@@ -23,7 +23,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from configpipe.changelog import VersionRecord
+from configpipe.client.subscription import Backoff, missed_keys, versions_after
 from configpipe.contracts import (
     GLOBAL_SERVICE,
     PIPELINE_SOURCE,
@@ -270,6 +271,8 @@ class Watch:
         return shown
 
     def _missed(self, since_version: int) -> Iterator[VersionRecord]:
+        """The same catch-up as ``configpipe.client.Subscription``'s, from one version for
+        every key (a watcher holds no per-key versions)."""
         flt = self._filter
         assert flt.service is not None  # checked by the command
         environments = (
@@ -279,20 +282,9 @@ class Watch:
         )
         services = [flt.service] if flt.service == GLOBAL_SERVICE else [flt.service, GLOBAL_SERVICE]
         log = self._ctx.change_log()
-        for service in services:
-            for environment in environments:
-                keys = (
-                    [flt.key]
-                    if flt.key
-                    else [k for k, _ in log.keys(service, environment, include_deleted=True)]
-                )
-                for key in sorted(keys):
-                    newer = []
-                    for record in log.history(service, environment, key, newest_first=True):
-                        if record.version <= since_version:
-                            break
-                        newer.append(record)
-                    yield from reversed(newer)
+        for scope, _ in missed_keys(log, services, environments):
+            if not flt.key or scope[2] == flt.key:
+                yield from versions_after(log, *scope, since_version)
 
     # --- live events --------------------------------------------------------------------
 
@@ -374,8 +366,19 @@ class Watch:
         )
         return True
 
-    def follow(self, subscription: Subscription, max_events: int | None, timeout: float | None) -> int:
+    def follow(
+        self,
+        subscription: Subscription,
+        max_events: int | None,
+        timeout: float | None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> int:
+        """Show live events until ``max_events`` or ``timeout``. A failed receive (network,
+        throttling) is retried after the Subscription's backoff with jitter; the temporary
+        queue keeps what arrives meanwhile, so nothing is missed."""
         deadline = time.monotonic() + timeout if timeout is not None else None
+        backoff = backoff or Backoff()
         shown = 0
         while max_events is None or shown < max_events:
             wait = _LONG_POLL_SECONDS
@@ -384,7 +387,15 @@ class Watch:
                 if remaining <= 0:
                     break
                 wait = max(1, min(_LONG_POLL_SECONDS, int(remaining)))
-            for event in subscription.receive(wait):
+            try:
+                received = subscription.receive(wait)
+            except (BotoCoreError, ClientError) as error:
+                delay = backoff.next_delay()
+                self._out.warn(f"receive failed ({type(error).__name__}); retrying in {delay:.1f}s")
+                sleep(delay)
+                continue
+            backoff.reset()
+            for event in received:
                 if self.handle(event):
                     shown += 1
                     if max_events is not None and shown >= max_events:

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 
 from configpipe.contracts import PIPELINE_SOURCE
-from configpipe.registry import Registry
+from configpipe.registry import SUBSCRIBER_MAX_RECEIVES, Registry, subscriber_queue_name
 from configpipe.settings import MaterialiserSettings, PropagatorSettings, ValidatorSettings, environment_for
 from sample_service.settings import SampleServiceSettings
 
@@ -73,6 +73,8 @@ class Pipeline:
     stream_arn: str = ""
     registry: Registry = field(default_factory=lambda: Registry.model_validate(DEMO_REGISTRY))
     _stream_positions: dict[str, str] = field(default_factory=dict)
+    #: (service, consumer) → (queue URL, DLQ URL) of the registry's queue consumers
+    subscriber_queues: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     # made once, on the thread that provisions: a worker thread that drains the bus then
     # creates no client (creating one reads the whole environment)
     _capture: Any = None
@@ -216,7 +218,39 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
     events.put_targets(
         Rule="capture-all", EventBusName=pipeline.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}]
     )
+    provision_subscribers(pipeline, sqs, events)
     return pipeline
+
+
+def provision_subscribers(
+    pipeline: Pipeline, sqs: Any, events: Any, visibility_timeout_seconds: int = 60
+) -> None:
+    """The registry's queue consumers, as the stack declares them (stacks/constructs/
+    subscribers.py): a queue with a DLQ after ``SUBSCRIBER_MAX_RECEIVES`` receives, and a
+    rule with the service's subscription pattern. The local pipeline creates the same."""
+    for service, consumer in pipeline.registry.subscribers():
+        name = subscriber_queue_name(service, consumer)
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(SUBSCRIBER_MAX_RECEIVES)}
+        url = sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "RedrivePolicy": json.dumps(redrive),
+                "VisibilityTimeout": str(visibility_timeout_seconds),
+                "SqsManagedSseEnabled": "true",
+            },
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(
+            Name=name,
+            EventBusName=pipeline.bus_name,
+            EventPattern=json.dumps(pipeline.registry.subscription_pattern(service)),
+        )
+        events.put_targets(Rule=name, EventBusName=pipeline.bus_name, Targets=[{"Id": "q", "Arn": arn}])
+        pipeline.subscriber_queues[(service, consumer)] = (url, dlq_url)
 
 
 RELEASE_TABLE = "release-state"
