@@ -33,6 +33,9 @@ class ServiceEntry(_RegistryModel):
     key_prefixes: list[str] = Field(default_factory=list)
     #: Optional JSON Schema per key, checked by the validator.
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Keys holding a feature-flags document (docs/feature-flags.md), checked by the validator
+    #: with Powertools' feature-flag schema.
+    feature_flags: list[str] = Field(default_factory=list)
     #: Lambda functions of this service whose aliases releases may shift (and whose
     #: pre/post-traffic hooks may be invoked); the stack grants alias updates on these only.
     functions: list[str] = Field(default_factory=list)
@@ -43,6 +46,7 @@ class ServiceEntry(_RegistryModel):
 class GlobalEntry(_RegistryModel):
     publishers: list[str] = Field(default_factory=list)
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    feature_flags: list[str] = Field(default_factory=list)
 
 
 class Registry(_RegistryModel):
@@ -64,6 +68,13 @@ class Registry(_RegistryModel):
     def schema_for(self, service: str, key: str) -> dict[str, Any] | None:
         schemas = self.global_.schemas if service == GLOBAL_SERVICE else self.services[service].schemas
         return schemas.get(key)
+
+    def is_feature_flags(self, service: str, key: str) -> bool:
+        """Whether ``service``'s ``key`` holds a feature-flags document."""
+        if service == GLOBAL_SERVICE:
+            return key in self.global_.feature_flags
+        entry = self.services.get(service)
+        return entry is not None and key in entry.feature_flags
 
     def affected_services(self, service: str, environment: str, key: str) -> list[str]:
         """Services whose handler must hear about a change of ``service/environment/key``:

@@ -32,6 +32,7 @@ DEMO_REGISTRY: dict[str, Any] = {
             "publishers": ["configpipe.team.checkout"],
             "functions": ["checkout-api"],
             "schemas": {"max_items": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            "featureFlags": ["flags"],
             "demo": True,
         },
         "payments": {
