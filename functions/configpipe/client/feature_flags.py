@@ -47,6 +47,11 @@ log = logging.getLogger("configpipe.client")
 _VALIDATED_KEPT = 4
 
 
+class FlagsDocumentInvalidError(ConfigurationStoreError):
+    """The key holds something that is not a valid flags document and no good one was read
+    before (the OpenFeature provider reports it as ``PARSE_ERROR``)."""
+
+
 class ConfigPipeStore(StoreProvider):
     def __init__(
         self,
@@ -105,7 +110,7 @@ class ConfigPipeStore(StoreProvider):
             SchemaValidator(schema=features, logger=log).validate()
         except (SchemaValidationError, ConfigurationStoreError) as error:
             if self._last_good is None:
-                raise ConfigurationStoreError(f"{self.key} is not a valid flags document") from error
+                raise FlagsDocumentInvalidError(f"{self.key} is not a valid flags document") from error
             # The message may quote the document; the key and the kind of error are enough.
             log.warning(
                 "invalid flags document; serving the last good one",
@@ -139,5 +144,5 @@ class ConfigPipeStore(StoreProvider):
             data=raw, envelope=self.envelope, jmespath_options=self.jmespath_options
         )
         if not isinstance(extracted, dict):
-            raise ConfigurationStoreError(f"the envelope of {self.key} selects no document")
+            raise FlagsDocumentInvalidError(f"the envelope of {self.key} selects no document")
         return extracted
