@@ -245,9 +245,17 @@ def build(
 
     def on_update(update: ConfigurationUpdated, value: Any) -> None:
         applied.record(update, value)
+        # Readers this environment made for direct invokes hear the push too (the settings'
+        # client gets it from the update handler itself), so a flag change shows at once.
+        reader = readers.get(update.environment)
+        if reader is not None and reader is not client:
+            reader.apply_update(update, value)
 
     def on_rollout(event: ConfigurationRolloutEvent, stable: Any, candidate: Any) -> None:
         applied.record_rollout(event, stable, candidate)
+        reader = readers.get(event.environment)
+        if reader is not None and reader is not client:
+            reader.apply_rollout(event)  # reads the candidate itself: None may mean "gone"
 
     updates = config_update_handler(
         settings.service_name, on_update=on_update, client=client, on_rollout=on_rollout

@@ -93,3 +93,19 @@ def test_a_serve_request_with_unknown_fields_is_refused(service):
 
     with pytest.raises(ValidationError):
         service({"tenant": "t-7", "serve": True, "colour": "red"}, LambdaContext())
+
+
+def test_a_reader_made_for_direct_invokes_hears_the_push_too(pipeline):
+    # Given the function as the stack deploys it: no CONFIG_ENVIRONMENT, so no settings client;
+    # its first direct invoke makes a reader for the environment it names
+    put(f"{ROOT}/flags", flags([]))
+    service = app.build(checkout_settings(pipeline))
+    try:
+        request = {"tenant": "t-7", "serve": True, "environment": "production"}
+        assert service(request, LambdaContext())["statusCode"] == 200
+        # When its update handler applies a push
+        assert service(as_event(update("flags", 2, flags(["t-7"]))), LambdaContext())["applied"] is True
+        # Then the reader answers with it at once, not after its 60 s TTL
+        assert service(request, LambdaContext())["statusCode"] == 503
+    finally:
+        api.clear_providers()
