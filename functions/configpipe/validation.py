@@ -339,7 +339,11 @@ def _feature_flags_problem(document: Any) -> tuple[str, str] | None:
     from aws_lambda_powertools.utilities.feature_flags import schema as ff
     from aws_lambda_powertools.utilities.feature_flags.exceptions import SchemaValidationError
 
-    def rule_of(error: SchemaValidationError) -> str:
+    def rule_of(error: Exception) -> str:
+        if not isinstance(error, SchemaValidationError):
+            # Powertools' validators assume JSON of roughly the right shape: an action that is a
+            # list fails a dict lookup. Its own message may quote the value, so only the type.
+            return f"not accepted by Powertools' validator ({type(error).__name__})"
         return bounded(_POWERTOOLS_NAMES.sub("", str(error)).strip(), 256)
 
     def name(text: Any) -> str:
@@ -356,7 +360,7 @@ def _feature_flags_problem(document: Any) -> tuple[str, str] | None:
             path = f"value.{name(feature_name)}"
             try:
                 boolean = ff.FeaturesValidator.validate_feature(feature_name, feature)
-            except SchemaValidationError as error:
+            except Exception as error:  # hostile shapes too: see rule_of
                 return path, rule_of(error)
             rules = feature.get(ff.RULES_KEY)
             if not rules:
@@ -367,7 +371,7 @@ def _feature_flags_problem(document: Any) -> tuple[str, str] | None:
                 rule_path = f"{path}.{ff.RULES_KEY}.{name(rule_name)}"
                 try:
                     ff.RulesValidator.validate_rule(rule, rule_name, feature_name, boolean)
-                except SchemaValidationError as error:
+                except Exception as error:  # hostile shapes too: see rule_of
                     return rule_path, rule_of(error)
                 conditions = rule.get(ff.CONDITIONS_KEY)
                 if not conditions or not isinstance(conditions, list):
@@ -375,11 +379,11 @@ def _feature_flags_problem(document: Any) -> tuple[str, str] | None:
                 for index, condition in enumerate(conditions):
                     try:
                         ff.ConditionsValidator.validate_condition(rule_name, condition)
-                    except SchemaValidationError as error:
+                    except Exception as error:  # hostile shapes too: see rule_of
                         return f"{rule_path}.{ff.CONDITIONS_KEY}[{index}]", rule_of(error)
         try:
             ff.SchemaValidator(schema=document).validate()
-        except SchemaValidationError as error:
+        except Exception as error:  # hostile shapes too: see rule_of
             return "value", rule_of(error)
     return None
 

@@ -138,9 +138,12 @@ def test_a_missing_or_invalid_document_without_a_good_one_gives_the_default(ssm,
     client = ConfigClient("checkout", "production", ssm_client=ssm[0], clock=clock)
     assert FeatureFlags(store=ConfigPipeStore(client, "flags")).evaluate(name="x", default="d") == "d"
     assert FeatureFlags(store=ConfigPipeStore(client, "absent")).evaluate(name="x", default="d") == "d"
+    hostile = {"x": {"default": False, "rules": {"r": {"when_match": True, "conditions": [{"action": []}]}}}}
+    put(f"{ROOT}/hostile", hostile)
     put(f"{ROOT}/broken", {"x": {"default": "not a boolean"}})
     client.refresh()
     assert FeatureFlags(store=ConfigPipeStore(client, "broken")).evaluate(name="x", default=True) is True
+    assert FeatureFlags(store=ConfigPipeStore(client, "hostile")).evaluate(name="x", default=True) is True
 
 
 def test_an_envelope_selects_the_flags_inside_a_larger_document(ssm, clock):

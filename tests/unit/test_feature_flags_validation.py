@@ -47,6 +47,9 @@ BAD: list[tuple[Any, str]] = [
     ({"f": {"default": False, "rules": {"r": {"when_match": True}}}}, "value.f.rules.r.conditions"),
     (rule(action=MARKER, key="tenant", value="x"), "value.f.rules.r.conditions[0]"),
     (rule(action="EQUALS", key="", value=MARKER), "value.f.rules.r.conditions[0]"),
+    # shapes Powertools' validators raise TypeError on: a bounded reason all the same
+    (rule(action=[MARKER], key="tenant", value="x"), "value.f.rules.r.conditions[0]"),
+    (rule(action={MARKER: 1}, key="tenant", value="x"), "value.f.rules.r.conditions[0]"),
     (rule(action="EQUALS", key="tenant"), "value.f.rules.r.conditions[0]"),  # no value
     (rule(action="ANY_IN_VALUE", key="tenant", value=MARKER), "value.f.rules.r.conditions[0]"),
     (

@@ -31,7 +31,6 @@ from aws_lambda_powertools.utilities import jmespath_utils
 from aws_lambda_powertools.utilities.feature_flags.base import StoreProvider
 from aws_lambda_powertools.utilities.feature_flags.exceptions import (
     ConfigurationStoreError,
-    SchemaValidationError,
 )
 from aws_lambda_powertools.utilities.feature_flags.schema import SchemaValidator
 
@@ -108,7 +107,7 @@ class ConfigPipeStore(StoreProvider):
         try:
             features = self._extract(raw)
             SchemaValidator(schema=features, logger=log).validate()
-        except (SchemaValidationError, ConfigurationStoreError) as error:
+        except Exception as error:  # Powertools' validators raise TypeError on some shapes too
             if self._last_good is None:
                 raise FlagsDocumentInvalidError(f"{self.key} is not a valid flags document") from error
             # The message may quote the document; the key and the kind of error are enough.
