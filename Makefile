@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process
 
 .PHONY: setup demo demo-stress up test test-stress test-unit test-e2e lint synth bench fuzz schemas clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
+$(STAMP): requirements.txt layers/openfeature/requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt

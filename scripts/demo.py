@@ -598,6 +598,54 @@ class Demo:
         )
         self.run(None, "history", "checkout", "development", key)
 
+    def feature_flags(self) -> None:
+        step("8. Feature flags: maintenance mode for one tenant, pushed to OpenFeature, then off")
+        team = "configpipe.team.checkout"
+        self.run(team, "flag", "set", "checkout", "development", "rate_limit", "100", "-r", "demo: flags")
+        self.run(team, "flag", "disable", "checkout", "development", "maintenance", "-r", "demo: flags")
+        self.wait_for(
+            lambda: self.served("tenant-7").get("maintenanceReason") == "STATIC", "the flags document"
+        )
+        tenants = ["tenant-1", "tenant-2", "tenant-7"]
+        self.show_served("before", tenants)
+        self.run(
+            team, "flag", "enable", "checkout", "development", "maintenance", "--for", "tenant=tenant-7",
+            "-r", "demo: tenant-7 into maintenance",
+        )  # fmt: skip
+        accepted = time.monotonic()  # the CLI returns once the pipeline accepted the change
+        self.wait_for(lambda: self.served("tenant-7").get("statusCode") == 503, "tenant-7 in maintenance")
+        say(f"tenant-7 answered 503 {time.monotonic() - accepted:.1f}s after the change was accepted")
+        self.show_served("after enable --for tenant=tenant-7", tenants)
+        self.run(
+            team, "flag", "disable", "checkout", "development", "maintenance", "--for", "tenant=tenant-7",
+            "-r", "demo: tenant-7 back",
+        )  # fmt: skip
+        accepted = time.monotonic()
+        self.wait_for(lambda: self.served("tenant-7").get("statusCode") == 200, "tenant-7 served again")
+        say(f"tenant-7 served again {time.monotonic() - accepted:.1f}s after the change was accepted")
+        self.run(None, "flag", "list", "checkout", "development")
+
+    def served(self, tenant: str) -> dict[str, Any]:
+        """How the checkout service serves ``tenant``: its OpenFeature flags (sample_service.app.serve)."""
+        response = self.p.client("lambda").invoke(
+            FunctionName="checkout-config-update-handler",
+            Payload=json.dumps({"tenant": tenant, "serve": True, "environment": "development"}).encode(),
+        )
+        answer: dict[str, Any] = json.loads(response["Payload"].read())
+        return answer
+
+    def show_served(self, title: str, tenants: list[str]) -> None:
+        table = Table(f"tenant ({title})", "status", "maintenance reason", "rate limit")
+        for tenant in tenants:
+            answer = self.served(tenant)
+            table.add_row(
+                tenant,
+                str(answer.get("statusCode")),
+                str(answer.get("maintenanceReason")),
+                str(answer.get("rateLimit")),
+            )
+        console.print(table)
+
     def tenant_read(self, tenant: str, key: str) -> dict[str, Any]:
         """What the checkout service answers for ``tenant``: its own ConfigClient read, per tenant."""
         response = self.p.client("lambda").invoke(
@@ -775,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.history_and_rollback()
         demo.releases()
         demo.a_config_canary()
+        demo.feature_flags()
     except DemoError as error:
         console.print(f"[red]demo failed:[/red] {error}")
         console.print(f"function logs: {pipeline.log_dir}")
@@ -791,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     say("the flow and the contracts:          docs/architecture.md")
     say("the CLI:                             docs/cli.md   releases: docs/releases.md")
     say("config rollouts:                     docs/rollouts.md")
+    say("feature flags:                       docs/feature-flags.md")
     say("the end-to-end tests:                .venv/bin/pytest tests/e2e -q")
     say("releases, yourself:                  .venv/bin/configpipe local up --schedule-speedup 30")
     say("                                     (stand-ins checkout-api/payments-api/search-api:live → v1)")

@@ -45,6 +45,7 @@ class ConfigPipeStack(Stack):
         )
         self.registry = RegistryParameter(self, "Registry", registry=settings.registry)
         shared = SharedCode(self, "Code", settings=settings)
+        self.openfeature_layer = shared.openfeature
 
         self.pipeline = PipelineFunctions(
             self,
@@ -158,6 +159,7 @@ class ConfigPipeStack(Stack):
             "SecretsKeyArn": self.keys.secrets_key.key_arn,
             "HashKeyArn": self.keys.hash_key.key_arn,
             "RegistryParameterName": self.registry.parameter.parameter_name,
+            "OpenFeatureLayerArn": self.openfeature_layer.layer_version_arn,
             "ValidatorFunctionName": self.pipeline.validator.function_name,
             "MaterialiserFunctionName": self.pipeline.materialiser.function_name,
             "PropagatorFunctionName": self.pipeline.propagator.function_name,

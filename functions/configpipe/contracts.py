@@ -152,6 +152,9 @@ class ReasonCode(StrEnum):
     ROLLOUT_NOT_ALLOWED = "ROLLOUT_NOT_ALLOWED"
     ROLLOUT_IN_PROGRESS = "ROLLOUT_IN_PROGRESS"
     NO_ACTIVE_ROLLOUT = "NO_ACTIVE_ROLLOUT"
+    #: A key the registry marks as a feature-flags document got a value that breaks Powertools'
+    #: feature-flag schema (or was sent as a secret, which service code could not read).
+    INVALID_FEATURE_FLAGS = "INVALID_FEATURE_FLAGS"
 
 
 class Operation(StrEnum):

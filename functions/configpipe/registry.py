@@ -63,6 +63,9 @@ class ServiceEntry(_RegistryModel):
     key_prefixes: list[str] = Field(default_factory=list)
     #: Optional JSON Schema per key, checked by the validator.
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Keys holding a feature-flags document (docs/feature-flags.md), checked by the validator
+    #: with Powertools' feature-flag schema.
+    feature_flags: list[str] = Field(default_factory=list)
     #: Lambda functions of this service whose aliases releases may shift (and whose
     #: pre/post-traffic hooks may be invoked); the stack grants alias updates on these only.
     functions: list[str] = Field(default_factory=list)
@@ -81,6 +84,7 @@ class GlobalEntry(_RegistryModel):
     owner: str = ""
     cost_center: str = ""
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    feature_flags: list[str] = Field(default_factory=list)
 
 
 class Registry(_RegistryModel):
@@ -116,6 +120,13 @@ class Registry(_RegistryModel):
         if entry is not None and entry.cost_center:
             tags["CostCenter"] = entry.cost_center
         return tags
+
+    def is_feature_flags(self, service: str, key: str) -> bool:
+        """Whether ``service``'s ``key`` holds a feature-flags document."""
+        if service == GLOBAL_SERVICE:
+            return key in self.global_.feature_flags
+        entry = self.services.get(service)
+        return entry is not None and key in entry.feature_flags
 
     def affected_services(self, service: str, environment: str, key: str) -> list[str]:
         """Services whose handler must hear about a change of ``service/environment/key``:

@@ -8,6 +8,8 @@ the submitted value (it may be a secret).
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -24,7 +26,7 @@ from configpipe.contracts import (
 )
 from configpipe.registry import Registry
 from configpipe.untrusted import MAX_REASONS, bounded
-from configpipe.values import canonical_json, nesting_depth
+from configpipe.values import canonical_json, is_sensitive, nesting_depth
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -144,6 +146,17 @@ def check_rules(change: ConfigurationChange, source: str, registry: Registry) ->
                     field="environment",
                 )
             )
+        if registry.is_feature_flags(change.service, change.key) and (
+            change.encrypted_value is not None or is_sensitive(change.key, change.sensitive)
+        ):
+            reasons.append(
+                Reason(
+                    code=ReasonCode.INVALID_FEATURE_FLAGS,
+                    message="a feature-flags document cannot be sensitive: service code reads it from "
+                    "Parameter Store",
+                    field="sensitive",
+                )
+            )
     reasons.extend(_check_operation_fields(change))
     reasons.extend(check_rollout(change, registry))
     return reasons
@@ -257,9 +270,10 @@ def _check_operation_fields(change: ConfigurationChange) -> list[Reason]:
     return reasons
 
 
-def check_value(value: Any, schema: dict[str, Any] | None) -> list[Reason]:
-    """Size, depth and the key's JSON Schema. Depth first: a hostile, deeply nested value
-    must not reach the serialiser or the schema validator."""
+def check_value(value: Any, schema: dict[str, Any] | None, *, feature_flags: bool = False) -> list[Reason]:
+    """Size, depth, the key's JSON Schema and, for a key the registry marks as a feature-flags
+    document, Powertools' feature-flag schema. Depth first: a hostile, deeply nested value
+    must not reach the serialiser or the schema validators."""
     depth = nesting_depth(value)
     if depth > MAX_VALUE_DEPTH:
         return [
@@ -293,7 +307,85 @@ def check_value(value: Any, schema: dict[str, Any] | None) -> list[Reason]:
         problem = _schema_problem(json.dumps(schema, sort_keys=True), value, schema)
         if problem:
             return [Reason(code=ReasonCode.SCHEMA_VIOLATION, message=problem, field="value")]
+    if feature_flags:
+        return check_feature_flags(value)
     return []
+
+
+#: Powertools' schema messages end with the names they are about ("…, rule=<rule name>",
+#: "…, action=<action sent>", "…, schema=<the whole document>"): cut there, the path says where.
+_POWERTOOLS_NAMES = re.compile(r",?\s*(?:rule|rule_name|feature|schema|action)=.*$", re.DOTALL)
+
+
+def check_feature_flags(document: Any) -> list[Reason]:
+    """A feature-flags document checked with Powertools' own validators, so what the pipeline
+    accepts is exactly what ``FeatureFlags`` will evaluate. The reason names the path of the
+    first problem (feature and rule names, bounded) and Powertools' rule, never a value."""
+    problem = _feature_flags_problem(document)
+    if problem is None:
+        return []
+    path, rule = problem
+    return [
+        Reason(
+            code=ReasonCode.INVALID_FEATURE_FLAGS,
+            message=f"not a valid feature-flags document: {path}: {rule}",
+            field=path,
+        )
+    ]
+
+
+def _feature_flags_problem(document: Any) -> tuple[str, str] | None:
+    # Imported here: only changes to a flags key pay for Powertools' feature-flag module.
+    from aws_lambda_powertools.utilities.feature_flags import schema as ff
+    from aws_lambda_powertools.utilities.feature_flags.exceptions import SchemaValidationError
+
+    def rule_of(error: Exception) -> str:
+        if not isinstance(error, SchemaValidationError):
+            # Powertools' validators assume JSON of roughly the right shape: an action that is a
+            # list fails a dict lookup. Its own message may quote the value, so only the type.
+            return f"not accepted by Powertools' validator ({type(error).__name__})"
+        return bounded(_POWERTOOLS_NAMES.sub("", str(error)).strip(), 256)
+
+    def name(text: Any) -> str:
+        return bounded(str(text), 64)
+
+    if not isinstance(document, dict):
+        return "value", "the document must be a JSON object of features"
+    with warnings.catch_warnings():
+        # Powertools warns (not fails) on an empty document or empty rules: both evaluate fine.
+        warnings.simplefilter("ignore")
+        # Walk with Powertools' own per-level validators to know *where*; then the whole
+        # SchemaValidator, the authority, in case a later Powertools adds a rule.
+        for feature_name, feature in document.items():
+            path = f"value.{name(feature_name)}"
+            try:
+                boolean = ff.FeaturesValidator.validate_feature(feature_name, feature)
+            except Exception as error:  # hostile shapes too: see rule_of
+                return path, rule_of(error)
+            rules = feature.get(ff.RULES_KEY)
+            if not rules:
+                continue
+            if not isinstance(rules, dict):
+                return f"{path}.{ff.RULES_KEY}", "Feature rules must be a dictionary"
+            for rule_name, rule in rules.items():
+                rule_path = f"{path}.{ff.RULES_KEY}.{name(rule_name)}"
+                try:
+                    ff.RulesValidator.validate_rule(rule, rule_name, feature_name, boolean)
+                except Exception as error:  # hostile shapes too: see rule_of
+                    return rule_path, rule_of(error)
+                conditions = rule.get(ff.CONDITIONS_KEY)
+                if not conditions or not isinstance(conditions, list):
+                    return f"{rule_path}.{ff.CONDITIONS_KEY}", "a rule needs a non-empty list of conditions"
+                for index, condition in enumerate(conditions):
+                    try:
+                        ff.ConditionsValidator.validate_condition(rule_name, condition)
+                    except Exception as error:  # hostile shapes too: see rule_of
+                        return f"{rule_path}.{ff.CONDITIONS_KEY}[{index}]", rule_of(error)
+        try:
+            ff.SchemaValidator(schema=document).validate()
+        except Exception as error:  # hostile shapes too: see rule_of
+            return "value", rule_of(error)
+    return None
 
 
 def _schema_problem(schema_json: str, value: Any, schema: dict[str, Any]) -> str | None:

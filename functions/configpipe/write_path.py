@@ -162,7 +162,11 @@ class WritePath:
         else:
             value = change.value
 
-        problems = check_value(value, registry.schema_for(change.service, change.key))
+        problems = check_value(
+            value,
+            registry.schema_for(change.service, change.key),
+            feature_flags=registry.is_feature_flags(change.service, change.key),
+        )
         if problems:
             raise _Rejection(*problems)
 

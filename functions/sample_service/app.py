@@ -17,7 +17,11 @@ Values themselves are never written (only hashes), so a secret cannot leak into 
 
 The function also answers a direct invoke ``{"tenant": "t-1", "key": "max_items"}`` (optional
 ``"environment"``) with the value that tenant reads through ``ConfigClient.get(key,
-subject=tenant)`` — the per-tenant read the rollout demo and e2e tests observe.
+subject=tenant)`` — the per-tenant read the rollout demo and e2e tests observe — and a direct
+invoke ``{"tenant": "t-1", "serve": true}`` with how it would serve that tenant's request,
+decided by OpenFeature flags from the ``flags`` document (docs/feature-flags.md): the
+``maintenance`` flag (503) and the ``rate_limit`` flag, each with its reason. The flags are read
+through the same client the update handler applies pushes to, so a flag change shows at once.
 
 Wired like every configpipe function: its environment is
 :class:`~sample_service.settings.SampleServiceSettings`, :func:`build` makes the handler from
@@ -30,7 +34,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -45,6 +49,12 @@ if TYPE_CHECKING:
     from configpipe.contracts import ConfigurationRolloutEvent, ConfigurationUpdated
 
 log = logging.getLogger("sample_service")
+
+#: The key of the service's flags document, and the flags the sample serves by.
+FLAGS_KEY = "flags"
+MAINTENANCE_FLAG = "maintenance"
+RATE_LIMIT_FLAG = "rate_limit"
+DEFAULT_RATE_LIMIT = 100
 
 
 class AppliedVersions:
@@ -170,6 +180,41 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
     }
 
 
+def serve(client: ConfigClient, tenant: str) -> dict[str, Any]:
+    """How a request from ``tenant`` is served, decided by OpenFeature flags (the provider is
+    made once per client, on first use: the SDK is imported only by a service that serves)."""
+    from openfeature import api
+    from openfeature.evaluation_context import EvaluationContext
+
+    from configpipe.client.feature_flags import ConfigPipeStore
+    from configpipe.client.openfeature import ConfigPipeProvider
+
+    # One OpenFeature domain per client: the SDK's registry keeps the provider (and so the
+    # client) alive, so the id is never reused while the domain exists.
+    domain = f"{client.service}/{client.environment}/{id(client)}"
+    if domain not in _domains:
+        api.set_provider_and_wait(ConfigPipeProvider(ConfigPipeStore(client, FLAGS_KEY)), domain=domain)
+        _domains.add(domain)
+    flags = api.get_client(domain)
+    context = EvaluationContext(targeting_key=tenant, attributes={"tenant": tenant})
+    maintenance = flags.get_boolean_details(MAINTENANCE_FLAG, False, context)
+    limit = flags.get_integer_details(RATE_LIMIT_FLAG, DEFAULT_RATE_LIMIT, context)
+    return {
+        "service": client.service,
+        "environment": client.environment,
+        "tenant": tenant,
+        "statusCode": 503 if maintenance.value else 200,
+        "maintenance": maintenance.value,
+        "maintenanceReason": str(maintenance.reason),
+        "rateLimit": limit.value,
+        "rateLimitReason": str(limit.reason),
+    }
+
+
+#: OpenFeature domains with a provider set, one per config client of this execution environment.
+_domains: set[str] = set()
+
+
 def build(
     settings: SampleServiceSettings, *, table: Table | None = None, client: ConfigClient | None = None
 ) -> LambdaHandler:
@@ -185,6 +230,14 @@ def build(
         key: str = Field(min_length=1, max_length=200)
         environment: str | None = None
 
+    class ServeRequest(BaseModel):
+        """A direct invoke asking how one tenant's request would be served (flags)."""
+
+        model_config = ConfigDict(extra="forbid")
+        tenant: str = Field(min_length=1, max_length=128)
+        serve: Literal[True]
+        environment: str | None = None
+
     applied = AppliedVersions(settings.service_name, settings.applied_table, table)
     if client is None and settings.config_environment:
         client = ConfigClient(settings.service_name, settings.config_environment)
@@ -192,9 +245,17 @@ def build(
 
     def on_update(update: ConfigurationUpdated, value: Any) -> None:
         applied.record(update, value)
+        # Readers this environment made for direct invokes hear the push too (the settings'
+        # client gets it from the update handler itself), so a flag change shows at once.
+        reader = readers.get(update.environment)
+        if reader is not None and reader is not client:
+            reader.apply_update(update, value)
 
     def on_rollout(event: ConfigurationRolloutEvent, stable: Any, candidate: Any) -> None:
         applied.record_rollout(event, stable, candidate)
+        reader = readers.get(event.environment)
+        if reader is not None and reader is not client:
+            reader.apply_rollout(event)  # reads the candidate itself: None may mean "gone"
 
     updates = config_update_handler(
         settings.service_name, on_update=on_update, client=client, on_rollout=on_rollout
@@ -203,13 +264,17 @@ def build(
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if "detail-type" in event:
             return updates(event, context)
-        read = TenantRead.model_validate(event)
+        read: TenantRead | ServeRequest = (
+            ServeRequest.model_validate(event) if "serve" in event else TenantRead.model_validate(event)
+        )
         default_environment = settings.config_environment or (client.environment if client else None)
         read_environment = read.environment or default_environment
         if not read_environment:
             raise ValueError("a tenant read needs an environment (in the event, or the function's settings)")
         if read_environment not in readers:
             readers[read_environment] = ConfigClient(settings.service_name, read_environment)
+        if isinstance(read, ServeRequest):
+            return serve(readers[read_environment], read.tenant)
         return answer(readers[read_environment], read.tenant, read.key)
 
     return handler

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from configpipe.metrics import NAMESPACE
 from stacks.constructs import nag
+from stacks.constructs.openfeature_layer import OpenFeatureLayer
 from stacks.settings import PipelineSettings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
@@ -49,6 +50,8 @@ class SharedCode(Construct):
         self.powertools = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", powertools_layer_arn(settings.powertools_layer_version)
         )
+        #: For functions whose code uses configpipe.client.openfeature (the demo handlers).
+        self.openfeature = OpenFeatureLayer(self, "OpenFeature", runtime=RUNTIME).layer
 
 
 class ObservedFunction(Construct):
@@ -66,6 +69,7 @@ class ObservedFunction(Construct):
         function_name: str | None = None,
         timeout: Duration | None = None,
         memory_size: int = 256,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self._unscoped_reasons: list[str] = []
@@ -90,7 +94,7 @@ class ObservedFunction(Construct):
             architecture=lambda_.Architecture.X86_64,
             code=shared.code,
             handler=handler,
-            layers=[shared.powertools],
+            layers=[shared.powertools, *extra_layers],
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -52,6 +52,7 @@ class ServiceHandlers(Construct):
             description=f"configpipe demo: applies configuration updates for {service}",
             timeout=Duration.seconds(15),
             memory_size=128,
+            extra_layers=[shared.openfeature],
             environment=environment_for(
                 SampleServiceSettings, service_name=service, applied_table=self.applied.table_name
             ),

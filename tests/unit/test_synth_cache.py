@@ -40,7 +40,10 @@ def test_editing_a_runtime_module_the_stack_imports_changes_the_key(checkout: Pa
     assert _inputs_digest(checkout) != before
 
 
-@pytest.mark.parametrize("name", ["app.py", "cdk.json", "requirements.txt", "package-lock.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["app.py", "cdk.json", "requirements.txt", "package-lock.json", "layers/openfeature/requirements.txt"],
+)
 def test_editing_any_synth_input_changes_the_key(checkout: Path, name: str) -> None:
     before = _inputs_digest(checkout)
     with (checkout / name).open("a") as file:

@@ -292,6 +292,10 @@ class ConfigClient:
         self._secret_cache: dict[str, tuple[Any, float]] = {}
         #: Sensitive candidates by (origin, key, candidate version): a version never changes.
         self._candidate_secrets: dict[tuple[str, str, int], Any] = {}
+        #: Whether the last refresh failed and the values served are the last good ones.
+        self._stale = False
+        #: Called with (origin, key) after a pushed update or rollout event changed a key.
+        self._listeners: list[Callable[[str, str], None]] = []
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -522,6 +526,22 @@ class ConfigClient:
 
     # --- freshness -------------------------------------------------------------------------
 
+    @property
+    def stale(self) -> bool:
+        """Whether the store could not be read at the last refresh and the values served are
+        the last good ones (feature-flag integrations report it as staleness)."""
+        return self._stale
+
+    def on_change(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(origin, key)`` after a pushed update or rollout event is applied, so
+        readers that derive state from a key (feature flags) hear of a push at once, not at
+        their next read."""
+        self._listeners.append(listener)
+
+    def _changed(self, origin: str, key: str) -> None:
+        for listener in list(self._listeners):
+            listener(origin, key)
+
     def _ensure_fresh(self) -> None:
         now = self._clock()
         loaded_at = self._loaded_at
@@ -558,6 +578,7 @@ class ConfigClient:
                 }
             except StoreUnavailableError as error:
                 self._retry_at = started + self._retry_after_failure
+                self._stale = self._loaded_at is not None
                 if self._loaded_at is None:
                     raise ConfigUnavailableError(
                         f"configuration of {self.service}/{self.environment} cannot be read: {error.code}"
@@ -587,6 +608,7 @@ class ConfigClient:
                 self._merge_views(origin, views, candidates, started)
             self._loaded_at = started
             self._retry_at = float("-inf")
+            self._stale = False
 
     def _pinned(self, pushed_at: float | None, now: float) -> bool:
         return pushed_at is not None and now - pushed_at < self.ttl
@@ -657,6 +679,13 @@ class ConfigClient:
         return update.version <= self._versions.get((update.service, update.key), 0)
 
     def apply_update(self, update: ConfigurationUpdated, value: Any = _MISSING) -> bool:
+        """See :meth:`_apply_update`; listeners hear of an applied update."""
+        applied = self._apply_update(update, value)
+        if applied:
+            self._changed(update.service, update.key)
+        return applied
+
+    def _apply_update(self, update: ConfigurationUpdated, value: Any = _MISSING) -> bool:
         """Apply a pushed ``ConfigurationUpdated``. Returns ``False`` (and changes nothing) if
         the update is for another scope or not newer than the version held for its key.
 
@@ -695,6 +724,14 @@ class ConfigClient:
             return True
 
     def apply_rollout(self, event: RolloutView | Mapping[str, Any], candidate_value: Any = _MISSING) -> bool:
+        """See :meth:`_apply_rollout`; listeners hear of an applied rollout event."""
+        applied = self._apply_rollout(event, candidate_value)
+        if applied:
+            detail = _detail_of(event)
+            self._changed(str(detail["service"]), str(detail["key"]))
+        return applied
+
+    def _apply_rollout(self, event: RolloutView | Mapping[str, Any], candidate_value: Any = _MISSING) -> bool:
         """Apply a pushed ``ConfigurationRollout*`` event (the model or its camelCase detail).
         Returns ``False`` (and changes nothing) if it is for another scope or its (candidate
         version, sequence) is not newer than the one held for the key, so duplicated and

@@ -1,5 +1,5 @@
 """The ``configpipe`` command: put / get / delete / list / history / diff / rollback / watch,
-and the ``release`` and ``local`` sub-commands.
+and the ``release``, ``rollout``, ``flag`` and ``local`` sub-commands.
 
 Commands are thin: parse options, call the module that owns the work (``publishing`` for
 writes, the change log for reads, ``watching`` for watch), render. Every command runs
@@ -30,6 +30,7 @@ from configpipe_tools.cli.context import (
     OutputFormat,
 )
 from configpipe_tools.cli.errors import CliError, ExitCode, invalid
+from configpipe_tools.cli.flags import app as flag_app
 from configpipe_tools.cli.local import app as local_app
 from configpipe_tools.cli.ops import app as ops_app
 from configpipe_tools.cli.output import (
@@ -633,6 +634,7 @@ def watch(
 
 app.add_typer(release_app, name="release")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(flag_app, name="flag")
 app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
 app.add_typer(snapshot_app, name="snapshot")

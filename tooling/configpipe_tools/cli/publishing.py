@@ -168,7 +168,8 @@ def prepare(ctx: CliContext, request: WriteRequest) -> PreparedWrite:
         reasons.extend(check_rules(change, source, registry))
         schema = _schema(registry, request)
     if request.operation is Operation.PUT:
-        reasons.extend(check_value(request.value, schema))
+        flags = registry is not None and registry.is_feature_flags(request.service, request.key)
+        reasons.extend(check_value(request.value, schema, feature_flags=flags))
     if reasons:
         raise CliError(
             "the change is invalid; nothing was sent",

@@ -39,6 +39,7 @@ DEMO_REGISTRY: dict[str, Any] = {
             "costCenter": "CC-1001",
             "functions": ["checkout-api"],
             "schemas": {"max_items": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            "featureFlags": ["flags"],
             "demo": True,
         },
         "payments": {

@@ -441,6 +441,12 @@ class Provisioner:
 
     # --- functions ----------------------------------------------------------------------
 
+    def _Lambda_LayerVersion(self, resource: Resource) -> None:
+        """Nothing to create: local functions import their layers' packages from this checkout's
+        environment, as they do Powertools. The ARN only lets the functions that list the layer
+        resolve (the stack's OpenFeature layer)."""
+        self._register(resource, self.arn("lambda", f"layer:{resource.logical_id}:1"))
+
     def _Lambda_Function(self, resource: Resource) -> None:
         props = self._props(resource)
         name = physical_name(resource, "FunctionName", self.resolver)

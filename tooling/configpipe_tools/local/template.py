@@ -58,6 +58,7 @@ SYNTH_INPUTS = (
     "cdk.json",
     "stacks",
     "functions",
+    "layers",
     "requirements.txt",
     "package.json",
     "package-lock.json",
