@@ -65,7 +65,7 @@ CATALOG: dict[str, type[Contract]] = {
     ReleaseDetailType.RELEASE_REJECTED: ReleaseRejected,
     # the release lifecycle announcements: the release package's own map, so a new one
     # gets its schema (and a drift test) without anyone editing this list
-    **ANNOUNCEMENT_CONTRACTS,
+    **{str(detail_type): model for detail_type, model in ANNOUNCEMENT_CONTRACTS.items()},
 }
 
 
