@@ -292,6 +292,10 @@ class ConfigClient:
         self._secret_cache: dict[str, tuple[Any, float]] = {}
         #: Sensitive candidates by (origin, key, candidate version): a version never changes.
         self._candidate_secrets: dict[tuple[str, str, int], Any] = {}
+        #: Every key's value for this execution environment (``subject=None``), resolved once
+        #: after each change of what the client holds: a cached ``get`` is then one dict
+        #: lookup. Replaced (under the lock) by every writer; readers take it without the lock.
+        self._resolved: dict[str, Any] | None = None
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -300,6 +304,13 @@ class ConfigClient:
         has none. During a rollout the subject reads the candidate or the stable value; without
         a subject this execution environment is the subject, so the answer is the same on every
         call in this process."""
+        if subject is None:
+            # The hot path (a cached read): no lock, no resolution, one dict lookup.
+            resolved, loaded_at = self._resolved, self._loaded_at
+            if resolved is not None and loaded_at is not None and self._clock() - loaded_at < self.ttl:
+                return resolved.get(key, default)
+            self._ensure_fresh()
+            return (self._resolved or self._resolve_all()).get(key, default)
         self._ensure_fresh()
         value = self._resolve(key, subject)
         return default if value is _MISSING else value
@@ -336,7 +347,9 @@ class ConfigClient:
         raise ConfigTypeError(f"{key} is not a boolean")
 
     def get_int(self, key: str, default: int = 0, subject: str | None = None) -> int:
-        value = self.get(key, _MISSING, subject=subject)
+        value = self.get(key, _MISSING, subject)
+        if type(value) is int:  # the common case first (bool is a subclass of int, not int itself)
+            return value
         if value is _MISSING:
             return default
         if isinstance(value, bool):
@@ -520,6 +533,18 @@ class ConfigClient:
                 return entry.value
         return _MISSING
 
+    def _resolve_all(self) -> dict[str, Any]:
+        """Resolve every key for this execution environment and keep the result until the
+        next change (built under the lock, so no writer is half-way through)."""
+        with self._lock:
+            keys: set[str] = set()
+            for origin in self._origins:
+                keys.update(self._layers[origin])
+                keys.update(k for k, v in self._views[origin].items() if v.active)
+            resolved = {key: value for key in keys if (value := self._resolve(key, None)) is not _MISSING}
+            self._resolved = resolved
+            return resolved
+
     # --- freshness -------------------------------------------------------------------------
 
     def _ensure_fresh(self) -> None:
@@ -585,6 +610,7 @@ class ConfigClient:
                         candidates[key] = text
                 self._merge(self._layers[origin], values, started)
                 self._merge_views(origin, views, candidates, started)
+            self._resolved = None
             self._loaded_at = started
             self._retry_at = float("-inf")
 
@@ -692,6 +718,7 @@ class ConfigClient:
             view = self._views[update.service].get(update.key)
             if view is not None and view.active and view.order[0] <= update.version:
                 self._end_view(update.service, update.key, view.order, now)
+            self._resolved = None
             return True
 
     def apply_rollout(self, event: RolloutView | Mapping[str, Any], candidate_value: Any = _MISSING) -> bool:
@@ -740,6 +767,7 @@ class ConfigClient:
                     self._promote(origin, key, detail, candidate_value, held, now)
                 self._end_view(origin, key, order, now)
             self._rollout_orders[(origin, key)] = order
+            self._resolved = None
             log.info("rollout event applied", extra={**identity, "status": detail.get("status")})
             return True
 
