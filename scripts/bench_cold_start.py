@@ -159,12 +159,14 @@ def main() -> None:
     for round_ in range(args.runs):
         for module in HANDLERS:
             env = environment(module)
-            handler = lambda: samples[module].append(run(PROBE.format(module=module), env))  # noqa: E731
-            baseline = lambda: baselines[module].append(  # noqa: E731
-                run(BASELINE.format(clients=clients[module]), env)["total"]
-            )
-            for step in (handler, baseline) if round_ % 2 == 0 else (baseline, handler):
-                step()
+            probe, baseline = PROBE.format(module=module), BASELINE.format(clients=clients[module])
+            # Alternate which goes first, so a load that rises within a round hits both alike.
+            first_handler = round_ % 2 == 0
+            if not first_handler:
+                baselines[module].append(run(baseline, env)["total"])
+            samples[module].append(run(probe, env))
+            if first_handler:
+                baselines[module].append(run(baseline, env)["total"])
     print(f"machine: {load_average()} (at end)")
     print(
         f"{'handler module':32} {'import ms':>9} {'+init ms':>9} {'baseline ms':>11} {'ratio':>6}"

@@ -306,8 +306,8 @@ class ConfigClient:
         call in this process."""
         if subject is None:
             # The hot path (a cached read): no lock, no resolution, one dict lookup.
-            resolved, loaded_at = self._resolved, self._loaded_at
-            if resolved is not None and loaded_at is not None and self._clock() - loaded_at < self.ttl:
+            resolved = self._resolved  # set only once loaded, so _loaded_at is a number
+            if resolved is not None and self._clock() - self._loaded_at < self.ttl:  # type: ignore[operator]
                 return resolved.get(key, default)
             self._ensure_fresh()
             return (self._resolved or self._resolve_all()).get(key, default)
@@ -542,7 +542,8 @@ class ConfigClient:
                 keys.update(self._layers[origin])
                 keys.update(k for k, v in self._views[origin].items() if v.active)
             resolved = {key: value for key in keys if (value := self._resolve(key, None)) is not _MISSING}
-            self._resolved = resolved
+            if self._loaded_at is not None:  # kept only once loaded: the hot path relies on it
+                self._resolved = resolved
             return resolved
 
     # --- freshness -------------------------------------------------------------------------
