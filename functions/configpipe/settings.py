@@ -63,6 +63,8 @@ class MaterialiserSettings(Settings):
 class PropagatorSettings(Settings):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
+    #: Upper bound of concurrent Invoke (and PutEvents) calls of one propagator invocation.
+    max_parallel_invokes: int = Field(alias="MAX_PARALLEL_INVOKES", default=100, ge=1, le=256)
 
 
 class RolloutSettings(Settings):
