@@ -142,15 +142,22 @@ def run(code: str, env: dict[str, str]) -> object:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def environment(module: str) -> dict[str, str]:
+def environment(module: str, task_root: Path = TASK_ROOT) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return {**keep, **BASE_ENV, **HANDLERS[module]}
+    roots = {"LAMBDA_TASK_ROOT": str(task_root), "PYTHONPATH": str(task_root)}
+    return {**keep, **BASE_ENV, **HANDLERS[module], **roots}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another copy of functions/ (e.g. `git worktree` of main) measured in the same rounds",
+    )
     args = parser.parse_args()
+    other: dict[str, list[float]] = {module: [] for module in HANDLERS}
     clients = {module: run(DISCOVER.format(module=module), environment(module)) for module in HANDLERS}
     samples: dict[str, list[dict[str, float]]] = {module: [] for module in HANDLERS}
     baselines: dict[str, list[float]] = {module: [] for module in HANDLERS}
@@ -165,6 +172,9 @@ def main() -> None:
             if not first_handler:
                 baselines[module].append(run(baseline, env)["total"])
             samples[module].append(run(probe, env))
+            if args.compare:
+                compared = run(probe, environment(module, args.compare))
+                other[module].append(compared["import"] + compared["init"])
             if first_handler:
                 baselines[module].append(run(baseline, env)["total"])
     print(f"machine: {load_average()} (at end)")
@@ -183,6 +193,9 @@ def main() -> None:
             f"  {', '.join(clients[module]) or '-'}"
         )
         name = module.rsplit(".", 1)[-1] if module.startswith("configpipe.") else "sample_update_handler"
+        if args.compare:
+            before = statistics.median(o / b for o, b in zip(other[module], baselines[module], strict=True))
+            print(f"{'':32} {args.compare}: ratio {before:.2f}")
         figures[f"cold_start.{name}.ratio"] = (ratio, "x")
         figures[f"cold_start.{name}.total_ms"] = (total * 1000, "ms")
         figures[f"cold_start.{name}.baseline_ms"] = (base * 1000, "ms")

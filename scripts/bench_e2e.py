@@ -177,7 +177,7 @@ class Pipeline:
                     latest = max(latest, epoch(item["appliedAt"]))
                     del pending[(service, key)]
             if pending:
-                time.sleep(0.02)
+                time.sleep(0.1)  # gently: the emulator serves the pipeline from the same process
         return latest
 
     def stop(self) -> None:

@@ -19,7 +19,9 @@ HANDLER_SUFFIX = "-config-update-handler"
 
 
 class _RegistryModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, defer_build=True
+    )
 
 
 class ServiceEntry(_RegistryModel):

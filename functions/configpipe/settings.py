@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class Settings(BaseModel):
     """A function's environment: one field per variable, the variable's name as its alias."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # defer_build: a function builds the validator of its own settings model only, not all five.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
 
     @classmethod
     def from_environ(cls) -> Self:
