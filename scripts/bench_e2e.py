@@ -239,19 +239,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as state_dir:
         pipeline = Pipeline(Path(state_dir))
         try:
-            # First change after `up`: every function cold (this also warms the pipeline).
-            first = [
-                change("checkout", f"warm_{run}", 0, run),
-                change("global", f"feature.warm_{run}", 0, run),
-            ]
+            # First change after `up`: the functions on its path are cold. Then a global key, so
+            # every handler is warm before the measured changes (one cold start at a time: on a
+            # loaded machine several at once can each outlast the handler's timeout).
             t0 = time.time()
-            pipeline.publish(first)
-            pipeline.wait_applied(
-                {("checkout", f"warm_{run}"): 1, **{(s, f"feature.warm_{run}"): 1 for s in GLOBAL_TARGETS}}
-            )
+            pipeline.publish([change("checkout", f"warm_{run}", 0, run)])
+            pipeline.wait_applied({("checkout", f"warm_{run}"): 1}, timeout=600)
             first_s = time.time() - t0
-            print(f"first change after `up` (every function cold): {first_s:.2f} s")
+            print(f"first change after `up` (the functions on its path cold): {first_s:.2f} s")
             figures["e2e.first_change_after_up_s"] = (first_s, "s")
+            pipeline.publish([change("global", f"feature.warm_{run}", 0, run)])
+            pipeline.wait_applied({(s, f"feature.warm_{run}"): 1 for s in GLOBAL_TARGETS}, timeout=600)
 
             samples: list[dict[str, float]] = []
             for i in range(args.changes):
