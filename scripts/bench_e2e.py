@@ -284,6 +284,8 @@ def main() -> None:
                 print(f"    {hop:13} {median * 1000:7.0f} ms")
                 figures[f"e2e.hop.{hop}_ms"] = (median * 1000, "ms")
 
+            record("bench_e2e.py", figures)  # kept even if the burst does not converge
+
             # Burst: many changes over a few keys, as fast as they can be published.
             keys = [f"burst_{run}_{i}" for i in range(args.burst_keys)]
             burst = [change("checkout", keys[i % len(keys)], i, run) for i in range(args.burst)]

@@ -27,7 +27,7 @@ SHOWN: dict[str, tuple[str, str]] = {
     "e2e.hop.propagator_ms": ("… hop: → deliveries recorded", ""),
     "e2e.hop.handlers_ms": ("… hop: → last handler applied", ""),
     "e2e.burst_changes_per_s": ("local burst, 200 changes over 20 keys, all converged", "≥ 5 /s"),
-    "e2e.first_change_after_up_s": ("first change after `up` (every function cold)", ""),
+    "e2e.first_change_after_up_s": ("first change after `up` (functions on its path cold)", ""),
     "fanout.wall_50_over_wall_1": ("fan-out wall(50) / wall(1), 50 ms per call", "≤ 1.5"),
     "fanout.wall_200_over_wall_1": ("fan-out wall(200) / wall(1)", "≤ 2.5"),
     "cold_start.validator.ratio": ("cold start as deployed / boto3 + its clients: validator", "≤ 1.3"),
