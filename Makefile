@@ -84,9 +84,12 @@ synth: setup
 bench: setup
 	$(PY) scripts/bench_client.py
 	$(PY) scripts/bench_write_path.py
+	$(PY) scripts/bench_fanout.py
 	$(PY) scripts/bench_cold_start.py
+	$(PY) scripts/bench_e2e.py
 	$(PY) scripts/bench_cost.py
 	$(PY) scripts/rollout_stats.py
+	$(PY) scripts/bench_readme.py
 
 ## fuzz: every function's entry point with 10,000 hostile and valid events each, on moto
 ## (docs/operations.md); not part of `make test`. FUZZ_ARGS="--events 500 --seed 3" to change it.

@@ -4,6 +4,7 @@ partial failure turned into :class:`EventPublishError` so the caller retries."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -35,20 +36,30 @@ class ConfigBus:
             "Resources": list(resources),
         }
 
-    def publish(self, entries: Iterable[dict[str, Any]]) -> int:
+    def publish(self, entries: Iterable[dict[str, Any]], max_parallel: int = 1) -> int:
         """Publish every entry; raise if any was refused (the whole call is safe to retry:
-        consumers are idempotent by changeId and version). Returns the number published."""
+        consumers are idempotent by changeId and version). Returns the number published.
+
+        With ``max_parallel`` > 1 the chunks are sent concurrently (EventBridge does not
+        order events anyway); every chunk is still sent and every refusal still reported."""
         batch = list(entries)
-        failed: list[dict[str, Any]] = []
-        for start in range(0, len(batch), _CHUNK):
-            chunk = batch[start : start + _CHUNK]
-            response = self._client.put_events(Entries=chunk)  # type: ignore[arg-type]
-            if response.get("FailedEntryCount", 0):
-                failed.extend(
-                    {**result, "DetailType": sent["DetailType"]}
-                    for sent, result in zip(chunk, response["Entries"], strict=True)
-                    if result.get("ErrorCode")
-                )
+        chunks = [batch[start : start + _CHUNK] for start in range(0, len(batch), _CHUNK)]
+        if max_parallel > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(max_workers=min(max_parallel, len(chunks))) as pool:
+                refusals = list(pool.map(self._put_chunk, chunks))
+        else:
+            refusals = [self._put_chunk(chunk) for chunk in chunks]
+        failed = [refusal for chunk_refusals in refusals for refusal in chunk_refusals]
         if failed:
             raise EventPublishError(failed)
         return len(batch)
+
+    def _put_chunk(self, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        response = self._client.put_events(Entries=chunk)  # type: ignore[arg-type]
+        if not response.get("FailedEntryCount", 0):
+            return []
+        return [
+            {**result, "DetailType": sent["DetailType"]}
+            for sent, result in zip(chunk, response["Entries"], strict=True)
+            if result.get("ErrorCode")
+        ]

@@ -171,6 +171,9 @@ class Contract(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         frozen=True,
+        # Validators are built on a contract's first use, not at import: each function uses
+        # a few of the contracts, and building all of them was most of its import time.
+        defer_build=True,
     )
 
     def to_detail(self) -> dict[str, Any]:

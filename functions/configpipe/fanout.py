@@ -38,8 +38,11 @@ from configpipe.untrusted import bounded_text
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
-#: Upper bound of concurrent Invoke calls from one propagator invocation.
-MAX_PARALLEL_INVOKES = 16
+#: Default upper bound of concurrent Invoke calls (and of concurrent PutEvents batches) from
+#: one propagator invocation; the propagator's is configured (``PropagatorSettings``). Async
+#: Invoke returns once Lambda queued the event, so a fan-out to N services takes about
+#: ceil(N / bound) round trips, then one more for the delivery records.
+MAX_PARALLEL_INVOKES = 100
 
 #: What the propagator fans out: an update, or a step of a rollout (delivered the same way;
 #: its delivery records name the candidate version).
@@ -109,13 +112,13 @@ class LambdaInvoker:
     """The default invoker: Lambda ``Invoke`` with ``InvocationType=Event``. boto3 clients are
     thread-safe, so one client serves every worker thread."""
 
-    def __init__(self, client: LambdaClient | None = None) -> None:
+    def __init__(self, client: LambdaClient | None = None, max_parallel: int = MAX_PARALLEL_INVOKES) -> None:
         if client is None:
             import boto3
             from botocore.config import Config
 
             # One pooled connection per worker thread, or urllib3 discards connections.
-            client = boto3.client("lambda", config=Config(max_pool_connections=MAX_PARALLEL_INVOKES))
+            client = boto3.client("lambda", config=Config(max_pool_connections=max_parallel))
         self._client = client
 
     def __call__(self, function_name: str, payload: bytes) -> None:
@@ -185,7 +188,9 @@ class FanOut:
             deliveries = list(
                 pool.map(lambda target: self._deliver_one(target[0], target[1], payload), targets)
             )
-        self._bus.publish(self._delivery_event(update, d) for d in deliveries)
+        self._bus.publish(
+            (self._delivery_event(update, d) for d in deliveries), max_parallel=self._max_parallel
+        )
         failures = [d for d in deliveries if not d.ok]
         logger.info(
             "update fanned out",

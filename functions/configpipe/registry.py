@@ -40,7 +40,9 @@ SUBSCRIBED_DETAIL_TYPES = (
 
 
 class _RegistryModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, defer_build=True
+    )
 
 
 #: The tag every parameter and secret configpipe materialises carries, so a sweep can tell

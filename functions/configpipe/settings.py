@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class Settings(BaseModel):
     """A function's environment: one field per variable, the variable's name as its alias."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # defer_build: a function builds the validator of its own settings model only, not all five.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
 
     @classmethod
     def from_environ(cls) -> Self:
@@ -65,6 +66,8 @@ class MaterialiserSettings(Settings):
 class PropagatorSettings(Settings):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
+    #: Upper bound of concurrent Invoke (and PutEvents) calls of one propagator invocation.
+    max_parallel_invokes: int = Field(alias="MAX_PARALLEL_INVOKES", default=100, ge=1, le=256)
 
 
 class RolloutSettings(Settings):

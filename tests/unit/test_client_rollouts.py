@@ -469,3 +469,15 @@ def test_only_the_releases_target_version_reads_a_candidate_bound_to_it(ssm):
     assert old_code.get("max_items") == 50
     assert other.get("max_items") == 50
     assert (new_code.reads_candidate("max_items"), old_code.reads_candidate("max_items")) == (True, False)
+
+
+def test_a_pushed_rollout_step_reaches_the_next_cached_read_of_this_environment(config):
+    # Given a warm client whose cached reads (no subject) already resolved the stable value
+    assert [config.get("max_items") for _ in range(3)] == [50, 50, 50]
+    # When a step to 100 % is pushed, and then the rollout is rolled back
+    config.apply_rollout(event_of(view(weight=100, value=61, value_inline=True)))
+    # Then the very next cached read sees each, without waiting for the TTL
+    assert config.get_int("max_items") == 61
+    rolled_back = view(weight=0, sequence=2, status=RolloutStatus.ROLLED_BACK, value=61, value_inline=True)
+    config.apply_rollout(event_of(rolled_back))
+    assert config.get_int("max_items") == 50

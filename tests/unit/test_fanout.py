@@ -192,3 +192,90 @@ def test_propagator_builds_its_dependencies_from_the_environment(pipeline, write
         propagator.handler(event, LambdaContext())
     propagator.default.cache_clear()
     assert len(pipeline.bus_events("ConfigurationDeliveryFailed")) == 1
+
+
+# --- bounded, concurrent fan-out (no AWS: the invoker and the EventBridge client are stand-ins) ---
+
+
+class AcceptingEvents:
+    """An EventBridge client that takes every entry; ``refuse`` names DetailTypes it refuses.
+    With a barrier, each PutEvents returns only once ``parties`` of them are in flight."""
+
+    def __init__(self, barrier: threading.Barrier | None = None, refuse: str = "") -> None:
+        self.barrier = barrier
+        self.refuse = refuse
+        self.chunks: list[int] = []
+        self._lock = threading.Lock()
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.barrier is not None:
+            self.barrier.wait()
+        with self._lock:
+            self.chunks.append(len(Entries))
+        results = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "x"}
+            if e["DetailType"] == self.refuse
+            else {"EventId": "e"}
+            for e in Entries
+        ]
+        return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
+
+
+def many_services(n: int) -> Any:
+    from configpipe.registry import Registry
+
+    return Registry.model_validate({"services": {f"svc{i:02d}": {} for i in range(n)}})
+
+
+def test_the_fan_out_never_runs_more_invokes_at_once_than_its_bound(pipeline, writer):
+    event = announce(pipeline, writer, "feature.beta", "on", service="global", environment="production")
+    update = propagator.parse_announcement(event)
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow_invoke(function_name: str, payload: bytes) -> None:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        threading.Event().wait(0.05)
+        with lock:
+            in_flight[0] -= 1
+
+    registry = many_services(12)
+    fanout = FanOut(
+        registry=lambda: registry,
+        invoker=slow_invoke,
+        bus=ConfigBus("b", client=AcceptingEvents()),
+        max_parallel=3,
+    )
+    assert len(fanout.deliver(update, event)) == 12
+    assert peak[0] == 3
+
+
+def test_delivery_records_are_published_in_concurrent_batches(pipeline, writer):
+    event = announce(pipeline, writer, "feature.beta", "on", service="global", environment="production")
+    update = propagator.parse_announcement(event)
+    registry = many_services(25)  # 3 PutEvents batches of at most 10
+    # Every batch must be in flight at once, or the barrier breaks (sequential sends would)
+    events = AcceptingEvents(barrier=threading.Barrier(3, timeout=5))
+    fanout = FanOut(registry=lambda: registry, invoker=lambda *_: None, bus=ConfigBus("b", client=events))
+    fanout.deliver(update, event)
+    assert sorted(events.chunks) == [5, 10, 10]
+
+
+def test_a_refused_record_in_any_concurrent_batch_fails_the_publish():
+    from configpipe.errors import EventPublishError
+
+    events = AcceptingEvents(refuse="Refused")
+    entries = [
+        {
+            "EventBusName": "b",
+            "Source": "s",
+            "DetailType": "Refused" if i in (3, 17) else "Fine",
+            "Detail": "{}",
+        }
+        for i in range(25)
+    ]
+    with pytest.raises(EventPublishError) as raised:
+        ConfigBus("b", client=events).publish(entries, max_parallel=4)  # type: ignore[arg-type]
+    assert sorted(events.chunks) == [5, 10, 10]  # every batch was still sent
+    assert [f["DetailType"] for f in raised.value.failed_entries] == ["Refused", "Refused"]

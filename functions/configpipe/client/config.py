@@ -296,6 +296,10 @@ class ConfigClient:
         self._stale = False
         #: Called with (origin, key) after a pushed update or rollout event changed a key.
         self._listeners: list[Callable[[str, str], None]] = []
+        #: Every key's value for this execution environment (``subject=None``), resolved once
+        #: after each change of what the client holds: a cached ``get`` is then one dict
+        #: lookup. Replaced (under the lock) by every writer; readers take it without the lock.
+        self._resolved: dict[str, Any] | None = None
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -304,6 +308,13 @@ class ConfigClient:
         has none. During a rollout the subject reads the candidate or the stable value; without
         a subject this execution environment is the subject, so the answer is the same on every
         call in this process."""
+        if subject is None:
+            # The hot path (a cached read): no lock, no resolution, one dict lookup.
+            resolved = self._resolved  # set only once loaded, so _loaded_at is a number
+            if resolved is not None and self._clock() - self._loaded_at < self.ttl:  # type: ignore[operator]
+                return resolved.get(key, default)
+            self._ensure_fresh()
+            return (self._resolved or self._resolve_all()).get(key, default)
         self._ensure_fresh()
         value = self._resolve(key, subject)
         return default if value is _MISSING else value
@@ -340,7 +351,9 @@ class ConfigClient:
         raise ConfigTypeError(f"{key} is not a boolean")
 
     def get_int(self, key: str, default: int = 0, subject: str | None = None) -> int:
-        value = self.get(key, _MISSING, subject=subject)
+        value = self.get(key, _MISSING, subject)
+        if type(value) is int:  # the common case first (bool is a subclass of int, not int itself)
+            return value
         if value is _MISSING:
             return default
         if isinstance(value, bool):
@@ -524,6 +537,19 @@ class ConfigClient:
                 return entry.value
         return _MISSING
 
+    def _resolve_all(self) -> dict[str, Any]:
+        """Resolve every key for this execution environment and keep the result until the
+        next change (built under the lock, so no writer is half-way through)."""
+        with self._lock:
+            keys: set[str] = set()
+            for origin in self._origins:
+                keys.update(self._layers[origin])
+                keys.update(k for k, v in self._views[origin].items() if v.active)
+            resolved = {key: value for key in keys if (value := self._resolve(key, None)) is not _MISSING}
+            if self._loaded_at is not None:  # kept only once loaded: the hot path relies on it
+                self._resolved = resolved
+            return resolved
+
     # --- freshness -------------------------------------------------------------------------
 
     @property
@@ -606,6 +632,7 @@ class ConfigClient:
                         candidates[key] = text
                 self._merge(self._layers[origin], values, started)
                 self._merge_views(origin, views, candidates, started)
+            self._resolved = None
             self._loaded_at = started
             self._retry_at = float("-inf")
             self._stale = False
@@ -721,6 +748,7 @@ class ConfigClient:
             view = self._views[update.service].get(update.key)
             if view is not None and view.active and view.order[0] <= update.version:
                 self._end_view(update.service, update.key, view.order, now)
+            self._resolved = None
             return True
 
     def apply_rollout(self, event: RolloutView | Mapping[str, Any], candidate_value: Any = _MISSING) -> bool:
@@ -777,6 +805,7 @@ class ConfigClient:
                     self._promote(origin, key, detail, candidate_value, held, now)
                 self._end_view(origin, key, order, now)
             self._rollout_orders[(origin, key)] = order
+            self._resolved = None
             log.info("rollout event applied", extra={**identity, "status": detail.get("status")})
             return True
 

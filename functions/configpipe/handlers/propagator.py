@@ -34,10 +34,18 @@ from configpipe.untrusted import bounded_text, validation_summary
 
 
 def build(settings: PropagatorSettings) -> FanOut:
+    import boto3
+    from botocore.config import Config
+
+    parallel = settings.max_parallel_invokes
     return FanOut(
         registry=RegistrySource(settings.registry_parameter),
-        invoker=LambdaInvoker(),
-        bus=ConfigBus(settings.event_bus_name),
+        invoker=LambdaInvoker(max_parallel=parallel),
+        # PutEvents batches go out concurrently too: one pooled connection per thread.
+        bus=ConfigBus(
+            settings.event_bus_name, boto3.client("events", config=Config(max_pool_connections=parallel))
+        ),
+        max_parallel=parallel,
     )
 
 

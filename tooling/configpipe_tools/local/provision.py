@@ -56,12 +56,16 @@ _FULL_ENVELOPE = {
 _IGNORED = {"AWS::CDK::Metadata", "AWS::Lambda::Permission"}
 
 
-def aws_client(service: str, endpoint_url: str, region: str = REGION) -> Any:
+def aws_client(service: str, endpoint_url: str, region: str = REGION, max_pool_connections: int = 10) -> Any:
     return boto3.session.Session(
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - the emulator's fake credentials
         region_name=region,
-    ).client(service, endpoint_url=endpoint_url, config=_CONFIG)
+    ).client(
+        service,
+        endpoint_url=endpoint_url,
+        config=_CONFIG.merge(Config(max_pool_connections=max_pool_connections)),
+    )
 
 
 @dataclass(frozen=True)

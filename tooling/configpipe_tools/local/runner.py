@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 DEFAULT_PORT = 5000
+#: Connections of the shared client ``Invoke(Event)`` enqueues with: the propagator's fan-out
+#: invokes from up to this many threads at once.
+ENQUEUE_CONNECTIONS = 32
 
 #: What every client of the emulator needs (fake credentials: nothing can reach a real account).
 CLIENT_ENVIRONMENT = {
@@ -81,6 +84,11 @@ class LocalPipeline:
         self.runtimes: dict[str, FunctionRuntime] = {}
         self._pollers: list[Any] = []
         self._local = threading.local()
+        #: The SQS client ``enqueue`` uses. The emulator answers each request on a new thread,
+        #: so a per-thread client would be built (a new session and client, ~0.5 s on a busy
+        #: machine) for every ``Invoke(Event)``; boto3 clients are thread-safe, one serves all.
+        self._enqueue_client: Any = None
+        self._enqueue_lock = threading.Lock()
         self.started_in: float = 0.0
         self.state_file = self.state_dir / STATE_FILE
         #: what the start restored from ``state_file`` (``up`` prints it), and what it could not
@@ -151,6 +159,7 @@ class LocalPipeline:
                     self.client,
                     destinations,
                     retry_delay=self.options.retry_delay,
+                    concurrency=self.options.max_concurrency,
                 )
             )
         for mapping in stack.mappings:
@@ -221,7 +230,13 @@ class LocalPipeline:
     def enqueue(self, function: str, payload: bytes) -> None:
         """Lambda ``Invoke(InvocationType=Event)``: onto the function's async queue."""
         assert self.stack is not None
-        self.client("sqs").send_message(
+        if self._enqueue_client is None:
+            with self._enqueue_lock:
+                if self._enqueue_client is None:
+                    self._enqueue_client = aws_client(
+                        "sqs", self.url, max_pool_connections=ENQUEUE_CONNECTIONS
+                    )
+        self._enqueue_client.send_message(
             QueueUrl=self.stack.async_queues[function], MessageBody=payload.decode()
         )
 

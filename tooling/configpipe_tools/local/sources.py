@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,10 @@ class _Poller:
 
 
 class AsyncInvocations(_Poller):
+    """Runs up to ``concurrency`` of the function's queued events at once, as Lambda runs
+    asynchronous invocations on as many execution environments as the function may have
+    (the runtime's ``max_concurrency``): a slow event does not hold up the others."""
+
     def __init__(
         self,
         runtime: FunctionRuntime,
@@ -119,6 +124,7 @@ class AsyncInvocations(_Poller):
         destinations: Destinations,
         *,
         retry_delay: float = 1.0,
+        concurrency: int = 1,
     ) -> None:
         super().__init__()
         self.name = f"async:{runtime.spec.name}"
@@ -127,21 +133,54 @@ class AsyncInvocations(_Poller):
         self._client = client
         self._destinations = destinations
         self._retry_delay = retry_delay
+        self._concurrency = max(1, concurrency)
+        #: one slot per event being run; the poller receives only as many as are free
+        self._slots = threading.BoundedSemaphore(self._concurrency)
+        self._workers = ThreadPoolExecutor(self._concurrency, thread_name_prefix=self.name)
 
     def poll(self) -> None:
-        sqs = self._client("sqs")
-        messages = sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=1,
-            MessageAttributeNames=["All"],
-            AttributeNames=["SentTimestamp"],
-        ).get("Messages", [])
+        if not self._slots.acquire(timeout=0.5):
+            return  # every slot busy: look again (and at stop) shortly
+        taken = 1
+        while taken < min(10, self._concurrency) and self._slots.acquire(blocking=False):
+            taken += 1
+        try:
+            messages = (
+                self._client("sqs")
+                .receive_message(
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=taken,
+                    WaitTimeSeconds=1,
+                    MessageAttributeNames=["All"],
+                    AttributeNames=["SentTimestamp"],
+                )
+                .get("Messages", [])
+            )
+        except BaseException:
+            for _ in range(taken):
+                self._slots.release()
+            raise
+        for _ in range(taken - len(messages)):
+            self._slots.release()
         for message in messages:
+            self._workers.submit(self._run, message)
+
+    def _run(self, message: dict[str, Any]) -> None:
+        try:
             if self._stop.is_set():
                 return  # left invisible; redelivered after the visibility timeout, as in AWS
             self._handle(message)
-            sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self._client("sqs").delete_message(
+                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        except (BotoCoreError, ClientError, RuntimeError):
+            pass  # the emulator is going away or busy: the message is redelivered, as in AWS
+        finally:
+            self._slots.release()
+
+    def join(self, timeout: float = 30) -> None:
+        super().join(timeout)
+        self._workers.shutdown(wait=True)
 
     def _handle(self, message: dict[str, Any]) -> None:
         spec = self._runtime.spec
