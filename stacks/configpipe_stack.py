@@ -18,6 +18,7 @@ from stacks.constructs.operations import Operations
 from stacks.constructs.operator import OperatorPolicy
 from stacks.constructs.pipeline_functions import PipelineFunctions
 from stacks.constructs.publishers import PublisherPolicies
+from stacks.constructs.redrive import RedriveFunction
 from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.rollouts import RolloutManager
 from stacks.constructs.service_handlers import ServiceHandlers
@@ -77,6 +78,18 @@ class ConfigPipeStack(Stack):
             release_table=self.releases.table,
         )
 
+        # --- security (issue 10): the operator's only redrive path ---------------------------
+        # After every dead-letter queue, before operations (so its own errors are alarmed too).
+        self.redrive = RedriveFunction(
+            self,
+            "Redrive",
+            settings=settings,
+            shared=shared,
+            dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
+            change_log=self.change_log,
+        )
+        # --- end security --------------------------------------------------------------------
+
         # Last, so every function and every dead-letter queue above is watched.
         self.operations = Operations(
             self,
@@ -87,6 +100,7 @@ class ConfigPipeStack(Stack):
                 self.rollouts.function,
                 *self.services.handlers.values(),
                 self.releases.manager,
+                self.redrive.function,
             ],
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,
@@ -112,17 +126,8 @@ class ConfigPipeStack(Stack):
             self,
             "Operator",
             dead_letter_queues=self.dead_letter_queues,
-            functions=[
-                fn.function
-                for fn in (
-                    *self.pipeline.all,
-                    self.rollouts.function,
-                    *self.services.handlers.values(),
-                    self.releases.manager,
-                )
-            ],
+            redrive_function=self.redrive.function.function,
             change_log=self.change_log.table,
-            stream_arn=self.change_log.stream_arn,
         )
         self._outputs()
 
@@ -142,6 +147,7 @@ class ConfigPipeStack(Stack):
             "AlarmTopicArn": self.operations.topic.topic_arn,
             "ReleaseTableName": self.releases.table.table_name,
             "ReleaseFunctionName": self.releases.function.function_name,
+            "RedriveFunctionName": self.redrive.function.function_name,
         }
         for service, handler in self.services.handlers.items():
             outputs[f"{service.title().replace('-', '')}HandlerFunctionName"] = handler.function_name

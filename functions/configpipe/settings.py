@@ -79,3 +79,9 @@ class RolloutSettings(Settings):
 
 #: How long a function trusts its cached copy of the registry.
 REGISTRY_MAX_AGE_SECONDS = 60
+
+
+class RedriveSettings(Settings):
+    #: JSON ``{"<queue name>": [function names]}``: the stack's DLQs and
+    #: the functions each one holds failures of (configpipe.redrive.parse_queues).
+    redrive_queues: str = Field(alias="REDRIVE_QUEUES", min_length=2)

@@ -6,6 +6,7 @@ alarms on every queue registered here."""
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -25,9 +26,16 @@ class DeadLetterQueue(sqs.Queue):
             retention_period=RETENTION,
         )
         self.failure_path = failure_path
+        #: The functions whose failures land here: the only ones the redrive function may
+        #: re-deliver this queue's messages to (registered by stacks.constructs.retries).
+        self.redrive_targets: list[lambda_.IFunction] = []
         nag.acknowledge(
             self,
             "AwsSolutions-SQS3",
             f"This queue is itself the dead-letter queue of {failure_path}; a DLQ of a DLQ would only "
             "hide messages further from the alarm that watches this one.",
         )
+
+    def holds_failures_of(self, function: lambda_.IFunction) -> None:
+        if function not in self.redrive_targets:
+            self.redrive_targets.append(function)

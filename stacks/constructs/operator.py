@@ -1,9 +1,12 @@
 """The on-call operator's managed policy: what `configpipe ops redrive` and the runbook
 (docs/operations.md) need, and nothing that changes configuration.
 
-Redriving reads and deletes messages of configpipe's dead-letter queues and re-invokes the
-function a message belongs to with its original payload; a parked stream batch is read back
-from the change log's stream first.
+The operator may invoke the redrive function and no other: that function reads the stack's
+dead-letter queues itself and re-invokes the function each message belongs to. Invoking the
+validator, propagator, update handlers or release manager directly would let the operator
+hand them any payload (any team's source, any value, any alias) — docs/security.md, H1. The
+operator does not read dead-letter messages either (a change may hold a value); the redrive
+function's report shows only identities.
 """
 
 from __future__ import annotations
@@ -26,9 +29,8 @@ class OperatorPolicy(Construct):
         construct_id: str,
         *,
         dead_letter_queues: Sequence[sqs.IQueue],
-        functions: Sequence[lambda_.IFunction],
+        redrive_function: lambda_.IFunction,
         change_log: dynamodb.ITable,
-        stream_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.policy = iam.ManagedPolicy(
@@ -38,25 +40,14 @@ class OperatorPolicy(Construct):
             description="configpipe on-call: inspect and redrive the dead-letter queues (docs/operations.md)",
             statements=[
                 iam.PolicyStatement(
-                    sid="ReadAndDrainDeadLetterQueues",
-                    actions=[
-                        "sqs:GetQueueUrl",
-                        "sqs:GetQueueAttributes",
-                        "sqs:ReceiveMessage",
-                        "sqs:DeleteMessage",
-                        "sqs:ChangeMessageVisibility",
-                    ],
+                    sid="SeeDeadLetterQueueDepth",
+                    actions=["sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
                     resources=[q.queue_arn for q in dead_letter_queues],
                 ),
                 iam.PolicyStatement(
-                    sid="RedeliverToThePipelineFunctions",
+                    sid="RedriveThroughTheRedriveFunction",
                     actions=["lambda:InvokeFunction"],
-                    resources=[fn.function_arn for fn in functions],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadBackParkedStreamBatches",
-                    actions=["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
-                    resources=[stream_arn],
+                    resources=[redrive_function.function_arn],
                 ),
                 iam.PolicyStatement(
                     sid="ReadTheChangeLog",

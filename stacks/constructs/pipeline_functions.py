@@ -136,6 +136,7 @@ class PipelineFunctions(Construct):
         )
         bus.grant_put_events_to(m.role)
         self.stream_dlq = DeadLetterQueue(self, "StreamDlq", failure_path="change-log stream → materialiser")
+        self.stream_dlq.holds_failures_of(m.function)
         m.function.add_event_source(
             event_sources.DynamoEventSource(
                 table,

@@ -1,0 +1,110 @@
+"""Issue 10, identity and least privilege: each control of docs/security.md, asserted on the
+synthesised template. IAM evaluates these conditions only in an account; what is asserted here
+is that the exact statement and condition are deployed (docs/security.md says what that leaves)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.infrastructure.conftest import (
+    actions_of,
+    rendered,
+    resources,
+    resources_of,
+    role_of,
+    statements_of_role,
+    the_function,
+)
+
+pytestmark = pytest.mark.infrastructure
+
+REDRIVE_HANDLER = "configpipe.handlers.redrive.handler"
+
+
+def _managed_policy(template_json: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    (policy,) = [
+        p
+        for p in resources(template_json, "AWS::IAM::ManagedPolicy").values()
+        if p["Properties"].get("ManagedPolicyName") == name
+    ]
+    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+# --- H1: no operator path around the validator ------------------------------------------------
+
+
+def test_the_operator_may_invoke_the_redrive_function_and_no_other(template_json: dict[str, Any]) -> None:
+    statements = _managed_policy(template_json, "configpipe-operator")
+    redrive_id, _ = the_function(template_json, REDRIVE_HANDLER)
+
+    invoking = [s for s in statements.values() if any(a.startswith("lambda:") for a in actions_of(s))]
+    assert [actions_of(s) for s in invoking] == [["lambda:InvokeFunction"]]
+    assert resources_of(invoking[0]) == [{"Fn::GetAtt": [redrive_id, "Arn"]}]
+
+
+def test_the_operator_neither_reads_dead_letters_nor_changes_anything(template_json: dict[str, Any]) -> None:
+    statements = _managed_policy(template_json, "configpipe-operator")
+    every_action = {a for s in statements.values() for a in actions_of(s)}
+
+    # Dead letters may hold a value (a change, a stream image): the redrive function reads them.
+    assert every_action.isdisjoint(
+        {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "dynamodb:GetRecords"}
+    )
+    assert not [
+        a
+        for a in every_action
+        if a.startswith(("dynamodb:Put", "dynamodb:Update", "dynamodb:Delete", "ssm:", "secretsmanager:"))
+        or a.startswith(("events:", "lambda:Update", "kms:Encrypt"))
+    ]
+    depth = {r["Fn::GetAtt"][0] for r in statements["SeeDeadLetterQueueDepth"]["Resource"]}
+    assert depth == set(resources(template_json, "AWS::SQS::Queue"))
+
+
+def test_the_redrive_function_drains_every_dlq_and_invokes_only_the_functions_they_serve(
+    template_json: dict[str, Any],
+) -> None:
+    redrive_id, _ = the_function(template_json, REDRIVE_HANDLER)
+    statements = statements_of_role(template_json, role_of(template_json["Resources"][redrive_id]))
+
+    (invoke,) = [s for s in statements if "lambda:InvokeFunction" in actions_of(s)]
+    invoked = {r["Fn::GetAtt"][0] for r in resources_of(invoke)}
+    every_other_function = set(resources(template_json, "AWS::Lambda::Function")) - {redrive_id}
+    assert invoked == every_other_function  # each is the target of a DLQ; never itself
+    (drain,) = [s for s in statements if "sqs:ReceiveMessage" in actions_of(s)]
+    assert {r["Fn::GetAtt"][0] for r in resources_of(drain)} == set(
+        resources(template_json, "AWS::SQS::Queue")
+    )
+    assert "sqs:SendMessage" not in {a for s in statements for a in actions_of(s)}
+
+
+def test_each_dlq_is_redriven_only_to_the_function_whose_failures_it_holds(
+    template_json: dict[str, Any],
+) -> None:
+    _, function = the_function(template_json, REDRIVE_HANDLER)
+    queue_map = json.loads(rendered(function["Properties"]["Environment"]["Variables"]["REDRIVE_QUEUES"]))
+    by_path = {
+        r.get("Metadata", {}).get("aws:cdk:path", ""): logical_id
+        for logical_id, r in template_json["Resources"].items()
+    }
+
+    def queue(path: str) -> str:
+        return f"<{by_path[f'ConfigPipe/{path}/Resource']}.QueueName>"
+
+    def fn(path: str) -> str:
+        return f"<{by_path[f'ConfigPipe/{path}/Function/Resource']}>"
+
+    assert len(queue_map) == len(resources(template_json, "AWS::SQS::Queue"))
+    assert queue_map[queue("Routes/ChangesDlq")] == [fn("Pipeline/Validator")]
+    assert queue_map[queue("Pipeline/ValidatorAsyncDlq")] == [fn("Pipeline/Validator")]
+    assert queue_map[queue("Pipeline/StreamDlq")] == [fn("Pipeline/Materialiser")]
+    assert queue_map[queue("Routes/UpdatesDlq")] == [fn("Pipeline/Propagator")]
+    assert queue_map[queue("Pipeline/PropagatorAsyncDlq")] == [fn("Pipeline/Propagator")]
+    assert queue_map[queue("Services/CheckoutAsyncDlq")] == [fn("Services/CheckoutHandler")]
+
+
+def test_the_redrive_function_is_an_output_for_the_cli(template_json: dict[str, Any]) -> None:
+    redrive_id, _ = the_function(template_json, REDRIVE_HANDLER)
+    assert template_json["Outputs"]["RedriveFunctionName"]["Value"] == {"Ref": redrive_id}
