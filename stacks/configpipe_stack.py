@@ -17,7 +17,7 @@ from stacks.constructs.observed_function import SharedCode
 from stacks.constructs.operations import Operations
 from stacks.constructs.operator import OperatorPolicy
 from stacks.constructs.pipeline_functions import PipelineFunctions
-from stacks.constructs.publishers import PublisherPolicies
+from stacks.constructs.publishers import PublisherPolicies, services_by_publisher, team_of
 from stacks.constructs.redrive import RedriveFunction
 from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.rollouts import RolloutManager
@@ -110,6 +110,11 @@ class ConfigPipeStack(Stack):
         self.config_bus.reserve_pipeline_source(
             [self.pipeline.materialiser.role, self.pipeline.propagator.role, self.releases.role]
         )
+        # --- security (issue 10, H2): each team source only for principals tagged as that team
+        self.config_bus.bind_team_sources(
+            [team_of(source) for source in services_by_publisher(settings.registry)]
+        )
+        # --- end security --------------------------------------------------------------------
         self.publishers = PublisherPolicies(
             self,
             "Publishers",

@@ -12,6 +12,9 @@ from constructs import Construct
 from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 
 ARCHIVE_RETENTION = Duration.days(30)
+#: The principal tag that says which team a role or user publishes for (docs/security.md):
+#: ``configpipe-team=checkout`` may publish as ``configpipe.team.checkout`` and nothing else.
+TEAM_TAG = "configpipe-team"
 
 
 class ConfigBus(Construct):
@@ -72,3 +75,25 @@ class ConfigBus(Construct):
                 },
             )
         )
+
+    # --- security (issue 10, H2): a team source is bound to the caller, not just a string ----
+
+    def bind_team_sources(self, teams: Sequence[str]) -> None:
+        """Deny PutEvents with ``configpipe.team.<t>`` to every principal that does not carry
+        the tag ``configpipe-team=<t>`` (an untagged principal included: a negated condition
+        on a missing key is true). One statement per registered team; ForAnyValue, so one
+        entry with another team's source denies the whole call."""
+        for team in sorted(set(teams)):
+            self.policy.add_statements(
+                iam.PolicyStatement(
+                    sid=f"OnlyTagged{''.join(p.title() for p in team.replace('.', '-').split('-'))}Publishes",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["events:PutEvents"],
+                    resources=[self._own_arn],
+                    conditions={
+                        "ForAnyValue:StringEquals": {"events:source": [f"{TEAM_SOURCE_PREFIX}{team}"]},
+                        "StringNotEquals": {f"aws:PrincipalTag/{TEAM_TAG}": team},
+                    },
+                )
+            )

@@ -1,11 +1,12 @@
 """One IAM managed policy per publishing team: what a team's people and pipelines attach
 to publish, encrypt secrets for, and follow their own services' configuration.
 
-The bus policy lets the account publish only ``configpipe.team.*`` sources; these
-policies narrow each team to *its own* source (``events:source``) and its secrets key
-usage to *its own* services (``kms:EncryptionContext:configpipe:scope``), so team A
-cannot publish as team B nor encrypt a value for team B's keys. The validator's
-allow-list is the second, independent check.
+The bus policy lets the account publish only ``configpipe.team.*`` sources, and each
+``configpipe.team.<t>`` only to principals tagged ``configpipe-team=<t>`` (docs/security.md,
+H2); these policies narrow each team to *its own* source (``events:source``) and tag, and its
+secrets key usage to *its own* services (``kms:EncryptionContext:configpipe:scope``), so team
+A cannot publish as team B nor encrypt a value for team B's keys. The validator's allow-list
+is the second, independent check.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from configpipe.contracts import GLOBAL_SERVICE, TEAM_SOURCE_PREFIX
 from configpipe.registry import Registry
 from configpipe.release.store import ALIAS_INDEX, QUEUE_INDEX
 from stacks.constructs import nag
+from stacks.constructs.config_bus import TEAM_TAG
 
 #: What a team may publish on the config bus.
 PUBLISHED_DETAIL_TYPES = [
@@ -75,7 +77,7 @@ class PublisherPolicies(Construct):
                     actions=["events:PutEvents"],
                     resources=[bus.event_bus_arn],
                     conditions={
-                        "StringEquals": {"events:source": source},
+                        "StringEquals": {"events:source": source, f"aws:PrincipalTag/{TEAM_TAG}": team},
                         "ForAllValues:StringEquals": {"events:detail-type": PUBLISHED_DETAIL_TYPES},
                     },
                 ),

@@ -39,7 +39,10 @@ def test_a_team_publishes_only_its_own_source_and_contract_types(template_json: 
     publish = _sid(_policy(template_json, "checkout"), "PublishAsOwnSource")
 
     assert publish["Action"] == "events:PutEvents"
-    assert publish["Condition"]["StringEquals"] == {"events:source": "configpipe.team.checkout"}
+    assert publish["Condition"]["StringEquals"] == {
+        "events:source": "configpipe.team.checkout",
+        "aws:PrincipalTag/configpipe-team": "checkout",
+    }
     assert set(publish["Condition"]["ForAllValues:StringEquals"]["events:detail-type"]) == {
         "ConfigurationChange",
         "ConfigurationRolloutControl",

@@ -108,3 +108,47 @@ def test_each_dlq_is_redriven_only_to_the_function_whose_failures_it_holds(
 def test_the_redrive_function_is_an_output_for_the_cli(template_json: dict[str, Any]) -> None:
     redrive_id, _ = the_function(template_json, REDRIVE_HANDLER)
     assert template_json["Outputs"]["RedriveFunctionName"]["Value"] == {"Ref": redrive_id}
+
+
+# --- H2: a team is the caller's tag, not a source string --------------------------------------
+
+
+def _bus_statements(template_json: dict[str, Any]) -> list[dict[str, Any]]:
+    (bus,) = resources(template_json, "AWS::Events::EventBus").values()
+    statements: list[dict[str, Any]] = bus["Properties"]["Policy"]["Statement"]
+    return statements
+
+
+@pytest.mark.parametrize("team", ["checkout", "payments", "search", "platform"])
+def test_the_bus_denies_a_team_source_to_every_principal_not_tagged_as_that_team(
+    template_json: dict[str, Any], team: str
+) -> None:
+    denies = [
+        s
+        for s in _bus_statements(template_json)
+        if s["Effect"] == "Deny"
+        and s["Condition"].get("ForAnyValue:StringEquals") == {"events:source": [f"configpipe.team.{team}"]}
+    ]
+    assert len(denies) == 1
+    (deny,) = denies
+    assert deny["Principal"] == {"AWS": "*"} and deny["Action"] == "events:PutEvents"
+    # StringNotEquals on a missing tag is true, so an untagged principal is denied as well.
+    assert deny["Condition"]["StringNotEquals"] == {"aws:PrincipalTag/configpipe-team": team}
+    assert set(deny["Condition"]) == {"ForAnyValue:StringEquals", "StringNotEquals"}
+
+
+def test_every_registered_team_source_is_bound_and_nothing_else(template_json: dict[str, Any]) -> None:
+    bound = sorted(
+        s["Condition"]["ForAnyValue:StringEquals"]["events:source"][0]
+        for s in _bus_statements(template_json)
+        if s["Effect"] == "Deny"
+        and "aws:PrincipalTag/configpipe-team" in s["Condition"].get("StringNotEquals", {})
+    )
+    assert bound == [f"configpipe.team.{t}" for t in ("checkout", "payments", "platform", "search")]
+
+
+def test_a_publisher_policy_publishes_only_for_its_own_tag(template_json: dict[str, Any]) -> None:
+    for team in ("checkout", "platform"):
+        statements = _managed_policy(template_json, f"configpipe-publisher-{team}")
+        condition = statements["PublishAsOwnSource"]["Condition"]["StringEquals"]
+        assert condition["aws:PrincipalTag/configpipe-team"] == team
