@@ -32,6 +32,7 @@ logging.disable(logging.INFO)  # the functions' INFO logs would drown the figure
 
 from moto import mock_aws  # noqa: E402
 
+from configpipe.values import is_sensitive  # noqa: E402
 from configpipe_tools.harness.aws import provision  # noqa: E402
 from configpipe_tools.harness.chain import Chain  # noqa: E402
 from configpipe_tools.harness.events import change  # noqa: E402
@@ -70,7 +71,8 @@ def main() -> None:
         print(f"{'':24} {'':9} {'':12} {'(PutEvents)':>10} {'':8} {'(w/ Invoke)':>11}")
         details = []
         for name, detail, source in CASES:
-            chain.publish(detail, source)
+            # A secret goes out encrypted, as `configpipe put` sends it (SENSITIVE_VALUE_IN_CLEAR).
+            chain.publish(chain.sealed(detail) if is_sensitive(detail["key"], None) else detail, source)
             validator = stage_calls(chain, chain._deliver_bus_events)
             materialiser = stage_calls(chain, chain._deliver_stream_records)
             invoked_before = len(chain._async_queue)

@@ -146,6 +146,8 @@ class ReasonCode(StrEnum):
     ROLLOUT_NOT_ALLOWED = "ROLLOUT_NOT_ALLOWED"
     ROLLOUT_IN_PROGRESS = "ROLLOUT_IN_PROGRESS"
     NO_ACTIVE_ROLLOUT = "NO_ACTIVE_ROLLOUT"
+    #: A value for a sensitive key sent in clear (it crossed the bus; docs/security.md, M3).
+    SENSITIVE_VALUE_IN_CLEAR = "SENSITIVE_VALUE_IN_CLEAR"
 
 
 class Operation(StrEnum):

@@ -65,6 +65,8 @@ class PipelineFunctions(Construct):
                 registry_parameter=registry_parameter.parameter_name,
                 secrets_key_id=secrets_key.key_arn,
                 hash_key_id=keys.hash_key.key_arn,
+                # Only when allowed: the default (False) is the variable's absence.
+                sensitive_values_in_clear=settings.allow_sensitive_values_in_clear or None,
             ),
         )
         # A transaction is authorised as its parts: Put/Update/ConditionCheck on the table.

@@ -268,7 +268,7 @@ def test_a_stream_batch_is_read_back_from_the_stream_and_materialised(
     redriver: Redriver, lambda_: InProcessLambda, chain: Chain, dlq: str, pipeline: Pipeline
 ):
     accept(chain, change("max_items", 30))
-    accept(chain, change("db_password", SECRET_IN_CLEAR, sensitive=True))
+    accept(chain, chain.sealed(change("db_password", SECRET_IN_CLEAR, sensitive=True)))
     shard, records = stream_records(pipeline)
     start, end = records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"]
     park(dlq, stream_batch_record(pipeline, shard, start, end, len(records)))
