@@ -35,7 +35,11 @@ class ConfigPipeStack(Stack):
 
         self.keys = PipelineKeys(self, "Keys", retain_data=settings.retain_data)
         self.config_bus = ConfigBus(
-            self, "ConfigBus", bus_name=settings.bus_name, publisher_accounts=settings.publisher_accounts
+            self,
+            "ConfigBus",
+            bus_name=settings.bus_name,
+            publisher_accounts=settings.publisher_accounts,
+            key=self.keys.events_key,
         )
         self.change_log = ChangeLog(
             self, "ChangeLog", key=self.keys.secrets_key, retain_data=settings.retain_data
@@ -59,6 +63,7 @@ class ConfigPipeStack(Stack):
             bus=self.config_bus.bus,
             validator=self.pipeline.validator,
             propagator=self.pipeline.propagator,
+            changes_key=self.keys.events_key,
         )
         self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
 
@@ -87,6 +92,7 @@ class ConfigPipeStack(Stack):
             shared=shared,
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             change_log=self.change_log,
+            queue_key=self.keys.events_key,
         )
         # --- end security --------------------------------------------------------------------
 

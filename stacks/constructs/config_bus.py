@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
@@ -19,10 +20,17 @@ TEAM_TAG = "configpipe-team"
 
 class ConfigBus(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, bus_name: str, publisher_accounts: Sequence[str]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bus_name: str,
+        publisher_accounts: Sequence[str],
+        key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+        # ``key`` (M3): teams' events at rest under a customer key, not an AWS-owned one.
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name, kms_key=key)
         # One policy document on the bus itself (not one AWS::Events::EventBusPolicy per
         # statement): the allow and the deny below are deployed atomically, and the
         # document stays open for statements added later (it is resolved at synth).
@@ -57,6 +65,44 @@ class ConfigBus(Construct):
             event_pattern=events.EventPattern(source=[PIPELINE_SOURCE]),
             retention=ARCHIVE_RETENTION,
         )
+        if key is not None:
+            # The archive under the bus's key, set on the L1: the CDK's own kms_key grant names
+            # the bus by its Arn attribute, which makes key → bus → key a dependency cycle.
+            cfn_archive = self.archive.node.default_child
+            if not isinstance(cfn_archive, events.CfnArchive):  # pragma: no cover - CDK invariant
+                raise TypeError("Archive without a CfnArchive")
+            cfn_archive.kms_key_identifier = key.key_arn
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="EventBridgeArchivesThisBus",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt", "kms:ReEncrypt*"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            "aws:SourceAccount": Aws.ACCOUNT_ID,
+                            "kms:EncryptionContext:aws:events:event-bus:arn": self._own_arn,
+                        }
+                    },
+                )
+            )
+            # The rules on this bus park undeliverable team changes in queues under the same key.
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="EventBridgeRulesParkUndeliverableEvents",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                        "ArnLike": {
+                            "aws:SourceArn": Stack.of(self).format_arn(
+                                service="events", resource="rule", resource_name=f"{bus_name}/*"
+                            )
+                        },
+                    },
+                )
+            )
 
     def reserve_pipeline_source(self, announcers: Sequence[iam.IRole]) -> None:
         """Deny PutEvents with the pipeline's own source to every principal except its

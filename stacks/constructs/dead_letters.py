@@ -6,6 +6,7 @@ alarms on every queue registered here."""
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -17,11 +18,16 @@ RETENTION = Duration.days(14)
 
 
 class DeadLetterQueue(sqs.Queue):
-    def __init__(self, scope: Construct, construct_id: str, *, failure_path: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, failure_path: str, key: kms.IKey | None = None
+    ) -> None:
+        # ``key``: a queue that may hold a team's change (its value included) is encrypted
+        # under a customer key (docs/security.md, M3); the others hold only pipeline records.
         super().__init__(
             scope,
             construct_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=sqs.QueueEncryption.KMS if key is not None else sqs.QueueEncryption.SQS_MANAGED,
+            encryption_master_key=key,
             enforce_ssl=True,
             retention_period=RETENTION,
         )

@@ -1,5 +1,6 @@
 """The pipeline's KMS keys: one for secrets and the change log, one HMAC key for hashing
-sensitive values, one for the alarm topic (CloudWatch must be able to use it)."""
+sensitive values, one for the alarm topic (CloudWatch must be able to use it), one for the
+config bus and the dead-letter queues of team changes (EventBridge must be able to use it)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,18 @@ class PipelineKeys(Construct):
         )
         # No rotation: KMS rotates only symmetric encryption keys, and a rotated HMAC key
         # would change the hash of every stored sensitive value.
+
+        # --- security (issue 10, M3): team changes at rest on the bus and in their DLQs ------
+        # A team's ConfigurationChange (its value included) is encrypted under a key of ours on
+        # the bus, in the archive and in the validator-side dead-letter queues, not AWS-owned.
+        self.events_key = kms.Key(
+            self,
+            "EventsKey",
+            description="configpipe: encrypts the config bus and the dead-letter queues of team changes",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        # --- end security --------------------------------------------------------------------
 
         self.alarm_key = kms.Key(
             self,

@@ -152,3 +152,68 @@ def test_a_publisher_policy_publishes_only_for_its_own_tag(template_json: dict[s
         statements = _managed_policy(template_json, f"configpipe-publisher-{team}")
         condition = statements["PublishAsOwnSource"]["Condition"]["StringEquals"]
         assert condition["aws:PrincipalTag/configpipe-team"] == team
+
+
+# --- M3: team changes are encrypted under our key on the bus and in their DLQs ----------------
+
+
+def _by_path(template_json: dict[str, Any], path: str) -> str:
+    (found,) = [
+        logical_id
+        for logical_id, r in template_json["Resources"].items()
+        if r.get("Metadata", {}).get("aws:cdk:path") == f"ConfigPipe/{path}"
+    ]
+    return found
+
+
+def test_the_bus_and_its_archive_use_the_events_key(template_json: dict[str, Any]) -> None:
+    key = _by_path(template_json, "Keys/EventsKey/Resource")
+    (bus,) = resources(template_json, "AWS::Events::EventBus").values()
+    (archive,) = resources(template_json, "AWS::Events::Archive").values()
+    assert bus["Properties"]["KmsKeyIdentifier"] == {"Fn::GetAtt": [key, "Arn"]}
+    assert rendered(archive["Properties"]["KmsKeyIdentifier"]) in (f"<{key}.Arn>", f"<{key}>")
+
+
+def test_the_dlqs_that_may_hold_a_team_change_use_the_events_key(template_json: dict[str, Any]) -> None:
+    key = _by_path(template_json, "Keys/EventsKey/Resource")
+    for path in ("Routes/ChangesDlq/Resource", "Pipeline/ValidatorAsyncDlq/Resource"):
+        queue = template_json["Resources"][_by_path(template_json, path)]["Properties"]
+        assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": [key, "Arn"]}, path
+        assert "SqsManagedSseEnabled" not in queue
+
+
+def test_eventbridge_may_use_the_events_key_only_for_this_bus_and_its_rules(
+    template_json: dict[str, Any],
+) -> None:
+    key = template_json["Resources"][_by_path(template_json, "Keys/EventsKey/Resource")]
+    service = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Principal"].get("Service")]
+    assert {s["Principal"]["Service"] for s in service} == {"events.amazonaws.com"}
+    bus = "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/configpipe-config-bus"
+    rules = "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/configpipe-config-bus/*"
+    for statement in service:
+        if actions_of(statement) == ["kms:DescribeKey"]:
+            continue  # metadata only
+        condition = {k: v for op in statement["Condition"].values() for k, v in op.items()}
+        scoped_to = {
+            rendered(condition.get("aws:SourceArn", "")),
+            rendered(condition.get("kms:EncryptionContext:aws:events:event-bus:arn", "")),
+        } - {""}
+        assert scoped_to, statement  # never EventBridge at large: this bus, or its rules
+        assert scoped_to <= {bus, rules, f"<{_by_path(template_json, 'ConfigBus/Bus/Resource')}.Arn>"}
+
+
+def test_the_validator_refuses_clear_secrets_unless_the_context_allows_them(
+    template_json: dict[str, Any],
+) -> None:
+    from configpipe.settings import ValidatorSettings
+    from stacks.settings import PipelineSettings
+    from tests.infrastructure.conftest import cdk_context
+
+    _, validator = the_function(template_json, "configpipe.handlers.validator.handler")
+    variables = validator["Properties"]["Environment"]["Variables"]
+    assert "ALLOW_SENSITIVE_VALUES_IN_CLEAR" not in variables  # absent: False
+    assert ValidatorSettings.model_fields["sensitive_values_in_clear"].default is False
+    context = cdk_context()["configpipe"]
+    assert PipelineSettings.from_context(context).allow_sensitive_values_in_clear is False
+    allowed = PipelineSettings.from_context({**context, "allowSensitiveValuesInClear": True})
+    assert allowed.allow_sensitive_values_in_clear is True
