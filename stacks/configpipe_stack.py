@@ -94,6 +94,10 @@ class ConfigPipeStack(Stack):
             change_log=self.change_log,
             queue_key=self.keys.events_key,
         )
+        # M4: a direct Decrypt with the secrets key only by the functions that need one.
+        self.keys.restrict_secret_decryption(
+            [self.pipeline.validator.role, self.pipeline.materialiser.role, self.rollouts.function.role]
+        )
         # --- end security --------------------------------------------------------------------
 
         # Last, so every function and every dead-letter queue above is watched.
@@ -139,6 +143,7 @@ class ConfigPipeStack(Stack):
             dead_letter_queues=self.dead_letter_queues,
             redrive_function=self.redrive.function.function,
             change_log=self.change_log.table,
+            change_log_key=self.keys.secrets_key,
         )
         self._outputs()
 

@@ -59,19 +59,21 @@ class ConfigBus(Construct):
 
         # Only pipeline announcements are archived (for replay): they never carry a secret,
         # whereas a team's ConfigurationChange may hold a sensitive value sent in clear.
-        self.archive = self.bus.archive(
+        # The L1, at the path bus.archive() uses (same logical id): on a bus with a key, the L2
+        # grants EventBridge the key naming the bus by its Arn attribute, a key → bus → key
+        # dependency cycle; the statement below names it by the ARN built from its name.
+        self.archive = events.CfnArchive(
+            self.bus,
             "PipelineArchive",
+            source_arn=self.bus.event_bus_arn,
             description="configpipe pipeline announcements (never secrets), for replay",
-            event_pattern=events.EventPattern(source=[PIPELINE_SOURCE]),
-            retention=ARCHIVE_RETENTION,
+            event_pattern={"source": [PIPELINE_SOURCE]},
+            retention_days=int(ARCHIVE_RETENTION.to_days()),
+            kms_key_identifier=key.key_arn if key is not None else None,
         )
+        # The logical id the L2 gave it: a new id would replace the archive and lose its events.
+        self.archive.override_logical_id("ConfigBusPipelineArchiveE1D6629D")
         if key is not None:
-            # The archive under the bus's key, set on the L1: the CDK's own kms_key grant names
-            # the bus by its Arn attribute, which makes key → bus → key a dependency cycle.
-            cfn_archive = self.archive.node.default_child
-            if not isinstance(cfn_archive, events.CfnArchive):  # pragma: no cover - CDK invariant
-                raise TypeError("Archive without a CfnArchive")
-            cfn_archive.kms_key_identifier = key.key_arn
             key.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="EventBridgeArchivesThisBus",

@@ -4,7 +4,9 @@ config bus and the dead-letter queues of team changes (EventBridge must be able 
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from collections.abc import Sequence
+
+from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -62,5 +64,44 @@ class PipelineKeys(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
+                # Only for this account's alarms (confused deputy: another account's alarm
+                # could otherwise have CloudWatch use our key).
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {
+                        "aws:SourceArn": (
+                            f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+                        )
+                    },
+                },
+            )
+        )
+
+    # --- security (issue 10, M4): who may decrypt what the secrets key protects -------------
+
+    def restrict_secret_decryption(self, decrypters: Sequence[iam.IRole]) -> None:
+        """The key policy delegates to the account (so IAM policies grant its use), which alone
+        would let any principal with kms:Decrypt on "*" decrypt every ciphertext in the change
+        log. Deny a direct Decrypt to everyone but the functions that need one; a Decrypt
+        *through* DynamoDB (reading the table) or Secrets Manager (reading a materialised
+        secret) stays with the IAM permissions of those services' callers, and AWS services
+        acting on their own grants are not principals of this account."""
+        self.secrets_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DirectDecryptOnlyByThePipelineFunctions",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in decrypters]},
+                    "StringNotEquals": {
+                        "kms:ViaService": [
+                            f"dynamodb.{Aws.REGION}.amazonaws.com",
+                            f"secretsmanager.{Aws.REGION}.amazonaws.com",
+                        ]
+                    },
+                    "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+                },
             )
         )

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aws_cdk import Aws
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -31,6 +33,7 @@ class OperatorPolicy(Construct):
         dead_letter_queues: Sequence[sqs.IQueue],
         redrive_function: lambda_.IFunction,
         change_log: dynamodb.ITable,
+        change_log_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.policy = iam.ManagedPolicy(
@@ -56,3 +59,13 @@ class OperatorPolicy(Construct):
                 ),
             ],
         )
+        if change_log_key is not None:
+            # The table is under the secrets key: a read is a Decrypt through DynamoDB.
+            self.policy.add_statements(
+                iam.PolicyStatement(
+                    sid="DecryptChangeLogThroughDynamoDB",
+                    actions=["kms:Decrypt"],
+                    resources=[change_log_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+                )
+            )

@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from configpipe.contracts import PIPELINE_SOURCE
 from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
 from configpipe.settings import MaterialiserSettings, PropagatorSettings, ValidatorSettings, environment_for
 from configpipe.streams import MATERIALISER_FILTER_PATTERNS
@@ -146,7 +147,7 @@ class PipelineFunctions(Construct):
             [secrets_key.key_arn],
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}},
         )
-        bus.grant_put_events_to(m.role)
+        self._announce_as_the_pipeline(m, bus)
         self.stream_dlq = DeadLetterQueue(self, "StreamDlq", failure_path="change-log stream → materialiser")
         self.stream_dlq.holds_failures_of(m.function)
         m.function.add_event_source(
@@ -201,8 +202,18 @@ class PipelineFunctions(Construct):
         if handlers:
             p.allow(["lambda:InvokeFunction"], handlers)
         p.allow(["ssm:GetParameter"], [registry_parameter.parameter_arn])
-        bus.grant_put_events_to(p.role)
+        self._announce_as_the_pipeline(p, bus)
         self.propagator_async_dlq = self._async_failures(p, "PropagatorAsyncDlq", "propagator")
+
+    @staticmethod
+    def _announce_as_the_pipeline(fn: ObservedFunction, bus: events.IEventBus) -> None:
+        """PutEvents on the bus with the pipeline's source only (issue 10): a function that is
+        made to publish a forged team change gets AccessDenied, not a path around the validator."""
+        fn.allow(
+            ["events:PutEvents"],
+            [bus.event_bus_arn],
+            conditions={"ForAllValues:StringEquals": {"events:source": [PIPELINE_SOURCE]}},
+        )
 
     @property
     def all(self) -> list[ObservedFunction]:

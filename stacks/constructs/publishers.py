@@ -99,6 +99,13 @@ class PublisherPolicies(Construct):
                     actions=["dynamodb:GetItem", "dynamodb:Query"],
                     resources=[change_log.table_arn, f"{change_log.table_arn}/index/{SCOPE_INDEX}"],
                 ),
+                # The table is under the secrets key: a read is a Decrypt through DynamoDB.
+                iam.PolicyStatement(
+                    sid="DecryptChangeLogThroughDynamoDB",
+                    actions=["kms:Decrypt"],
+                    resources=[secrets_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}},
+                ),
                 iam.PolicyStatement(
                     sid="WatchWithTemporaryRule",
                     actions=[

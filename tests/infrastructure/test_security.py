@@ -217,3 +217,68 @@ def test_the_validator_refuses_clear_secrets_unless_the_context_allows_them(
     assert PipelineSettings.from_context(context).allow_sensitive_values_in_clear is False
     allowed = PipelineSettings.from_context({**context, "allowSensitiveValuesInClear": True})
     assert allowed.allow_sensitive_values_in_clear is True
+
+
+# --- M4: the secrets key decrypts directly only for the functions that need it --------------
+
+
+def test_the_secrets_key_denies_a_direct_decrypt_to_all_but_three_functions(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
+    key = template_json["Resources"][ids["secrets_key"]]["Properties"]["KeyPolicy"]["Statement"]
+    (deny,) = [s for s in key if s["Effect"] == "Deny"]
+    assert deny["Principal"] == {"AWS": "*"} and deny["Action"] == "kms:Decrypt"
+    exempt = {rendered(arn) for arn in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    assert exempt == {
+        f"<{_by_path(template_json, path)}.Arn>"
+        for path in (
+            "Pipeline/Validator/Role/Resource",
+            "Pipeline/Materialiser/Role/Resource",
+            "Rollouts/Function/Role/Resource",
+        )
+    }
+    assert {rendered(v) for v in deny["Condition"]["StringNotEquals"]["kms:ViaService"]} == {
+        "dynamodb.<AWS::Region>.amazonaws.com",
+        "secretsmanager.<AWS::Region>.amazonaws.com",
+    }
+    assert deny["Condition"]["BoolIfExists"] == {"aws:PrincipalIsAWSService": "false"}
+
+
+# --- lows -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["materialiser_role", "propagator_role"])
+def test_the_announcers_may_put_events_only_with_the_pipeline_source(
+    template_json: dict[str, Any], ids: dict[str, str], role: str
+) -> None:
+    statements = statements_of_role(template_json, ids[role])
+    (put,) = [s for s in statements if "events:PutEvents" in actions_of(s)]
+    assert put["Condition"] == {"ForAllValues:StringEquals": {"events:source": ["configpipe.pipeline"]}}
+
+
+def test_cloudwatch_may_use_the_alarm_key_only_for_this_accounts_alarms(
+    template_json: dict[str, Any],
+) -> None:
+    key = template_json["Resources"][_by_path(template_json, "Keys/AlarmTopicKey/Resource")]
+    (cloudwatch,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+    ]
+    assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert rendered(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]) == (
+        "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*"
+    )
+
+
+@pytest.mark.parametrize("policy", ["configpipe-publisher-checkout", "configpipe-operator"])
+def test_change_log_readers_may_decrypt_only_through_dynamodb(
+    template_json: dict[str, Any], ids: dict[str, str], policy: str
+) -> None:
+    decrypt = _managed_policy(template_json, policy)["DecryptChangeLogThroughDynamoDB"]
+    assert actions_of(decrypt) == ["kms:Decrypt"]
+    assert resources_of(decrypt) == [{"Fn::GetAtt": [ids["secrets_key"], "Arn"]}]
+    assert (
+        rendered(decrypt["Condition"]["StringEquals"]["kms:ViaService"])
+        == "dynamodb.<AWS::Region>.amazonaws.com"
+    )
