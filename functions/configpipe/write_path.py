@@ -186,7 +186,7 @@ class WritePath:
 
         if change.encrypted_value is not None or is_sensitive(change.key, change.sensitive):
             return _Resolved(
-                value_hash=self._secrets.hmac(value),
+                value_hash=self._secrets.hmac(scope, value),
                 sensitive=True,
                 secret_ciphertext=ciphertext or self._secrets.encrypt(scope, value),
             )

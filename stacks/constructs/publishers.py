@@ -52,6 +52,12 @@ def services_by_publisher(registry: Registry) -> dict[str, list[str]]:
     return found
 
 
+def readable_partitions(services: list[str]) -> list[str]:
+    """The change-log partition keys (table ``pk``, index ``gsi1pk``) a team may read."""
+    scopes = sorted({*services, GLOBAL_SERVICE})
+    return [*(f"KEY#{s}#*" for s in scopes), *(f"SCOPE#{s}#*" for s in scopes), "CHANGE#*"]
+
+
 class PublisherPolicies(Construct):
     def __init__(
         self,
@@ -98,6 +104,11 @@ class PublisherPolicies(Construct):
                     sid="ReadChangeLog",
                     actions=["dynamodb:GetItem", "dynamodb:Query"],
                     resources=[change_log.table_arn, f"{change_log.table_arn}/index/{SCOPE_INDEX}"],
+                    # Own services' partitions (and global's), plus change records, which are
+                    # keyed by changeId only (docs/security.md, M2).
+                    conditions={
+                        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": readable_partitions(services)}
+                    },
                 ),
                 # The table is under the secrets key: a read is a Decrypt through DynamoDB.
                 iam.PolicyStatement(

@@ -282,3 +282,21 @@ def test_change_log_readers_may_decrypt_only_through_dynamodb(
         rendered(decrypt["Condition"]["StringEquals"]["kms:ViaService"])
         == "dynamodb.<AWS::Region>.amazonaws.com"
     )
+
+
+def test_a_team_reads_only_its_own_and_global_partitions_of_the_change_log(
+    template_json: dict[str, Any],
+) -> None:
+    # M2: no reading another team's hashes (or anything else) in the change log.
+    read = _managed_policy(template_json, "configpipe-publisher-checkout")["ReadChangeLog"]
+    assert read["Condition"] == {
+        "ForAllValues:StringLike": {
+            "dynamodb:LeadingKeys": [
+                "KEY#checkout#*",
+                "KEY#global#*",
+                "SCOPE#checkout#*",
+                "SCOPE#global#*",
+                "CHANGE#*",
+            ]
+        }
+    }

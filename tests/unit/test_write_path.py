@@ -460,6 +460,29 @@ def test_a_secret_schema_or_size_rejection_never_quotes_the_value(pipeline):
     assert SECRET not in json.dumps(outcome.to_dict())
 
 
+def test_the_same_secret_hashes_differently_on_every_key(write_path, log, pipeline):
+    # M2: a team cannot learn whether another key holds a secret it guessed by comparing hashes.
+    kms = boto3.client("kms")
+    for service, key, source in (
+        ("checkout", "stripe", "configpipe.team.checkout"),
+        ("checkout", "db_password", "configpipe.team.checkout"),
+        ("payments", "payments.api_token", "configpipe.team.payments"),
+    ):
+        detail = sealed(
+            change(key=key, value=SECRET, service=service, sensitive=True), pipeline.secrets_key_id, kms
+        )
+        assert submit(write_path, detail, source=source).status == "accepted"
+    hashes = {
+        log.current_record(service, "production", key).value_hash
+        for service, key in (
+            ("checkout", "stripe"),
+            ("checkout", "db_password"),
+            ("payments", "payments.api_token"),
+        )
+    }
+    assert len(hashes) == 3 and all(h.startswith("hmac-sha256:") for h in hashes)
+
+
 def test_rollback_of_a_secret_copies_the_ciphertext_not_a_clear_value(write_path, pipeline, log):
     kms = boto3.client("kms")
     submit(
