@@ -20,7 +20,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from configpipe.changelog import SCOPE_INDEX
-from configpipe.contracts import GLOBAL_SERVICE, TEAM_SOURCE_PREFIX
+from configpipe.contracts import GLOBAL_SERVICE, PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 from configpipe.registry import Registry
 from configpipe.release.store import ALIAS_INDEX, QUEUE_INDEX
 from stacks.constructs import nag
@@ -33,7 +33,8 @@ PUBLISHED_DETAIL_TYPES = [
     "ReleaseRequested",
     "ReleaseControl",
 ]
-#: Prefix of the temporary queues and rules `configpipe watch` creates (see docs/cli.md).
+#: Prefix of the temporary queues and rules `configpipe watch` creates (see docs/cli.md),
+#: followed by the team: ``configpipe-watch-<team>-<id>``.
 WATCH_PREFIX = "configpipe-watch-"
 
 
@@ -77,6 +78,11 @@ class PublisherPolicies(Construct):
         self.policies: dict[str, iam.ManagedPolicy] = {}
         for source, services in services_by_publisher(registry).items():
             team = team_of(source)
+            own_prefix = f"{WATCH_PREFIX}{team.replace('.', '-')[:30]}-"
+            watch_rules = stack.format_arn(
+                service="events", resource="rule", resource_name=f"{bus_name}/{own_prefix}*"
+            )
+            watch_queues = stack.format_arn(service="sqs", resource=f"{own_prefix}*")
             statements = [
                 iam.PolicyStatement(
                     sid="PublishAsOwnSource",
@@ -117,21 +123,24 @@ class PublisherPolicies(Construct):
                     resources=[secrets_key.key_arn],
                     conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}},
                 ),
+                # --- M1 (docs/security.md): a team's watch rules and queues are its own ------
                 iam.PolicyStatement(
                     sid="WatchWithTemporaryRule",
-                    actions=[
-                        "events:PutRule",
-                        "events:DeleteRule",
-                        "events:PutTargets",
-                        "events:RemoveTargets",
-                    ],
-                    resources=[
-                        stack.format_arn(
-                            service="events",
-                            resource="rule",
-                            resource_name=f"{bus_name}/{WATCH_PREFIX}*",
-                        )
-                    ],
+                    actions=["events:PutRule", "events:DeleteRule", "events:RemoveTargets"],
+                    resources=[watch_rules],
+                    # A rule may match only the pipeline's announcements, never a team's
+                    # change (the pattern must name the source; Null makes an absent one fail).
+                    conditions={
+                        "ForAllValues:StringEquals": {"events:source": [PIPELINE_SOURCE]},
+                        "Null": {"events:source": "false"},
+                    },
+                ),
+                iam.PolicyStatement(
+                    sid="WatchTargetsOwnQueueOnly",
+                    actions=["events:PutTargets"],
+                    resources=[watch_rules],
+                    # Only to the team's own watch queue in this account: no way out.
+                    conditions={"ArnLike": {"events:TargetArn": [watch_queues]}},
                 ),
                 iam.PolicyStatement(
                     sid="WatchWithTemporaryQueue",
@@ -143,7 +152,7 @@ class PublisherPolicies(Construct):
                         "sqs:ReceiveMessage",
                         "sqs:DeleteMessage",
                     ],
-                    resources=[stack.format_arn(service="sqs", resource=f"{WATCH_PREFIX}*")],
+                    resources=[watch_queues],
                 ),
             ]
             if release_table is not None:
@@ -169,13 +178,15 @@ class PublisherPolicies(Construct):
             )
             arn_prefix = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:"
             for resource in (
-                arn_prefix.format(service="events") + f"rule/{bus_name}/{WATCH_PREFIX}*",
-                arn_prefix.format(service="sqs") + f"{WATCH_PREFIX}*",
+                arn_prefix.format(service="events") + f"rule/{bus_name}/{own_prefix}*",
+                arn_prefix.format(service="sqs") + f"{own_prefix}*",
             ):
                 nag.acknowledge(
                     policy,
                     f"AwsSolutions-IAM5[Resource::{resource}]",
-                    f"`configpipe watch` creates, reads and deletes its own temporary {WATCH_PREFIX}<id> "
-                    "rule and queue, whose names are only known at run time; nothing else matches",
+                    f"`configpipe watch` creates, reads and deletes the team's own temporary "
+                    f"{own_prefix}<id> "
+                    "rule and queue (names known only at run time); the rule may match only pipeline "
+                    "announcements and target only such a queue, and no other team's prefix matches",
                 )
             self.policies[source] = policy

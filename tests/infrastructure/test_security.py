@@ -300,3 +300,31 @@ def test_a_team_reads_only_its_own_and_global_partitions_of_the_change_log(
             ]
         }
     }
+
+
+# --- M1: watching is scoped to the team and to pipeline announcements -------------------------
+
+
+def test_a_team_watches_with_its_own_rules_and_queues_only(template_json: dict[str, Any]) -> None:
+    statements = _managed_policy(template_json, "configpipe-publisher-checkout")
+    rule, target, queue = (
+        statements["WatchWithTemporaryRule"],
+        statements["WatchTargetsOwnQueueOnly"],
+        statements["WatchWithTemporaryQueue"],
+    )
+    rules = (
+        "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:"
+        "rule/configpipe-config-bus/configpipe-watch-checkout-*"
+    )
+    queues = "arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:configpipe-watch-checkout-*"
+    assert [rendered(r) for r in resources_of(rule)] == [rules] == [rendered(r) for r in resources_of(target)]
+    assert [rendered(r) for r in resources_of(queue)] == [queues]
+    # a rule matches only the pipeline's announcements (never a team's change) ...
+    assert rule["Condition"] == {
+        "ForAllValues:StringEquals": {"events:source": ["configpipe.pipeline"]},
+        "Null": {"events:source": "false"},
+    }
+    assert "events:PutTargets" not in actions_of(rule)
+    # ... and delivers only to the team's own watch queue, in this account
+    assert actions_of(target) == ["events:PutTargets"]
+    assert [rendered(a) for a in target["Condition"]["ArnLike"]["events:TargetArn"]] == [queues]

@@ -263,3 +263,12 @@ def test_bounds_must_be_sensible(cli, option):
     result = cli("watch", option, "-1")
 
     assert_clean_exit(result, 2)
+
+
+def test_watch_names_are_prefixed_with_the_team_its_policy_allows() -> None:
+    # M1 (docs/security.md): the publisher policy allows configpipe-watch-<team>-* only.
+    from configpipe_tools.cli.watching import watch_prefix
+
+    assert watch_prefix("configpipe.team.checkout") == "configpipe-watch-checkout-"
+    assert watch_prefix("configpipe.team.data.eng") == "configpipe-watch-data-eng-"
+    assert watch_prefix(None) == "configpipe-watch-anonymous-"
