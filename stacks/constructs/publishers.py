@@ -125,8 +125,13 @@ class PublisherPolicies(Construct):
                 ),
                 # --- M1 (docs/security.md): a team's watch rules and queues are its own ------
                 iam.PolicyStatement(
+                    sid="RemoveTemporaryWatchRule",
+                    actions=["events:DeleteRule", "events:RemoveTargets"],
+                    resources=[watch_rules],
+                ),
+                iam.PolicyStatement(
                     sid="WatchWithTemporaryRule",
-                    actions=["events:PutRule", "events:DeleteRule", "events:RemoveTargets"],
+                    actions=["events:PutRule"],
                     resources=[watch_rules],
                     # A rule may match only the pipeline's announcements, never a team's
                     # change (the pattern must name the source; Null makes an absent one fail).

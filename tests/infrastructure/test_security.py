@@ -324,7 +324,11 @@ def test_a_team_watches_with_its_own_rules_and_queues_only(template_json: dict[s
         "ForAllValues:StringEquals": {"events:source": ["configpipe.pipeline"]},
         "Null": {"events:source": "false"},
     }
-    assert "events:PutTargets" not in actions_of(rule)
+    assert actions_of(rule) == ["events:PutRule"]
+    # (deleting carries no events:source, so it is a statement of its own, unconditioned)
+    remove = statements["RemoveTemporaryWatchRule"]
+    assert actions_of(remove) == ["events:DeleteRule", "events:RemoveTargets"] and "Condition" not in remove
+    assert [rendered(r) for r in resources_of(remove)] == [rules]
     # ... and delivers only to the team's own watch queue, in this account
     assert actions_of(target) == ["events:PutTargets"]
     assert [rendered(a) for a in target["Condition"]["ArnLike"]["events:TargetArn"]] == [queues]
