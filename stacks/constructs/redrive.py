@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -87,3 +88,26 @@ class RedriveFunction(Construct):
         )
         if queue_key is not None:
             fn.allow(["kms:Decrypt"], [queue_key.key_arn])
+        for queue in dead_letter_queues:
+            _only_its_writers_send(queue)
+
+
+def _only_its_writers_send(queue: DeadLetterQueue) -> None:
+    """What the redrive function re-delivers must be what the pipeline parked: deny
+    sqs:SendMessage to every principal of the account but the roles of the functions whose
+    failures the queue holds (Lambda parks an async or stream failure as the function's role);
+    EventBridge parks a rule's undeliverable event as a service, which this leaves alone."""
+    roles = [fn.role.role_arn for fn in queue.redrive_targets if fn.role is not None]
+    queue.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyThePipelineParksHere",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["sqs:SendMessage"],
+            resources=[queue.queue_arn],
+            conditions={
+                "ArnNotEquals": {"aws:PrincipalArn": roles},
+                "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+            },
+        )
+    )

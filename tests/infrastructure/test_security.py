@@ -332,3 +332,21 @@ def test_a_team_watches_with_its_own_rules_and_queues_only(template_json: dict[s
     # ... and delivers only to the team's own watch queue, in this account
     assert actions_of(target) == ["events:PutTargets"]
     assert [rendered(a) for a in target["Condition"]["ArnLike"]["events:TargetArn"]] == [queues]
+
+
+def test_only_the_pipeline_may_park_a_message_in_a_dlq(template_json: dict[str, Any]) -> None:
+    # H1, defence in depth: a message planted in a DLQ would be redriven to the queue's function.
+    queues = set(resources(template_json, "AWS::SQS::Queue"))
+    guarded = set()
+    for policy in resources(template_json, "AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Sid") != "OnlyThePipelineParksHere":
+                continue
+            assert statement["Effect"] == "Deny" and statement["Principal"] == {"AWS": "*"}
+            assert statement["Action"] == "sqs:SendMessage"
+            assert statement["Condition"]["BoolIfExists"] == {"aws:PrincipalIsAWSService": "false"}
+            writers = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+            writers = writers if isinstance(writers, list) else [writers]
+            assert writers and all("Role" in r["Fn::GetAtt"][0] for r in writers)
+            guarded.update(q["Ref"] for q in policy["Properties"]["Queues"])
+    assert guarded == queues
