@@ -337,7 +337,7 @@ def test_a_team_watches_with_its_own_rules_and_queues_only(template_json: dict[s
 def test_only_the_pipeline_may_park_a_message_in_a_dlq(template_json: dict[str, Any]) -> None:
     # H1, defence in depth: a message planted in a DLQ would be redriven to the queue's function.
     queues = set(resources(template_json, "AWS::SQS::Queue"))
-    guarded = set()
+    guarded: set[str] = set()
     for policy in resources(template_json, "AWS::SQS::QueuePolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement.get("Sid") != "OnlyThePipelineParksHere":
