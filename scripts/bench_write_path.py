@@ -94,6 +94,7 @@ def main() -> None:
         # Imported here: Powertools reads the environment at import.
         from moto import mock_aws
 
+        from configpipe.values import is_sensitive
         from configpipe_tools.harness.aws import provision
         from configpipe_tools.harness.chain import Chain
         from configpipe_tools.harness.events import change
@@ -129,7 +130,8 @@ def main() -> None:
             details = []
             figures: dict[str, tuple[float, str]] = {}
             for name, detail, source in cases:
-                chain.publish(detail, source)
+                # A secret goes out encrypted, as `configpipe put` sends it (SENSITIVE_VALUE_IN_CLEAR).
+                chain.publish(chain.sealed(detail) if is_sensitive(detail["key"], None) else detail, source)
                 validator = counter.during(chain._deliver_bus_events)
                 materialiser = counter.during(chain._deliver_stream_records)
                 invoked_before = len(chain._async_queue)

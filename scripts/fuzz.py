@@ -77,6 +77,7 @@ from configpipe.release.store import ReleaseStore  # noqa: E402
 from configpipe.settings import MaterialiserSettings  # noqa: E402
 from configpipe.stores import ParameterStore, SecretStore  # noqa: E402
 from configpipe.streams import lambda_stream_record, passes_materialiser_filter  # noqa: E402
+from configpipe.values import is_sensitive  # noqa: E402
 from configpipe.write_path import WritePath  # noqa: E402
 from configpipe_tools.harness import hostile  # noqa: E402
 from configpipe_tools.harness.aws import (  # noqa: E402
@@ -88,7 +89,7 @@ from configpipe_tools.harness.aws import (  # noqa: E402
     provision_release,
 )
 from configpipe_tools.harness.chain import _build_materialiser  # noqa: E402
-from configpipe_tools.harness.events import change, eventbridge_event  # noqa: E402
+from configpipe_tools.harness.events import change, eventbridge_event, sealed  # noqa: E402
 from configpipe_tools.harness.hostile import WriteMeter  # noqa: E402
 from configpipe_tools.harness.lambda_context import LambdaContext  # noqa: E402
 
@@ -507,7 +508,11 @@ def seed_pipeline(pipeline: Pipeline, validator: Validator, materialiser: Any) -
         change("rate_limit", operation="rollback", toVersion=1),
         change("ramp", 1, rollout={"strategy": "Linear10PercentEvery1Minute"}),
     ]
+    kms = boto3.client("kms", region_name=REGION)
     for detail in changes:
+        if is_sensitive(detail["key"], None) and "value" in detail:
+            # a secret goes out encrypted, as `configpipe put` sends it (SENSITIVE_VALUE_IN_CLEAR)
+            detail = sealed(detail, pipeline.secrets_key_id, kms)
         validator.write_path.handle(eventbridge_event(detail, source=source_of(detail)))
     records = [
         lambda_stream_record(r, pipeline.stream_arn)

@@ -18,9 +18,10 @@ from stacks.constructs.observed_function import SharedCode
 from stacks.constructs.operations import Operations
 from stacks.constructs.operator import OperatorPolicy
 from stacks.constructs.pipeline_functions import PipelineFunctions
-from stacks.constructs.publishers import PublisherPolicies
+from stacks.constructs.publishers import PublisherPolicies, services_by_publisher, team_of
 from stacks.constructs.readers import ReaderPolicies
 from stacks.constructs.readers import output_name as reader_output_name
+from stacks.constructs.redrive import RedriveFunction
 from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.rollouts import RolloutManager
 from stacks.constructs.service_handlers import ServiceHandlers
@@ -38,7 +39,11 @@ class ConfigPipeStack(Stack):
 
         self.keys = PipelineKeys(self, "Keys", retain_data=settings.retain_data)
         self.config_bus = ConfigBus(
-            self, "ConfigBus", bus_name=settings.bus_name, publisher_accounts=settings.publisher_accounts
+            self,
+            "ConfigBus",
+            bus_name=settings.bus_name,
+            publisher_accounts=settings.publisher_accounts,
+            key=self.keys.events_key,
         )
         self.change_log = ChangeLog(
             self, "ChangeLog", key=self.keys.secrets_key, retain_data=settings.retain_data
@@ -63,6 +68,7 @@ class ConfigPipeStack(Stack):
             bus=self.config_bus.bus,
             validator=self.pipeline.validator,
             propagator=self.pipeline.propagator,
+            changes_key=self.keys.events_key,
         )
         self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
 
@@ -92,6 +98,29 @@ class ConfigPipeStack(Stack):
             secrets_key=self.keys.secrets_key,
         )
         # --- end of queue consumers ----------------------------------------------------------
+        # --- security (issue 10): the operator's only redrive path ---------------------------
+        # After every dead-letter queue, before operations (so its own errors are alarmed too).
+        self.redrive = RedriveFunction(
+            self,
+            "Redrive",
+            settings=settings,
+            shared=shared,
+            # A queue consumer's DLQ is not the pipeline's: its owner moves messages back to its own
+            # queue with SQS's redrive (docs/consuming.md); no function is behind it.
+            dead_letter_queues=[
+                c
+                for c in self.node.find_all()
+                if isinstance(c, DeadLetterQueue)
+                and not c.node.path.startswith(self.subscribers.node.path + "/")
+            ],
+            change_log=self.change_log,
+            queue_key=self.keys.events_key,
+        )
+        # M4: a direct Decrypt with the secrets key only by the functions that need one.
+        self.keys.restrict_secret_decryption(
+            [self.pipeline.validator.role, self.pipeline.materialiser.role, self.rollouts.function.role]
+        )
+        # --- end security --------------------------------------------------------------------
 
         # Last, so every function and every dead-letter queue above is watched.
         self.operations = Operations(
@@ -103,6 +132,7 @@ class ConfigPipeStack(Stack):
                 self.rollouts.function,
                 *self.services.handlers.values(),
                 self.releases.manager,
+                self.redrive.function,
             ],
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,
@@ -115,6 +145,11 @@ class ConfigPipeStack(Stack):
         self.config_bus.reserve_pipeline_source(
             [self.pipeline.materialiser.role, self.pipeline.propagator.role, self.releases.role]
         )
+        # --- security (issue 10, H2): each team source only for principals tagged as that team
+        self.config_bus.bind_team_sources(
+            [team_of(source) for source in services_by_publisher(settings.registry)]
+        )
+        # --- end security --------------------------------------------------------------------
         self.publishers = PublisherPolicies(
             self,
             "Publishers",
@@ -136,17 +171,9 @@ class ConfigPipeStack(Stack):
             self,
             "Operator",
             dead_letter_queues=self.dead_letter_queues,
-            functions=[
-                fn.function
-                for fn in (
-                    *self.pipeline.all,
-                    self.rollouts.function,
-                    *self.services.handlers.values(),
-                    self.releases.manager,
-                )
-            ],
+            redrive_function=self.redrive.function.function,
             change_log=self.change_log.table,
-            stream_arn=self.change_log.stream_arn,
+            change_log_key=self.keys.secrets_key,
         )
         self._outputs()
 
@@ -167,6 +194,7 @@ class ConfigPipeStack(Stack):
             "AlarmTopicArn": self.operations.topic.topic_arn,
             "ReleaseTableName": self.releases.table.table_name,
             "ReleaseFunctionName": self.releases.function.function_name,
+            "RedriveFunctionName": self.redrive.function.function_name,
         }
         for service, handler in self.services.handlers.items():
             outputs[f"{service.title().replace('-', '')}HandlerFunctionName"] = handler.function_name

@@ -60,6 +60,7 @@ _KNOWN_KEYS = {
     "inlineValueMaxBytes",
     "retainData",
     "rolloutInsufficientData",
+    "allowSensitiveValuesInClear",
 }
 
 
@@ -85,6 +86,9 @@ class PipelineSettings:
     #: What a rollout does when a watched alarm has no data (or does not exist): "rollback"
     #: (AWS AppConfig's default) or "ignore" (docs/rollouts.md).
     rollout_insufficient_data: str = "rollback"
+    #: Accept a sensitive key's value sent in clear (a migration aid, off by default:
+    #: such a value crosses the bus and may sit in a DLQ; docs/security.md M3).
+    allow_sensitive_values_in_clear: bool = False
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -123,6 +127,9 @@ class PipelineSettings:
                 "rolloutInsufficientData",
                 raw.get("rolloutInsufficientData", "rollback"),
                 ("rollback", "ignore"),
+            ),
+            allow_sensitive_values_in_clear=_flag(
+                "allowSensitiveValuesInClear", raw.get("allowSensitiveValuesInClear", False)
             ),
         )
 

@@ -155,6 +155,8 @@ class ReasonCode(StrEnum):
     #: A key the registry marks as a feature-flags document got a value that breaks Powertools'
     #: feature-flag schema (or was sent as a secret, which service code could not read).
     INVALID_FEATURE_FLAGS = "INVALID_FEATURE_FLAGS"
+    #: A value for a sensitive key sent in clear (it crossed the bus; docs/security.md, M3).
+    SENSITIVE_VALUE_IN_CLEAR = "SENSITIVE_VALUE_IN_CLEAR"
 
 
 class Operation(StrEnum):

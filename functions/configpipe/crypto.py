@@ -61,13 +61,17 @@ class SecretsKey:
             raise UndecryptableValueError("encryptedValue is not base64") from error
         return ciphertext, self.decrypt(scope, ciphertext)
 
-    def hmac(self, value: Any) -> str:
+    def hmac(self, scope: str, value: Any) -> str:
+        """The value's HMAC *for one key*: the scope (service/environment/key, which cannot hold
+        a newline) is part of the message, so the same secret hashes differently on every key
+        and a team cannot test a guess of another team's secret through a key of its own
+        (docs/security.md, M2)."""
         if not self._hash_key_id:
             raise ConfigpipeError("no HMAC key configured for hashing secrets")
         mac = self._client.generate_mac(
             KeyId=self._hash_key_id,
             MacAlgorithm="HMAC_SHA_256",
-            Message=canonical_json(value).encode("utf-8"),
+            Message=scope.encode("utf-8") + b"\n" + canonical_json(value).encode("utf-8"),
         )["Mac"]
         return "hmac-sha256:" + mac.hex()
 

@@ -52,6 +52,9 @@ class ValidatorSettings(Settings):
     registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
     secrets_key_id: str = Field(alias="SECRETS_KEY_ID", min_length=1)
     hash_key_id: str = Field(alias="HASH_KEY_ID", min_length=1)
+    #: Accept a sensitive key's value in clear (cdk.json ``allowSensitiveValuesInClear``, for a
+    #: migration only; docs/security.md M3). Off: SENSITIVE_VALUE_IN_CLEAR.
+    sensitive_values_in_clear: bool = Field(alias="ALLOW_SENSITIVE_VALUES_IN_CLEAR", default=False)
 
 
 class MaterialiserSettings(Settings):
@@ -84,3 +87,9 @@ class RolloutSettings(Settings):
 
 #: How long a function trusts its cached copy of the registry.
 REGISTRY_MAX_AGE_SECONDS = 60
+
+
+class RedriveSettings(Settings):
+    #: JSON ``{"<queue name>": [function names]}``: the stack's DLQs and
+    #: the functions each one holds failures of (configpipe.redrive.parse_queues).
+    redrive_queues: str = Field(alias="REDRIVE_QUEUES", min_length=2)

@@ -9,7 +9,13 @@ import json
 import re
 from typing import Any
 
-_SENSITIVE_NAME = re.compile(r"password|passwd|secret|token|credential|private[-_.]?key|api[-_.]?key", re.I)
+#: Names that mark a key as a secret whatever its flag says. Short words (dsn, auth, pwd) only
+#: as a whole segment of the key (``db.dsn``, ``auth-header``), not inside another word.
+_SENSITIVE_NAME = re.compile(
+    r"password|passwd|secret|token|credential|private[-_.]?key|api[-_.]?key|connection[-_.]?string"
+    r"|(?:^|[-_.])(?:pwd|dsn|auth|passphrase|cert[-_.]?key)(?:$|[-_.])",
+    re.I,
+)
 
 
 def canonical_json(value: Any) -> str:

@@ -101,7 +101,11 @@ class WritePath:
         secrets: SecretsKey,
         clock: Callable[[], datetime] = utc_now,
         append_budget_seconds: float = APPEND_BUDGET_SECONDS,
+        sensitive_values_in_clear: bool = False,
     ) -> None:
+        #: Accept a plain value for a sensitive key (a cdk.json migration setting, off by
+        #: default): such a value has crossed the bus and may sit in a DLQ in clear.
+        self._sensitive_in_clear = sensitive_values_in_clear
         self._log = change_log
         self._registry = registry
         self._secrets = secrets
@@ -144,6 +148,20 @@ class WritePath:
             return None
 
         scope = scope_id(change.service, change.environment, change.key)
+        if (
+            change.encrypted_value is None
+            and is_sensitive(change.key, change.sensitive)
+            and not self._sensitive_in_clear
+        ):
+            raise _Rejection(
+                Reason(
+                    code=ReasonCode.SENSITIVE_VALUE_IN_CLEAR,
+                    message="a sensitive key's value must arrive as encryptedValue (KMS ciphertext under the "
+                    "pipeline's secrets key, encryption context configpipe:scope=" + scope + "); "
+                    "`configpipe put` encrypts it for you",
+                    field="value",
+                )
+            )
         ciphertext: bytes | None = None
         if change.encrypted_value is not None:
             try:
@@ -172,7 +190,7 @@ class WritePath:
 
         if change.encrypted_value is not None or is_sensitive(change.key, change.sensitive):
             return _Resolved(
-                value_hash=self._secrets.hmac(value),
+                value_hash=self._secrets.hmac(scope, value),
                 sensitive=True,
                 secret_ciphertext=ciphertext or self._secrets.encrypt(scope, value),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from configpipe.contracts import PIPELINE_SOURCE, ROLLOUT_EVENT_TYPES, TEAM_SOURCE_PREFIX, DetailType
@@ -20,9 +21,12 @@ class BusRoutes(Construct):
         bus: events.IEventBus,
         validator: ObservedFunction,
         propagator: ObservedFunction,
+        changes_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.changes_dlq = DeadLetterQueue(self, "ChangesDlq", failure_path="the ConfigurationChange rule")
+        self.changes_dlq = DeadLetterQueue(
+            self, "ChangesDlq", failure_path="the ConfigurationChange rule", key=changes_key
+        )
         self.changes = events.Rule(
             self,
             "ConfigurationChange",

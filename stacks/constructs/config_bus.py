@@ -7,19 +7,30 @@ from collections.abc import Sequence
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 
 ARCHIVE_RETENTION = Duration.days(30)
+#: The principal tag that says which team a role or user publishes for (docs/security.md):
+#: ``configpipe-team=checkout`` may publish as ``configpipe.team.checkout`` and nothing else.
+TEAM_TAG = "configpipe-team"
 
 
 class ConfigBus(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, bus_name: str, publisher_accounts: Sequence[str]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bus_name: str,
+        publisher_accounts: Sequence[str],
+        key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+        # ``key`` (M3): teams' events at rest under a customer key, not an AWS-owned one.
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name, kms_key=key)
         # One policy document on the bus itself (not one AWS::Events::EventBusPolicy per
         # statement): the allow and the deny below are deployed atomically, and the
         # document stays open for statements added later (it is resolved at synth).
@@ -48,12 +59,52 @@ class ConfigBus(Construct):
 
         # Only pipeline announcements are archived (for replay): they never carry a secret,
         # whereas a team's ConfigurationChange may hold a sensitive value sent in clear.
-        self.archive = self.bus.archive(
+        # The L1, at the path bus.archive() uses (same logical id): on a bus with a key, the L2
+        # grants EventBridge the key naming the bus by its Arn attribute, a key → bus → key
+        # dependency cycle; the statement below names it by the ARN built from its name.
+        self.archive = events.CfnArchive(
+            self.bus,
             "PipelineArchive",
+            source_arn=self.bus.event_bus_arn,
             description="configpipe pipeline announcements (never secrets), for replay",
-            event_pattern=events.EventPattern(source=[PIPELINE_SOURCE]),
-            retention=ARCHIVE_RETENTION,
+            event_pattern={"source": [PIPELINE_SOURCE]},
+            retention_days=int(ARCHIVE_RETENTION.to_days()),
+            kms_key_identifier=key.key_arn if key is not None else None,
         )
+        # The logical id the L2 gave it: a new id would replace the archive and lose its events.
+        self.archive.override_logical_id("ConfigBusPipelineArchiveE1D6629D")
+        if key is not None:
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="EventBridgeArchivesThisBus",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt", "kms:ReEncrypt*"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            "aws:SourceAccount": Aws.ACCOUNT_ID,
+                            "kms:EncryptionContext:aws:events:event-bus:arn": self._own_arn,
+                        }
+                    },
+                )
+            )
+            # The rules on this bus park undeliverable team changes in queues under the same key.
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="EventBridgeRulesParkUndeliverableEvents",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                        "ArnLike": {
+                            "aws:SourceArn": Stack.of(self).format_arn(
+                                service="events", resource="rule", resource_name=f"{bus_name}/*"
+                            )
+                        },
+                    },
+                )
+            )
 
     def reserve_pipeline_source(self, announcers: Sequence[iam.IRole]) -> None:
         """Deny PutEvents with the pipeline's own source to every principal except its
@@ -72,3 +123,25 @@ class ConfigBus(Construct):
                 },
             )
         )
+
+    # --- security (issue 10, H2): a team source is bound to the caller, not just a string ----
+
+    def bind_team_sources(self, teams: Sequence[str]) -> None:
+        """Deny PutEvents with ``configpipe.team.<t>`` to every principal that does not carry
+        the tag ``configpipe-team=<t>`` (an untagged principal included: a negated condition
+        on a missing key is true). One statement per registered team; ForAnyValue, so one
+        entry with another team's source denies the whole call."""
+        for team in sorted(set(teams)):
+            self.policy.add_statements(
+                iam.PolicyStatement(
+                    sid=f"OnlyTagged{''.join(p.title() for p in team.replace('.', '-').split('-'))}Publishes",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["events:PutEvents"],
+                    resources=[self._own_arn],
+                    conditions={
+                        "ForAnyValue:StringEquals": {"events:source": [f"{TEAM_SOURCE_PREFIX}{team}"]},
+                        "StringNotEquals": {f"aws:PrincipalTag/{TEAM_TAG}": team},
+                    },
+                )
+            )

@@ -1,17 +1,22 @@
 """The on-call operator's managed policy: what `configpipe ops redrive` and the runbook
 (docs/operations.md) need, and nothing that changes configuration.
 
-Redriving reads and deletes messages of configpipe's dead-letter queues and re-invokes the
-function a message belongs to with its original payload; a parked stream batch is read back
-from the change log's stream first.
+The operator may invoke the redrive function and no other: that function reads the stack's
+dead-letter queues itself and re-invokes the function each message belongs to. Invoking the
+validator, propagator, update handlers or release manager directly would let the operator
+hand them any payload (any team's source, any value, any alias) — docs/security.md, H1. The
+operator does not read dead-letter messages either (a change may hold a value); the redrive
+function's report shows only identities.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aws_cdk import Aws
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -26,9 +31,9 @@ class OperatorPolicy(Construct):
         construct_id: str,
         *,
         dead_letter_queues: Sequence[sqs.IQueue],
-        functions: Sequence[lambda_.IFunction],
+        redrive_function: lambda_.IFunction,
         change_log: dynamodb.ITable,
-        stream_arn: str,
+        change_log_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.policy = iam.ManagedPolicy(
@@ -38,25 +43,14 @@ class OperatorPolicy(Construct):
             description="configpipe on-call: inspect and redrive the dead-letter queues (docs/operations.md)",
             statements=[
                 iam.PolicyStatement(
-                    sid="ReadAndDrainDeadLetterQueues",
-                    actions=[
-                        "sqs:GetQueueUrl",
-                        "sqs:GetQueueAttributes",
-                        "sqs:ReceiveMessage",
-                        "sqs:DeleteMessage",
-                        "sqs:ChangeMessageVisibility",
-                    ],
+                    sid="SeeDeadLetterQueueDepth",
+                    actions=["sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
                     resources=[q.queue_arn for q in dead_letter_queues],
                 ),
                 iam.PolicyStatement(
-                    sid="RedeliverToThePipelineFunctions",
+                    sid="RedriveThroughTheRedriveFunction",
                     actions=["lambda:InvokeFunction"],
-                    resources=[fn.function_arn for fn in functions],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadBackParkedStreamBatches",
-                    actions=["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
-                    resources=[stream_arn],
+                    resources=[redrive_function.function_arn],
                 ),
                 iam.PolicyStatement(
                     sid="ReadTheChangeLog",
@@ -65,3 +59,13 @@ class OperatorPolicy(Construct):
                 ),
             ],
         )
+        if change_log_key is not None:
+            # The table is under the secrets key: a read is a Decrypt through DynamoDB.
+            self.policy.add_statements(
+                iam.PolicyStatement(
+                    sid="DecryptChangeLogThroughDynamoDB",
+                    actions=["kms:Decrypt"],
+                    resources=[change_log_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+                )
+            )

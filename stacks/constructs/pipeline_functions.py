@@ -8,11 +8,13 @@ from typing import Any
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from configpipe.contracts import PIPELINE_SOURCE
 from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
 from configpipe.settings import MaterialiserSettings, PropagatorSettings, ValidatorSettings, environment_for
 from configpipe.streams import MATERIALISER_FILTER_PATTERNS
@@ -65,6 +67,8 @@ class PipelineFunctions(Construct):
                 registry_parameter=registry_parameter.parameter_name,
                 secrets_key_id=secrets_key.key_arn,
                 hash_key_id=keys.hash_key.key_arn,
+                # Only when allowed: the default (False) is the variable's absence.
+                sensitive_values_in_clear=settings.allow_sensitive_values_in_clear or None,
             ),
         )
         # A transaction is authorised as its parts: Put/Update/ConditionCheck on the table.
@@ -80,7 +84,16 @@ class PipelineFunctions(Construct):
             ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [secrets_key.key_arn]
         )
         self.validator.allow(["kms:GenerateMac"], [keys.hash_key.key_arn])
-        self.validator_async_dlq = self._async_failures(self.validator, "ValidatorAsyncDlq", "validator")
+        self.validator_async_dlq = self._async_failures(
+            self.validator, "ValidatorAsyncDlq", "validator", key=keys.events_key
+        )
+        for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
+            nag.acknowledge(
+                self.validator.role,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "Granted by CDK's SqsDestination (Queue.grantSendMessages) so Lambda can park a failed "
+                "change in the validator's KMS-encrypted async DLQ; the statement names only the events key.",
+            )
 
         # --- materialiser: stream → SSM / Secrets Manager → announcement -------------------
         self.materialiser = ObservedFunction(
@@ -137,8 +150,9 @@ class PipelineFunctions(Construct):
             [secrets_key.key_arn],
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}},
         )
-        bus.grant_put_events_to(m.role)
+        self._announce_as_the_pipeline(m, bus)
         self.stream_dlq = DeadLetterQueue(self, "StreamDlq", failure_path="change-log stream → materialiser")
+        self.stream_dlq.holds_failures_of(m.function)
         m.function.add_event_source(
             event_sources.DynamoEventSource(
                 table,
@@ -191,14 +205,28 @@ class PipelineFunctions(Construct):
         if handlers:
             p.allow(["lambda:InvokeFunction"], handlers)
         p.allow(["ssm:GetParameter"], [registry_parameter.parameter_arn])
-        bus.grant_put_events_to(p.role)
+        self._announce_as_the_pipeline(p, bus)
         self.propagator_async_dlq = self._async_failures(p, "PropagatorAsyncDlq", "propagator")
+
+    @staticmethod
+    def _announce_as_the_pipeline(fn: ObservedFunction, bus: events.IEventBus) -> None:
+        """PutEvents on the bus with the pipeline's source only (issue 10): a function that is
+        made to publish a forged team change gets AccessDenied, not a path around the validator."""
+        fn.allow(
+            ["events:PutEvents"],
+            [bus.event_bus_arn],
+            conditions={"ForAllValues:StringEquals": {"events:source": [PIPELINE_SOURCE]}},
+        )
 
     @property
     def all(self) -> list[ObservedFunction]:
         return [self.validator, self.materialiser, self.propagator]
 
-    def _async_failures(self, fn: ObservedFunction, construct_id: str, name: str) -> DeadLetterQueue:
-        queue = DeadLetterQueue(self, construct_id, failure_path=f"asynchronous invocations of the {name}")
+    def _async_failures(
+        self, fn: ObservedFunction, construct_id: str, name: str, key: kms.IKey | None = None
+    ) -> DeadLetterQueue:
+        queue = DeadLetterQueue(
+            self, construct_id, failure_path=f"asynchronous invocations of the {name}", key=key
+        )
         park_async_failures(fn.function, queue)
         return queue

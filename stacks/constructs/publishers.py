@@ -1,11 +1,12 @@
 """One IAM managed policy per publishing team: what a team's people and pipelines attach
 to publish, encrypt secrets for, and follow their own services' configuration.
 
-The bus policy lets the account publish only ``configpipe.team.*`` sources; these
-policies narrow each team to *its own* source (``events:source``) and its secrets key
-usage to *its own* services (``kms:EncryptionContext:configpipe:scope``), so team A
-cannot publish as team B nor encrypt a value for team B's keys. The validator's
-allow-list is the second, independent check.
+The bus policy lets the account publish only ``configpipe.team.*`` sources, and each
+``configpipe.team.<t>`` only to principals tagged ``configpipe-team=<t>`` (docs/security.md,
+H2); these policies narrow each team to *its own* source (``events:source``) and tag, and its
+secrets key usage to *its own* services (``kms:EncryptionContext:configpipe:scope``), so team
+A cannot publish as team B nor encrypt a value for team B's keys. The validator's allow-list
+is the second, independent check.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from configpipe.changelog import SCOPE_INDEX, SNAPSHOT_PREFIX
-from configpipe.contracts import GLOBAL_SERVICE, TEAM_SOURCE_PREFIX
+from configpipe.contracts import GLOBAL_SERVICE, PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 from configpipe.registry import Registry
 from configpipe.release.store import ALIAS_INDEX, QUEUE_INDEX
 from stacks.constructs import nag
+from stacks.constructs.config_bus import TEAM_TAG
 
 #: What a team may publish on the config bus.
 PUBLISHED_DETAIL_TYPES = [
@@ -31,7 +33,8 @@ PUBLISHED_DETAIL_TYPES = [
     "ReleaseRequested",
     "ReleaseControl",
 ]
-#: Prefix of the temporary queues and rules `configpipe watch` creates (see docs/cli.md).
+#: Prefix of the temporary queues and rules `configpipe watch` creates (see docs/cli.md),
+#: followed by the team: ``configpipe-watch-<team>-<id>``.
 WATCH_PREFIX = "configpipe-watch-"
 
 
@@ -48,6 +51,12 @@ def services_by_publisher(registry: Registry) -> dict[str, list[str]]:
     for source in registry.global_.publishers:
         found.setdefault(source, []).append(GLOBAL_SERVICE)
     return found
+
+
+def readable_partitions(services: list[str]) -> list[str]:
+    """The change-log partition keys (table ``pk``, index ``gsi1pk``) a team may read."""
+    scopes = sorted({*services, GLOBAL_SERVICE})
+    return [*(f"KEY#{s}#*" for s in scopes), *(f"SCOPE#{s}#*" for s in scopes), "CHANGE#*"]
 
 
 class PublisherPolicies(Construct):
@@ -69,13 +78,18 @@ class PublisherPolicies(Construct):
         self.policies: dict[str, iam.ManagedPolicy] = {}
         for source, services in services_by_publisher(registry).items():
             team = team_of(source)
+            own_prefix = f"{WATCH_PREFIX}{team.replace('.', '-')[:30]}-"
+            watch_rules = stack.format_arn(
+                service="events", resource="rule", resource_name=f"{bus_name}/{own_prefix}*"
+            )
+            watch_queues = stack.format_arn(service="sqs", resource=f"{own_prefix}*")
             statements = [
                 iam.PolicyStatement(
                     sid="PublishAsOwnSource",
                     actions=["events:PutEvents"],
                     resources=[bus.event_bus_arn],
                     conditions={
-                        "StringEquals": {"events:source": source},
+                        "StringEquals": {"events:source": source, f"aws:PrincipalTag/{TEAM_TAG}": team},
                         "ForAllValues:StringEquals": {"events:detail-type": PUBLISHED_DETAIL_TYPES},
                     },
                 ),
@@ -96,22 +110,42 @@ class PublisherPolicies(Construct):
                     sid="ReadChangeLog",
                     actions=["dynamodb:GetItem", "dynamodb:Query"],
                     resources=[change_log.table_arn, f"{change_log.table_arn}/index/{SCOPE_INDEX}"],
+                    # Own services' partitions (and global's), plus change records, which are
+                    # keyed by changeId only (docs/security.md, M2).
+                    conditions={
+                        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": readable_partitions(services)}
+                    },
+                ),
+                # The table is under the secrets key: a read is a Decrypt through DynamoDB.
+                iam.PolicyStatement(
+                    sid="DecryptChangeLogThroughDynamoDB",
+                    actions=["kms:Decrypt"],
+                    resources=[secrets_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}},
+                ),
+                # --- M1 (docs/security.md): a team's watch rules and queues are its own ------
+                iam.PolicyStatement(
+                    sid="RemoveTemporaryWatchRule",
+                    actions=["events:DeleteRule", "events:RemoveTargets"],
+                    resources=[watch_rules],
                 ),
                 iam.PolicyStatement(
                     sid="WatchWithTemporaryRule",
-                    actions=[
-                        "events:PutRule",
-                        "events:DeleteRule",
-                        "events:PutTargets",
-                        "events:RemoveTargets",
-                    ],
-                    resources=[
-                        stack.format_arn(
-                            service="events",
-                            resource="rule",
-                            resource_name=f"{bus_name}/{WATCH_PREFIX}*",
-                        )
-                    ],
+                    actions=["events:PutRule"],
+                    resources=[watch_rules],
+                    # A rule may match only the pipeline's announcements, never a team's
+                    # change (the pattern must name the source; Null makes an absent one fail).
+                    conditions={
+                        "ForAllValues:StringEquals": {"events:source": [PIPELINE_SOURCE]},
+                        "Null": {"events:source": "false"},
+                    },
+                ),
+                iam.PolicyStatement(
+                    sid="WatchTargetsOwnQueueOnly",
+                    actions=["events:PutTargets"],
+                    resources=[watch_rules],
+                    # Only to the team's own watch queue in this account: no way out.
+                    conditions={"ArnLike": {"events:TargetArn": [watch_queues]}},
                 ),
                 iam.PolicyStatement(
                     sid="WatchWithTemporaryQueue",
@@ -123,7 +157,7 @@ class PublisherPolicies(Construct):
                         "sqs:ReceiveMessage",
                         "sqs:DeleteMessage",
                     ],
-                    resources=[stack.format_arn(service="sqs", resource=f"{WATCH_PREFIX}*")],
+                    resources=[watch_queues],
                 ),
             ]
             # --- issue 19: `configpipe snapshot create` writes only its own services' snapshots.
@@ -165,13 +199,15 @@ class PublisherPolicies(Construct):
             )
             arn_prefix = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:"
             for resource in (
-                arn_prefix.format(service="events") + f"rule/{bus_name}/{WATCH_PREFIX}*",
-                arn_prefix.format(service="sqs") + f"{WATCH_PREFIX}*",
+                arn_prefix.format(service="events") + f"rule/{bus_name}/{own_prefix}*",
+                arn_prefix.format(service="sqs") + f"{own_prefix}*",
             ):
                 nag.acknowledge(
                     policy,
                     f"AwsSolutions-IAM5[Resource::{resource}]",
-                    f"`configpipe watch` creates, reads and deletes its own temporary {WATCH_PREFIX}<id> "
-                    "rule and queue, whose names are only known at run time; nothing else matches",
+                    f"`configpipe watch` creates, reads and deletes the team's own temporary "
+                    f"{own_prefix}<id> "
+                    "rule and queue (names known only at run time); the rule may match only pipeline "
+                    "announcements and target only such a queue, and no other team's prefix matches",
                 )
             self.policies[source] = policy

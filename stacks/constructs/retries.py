@@ -9,6 +9,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 
+from stacks.constructs.dead_letters import DeadLetterQueue
+
 #: Lambda's async retries before the event goes to the on-failure destination.
 ASYNC_RETRY_ATTEMPTS = 2
 #: EventBridge's maximums: a rule target keeps trying for a day before parking the event.
@@ -31,6 +33,7 @@ def rule_target(
     max_event_age: Duration = TARGET_MAX_EVENT_AGE,
 ) -> targets.LambdaFunction:
     """A rule target that retries (by default EventBridge's maximum) and then parks the event."""
+    _register(dead_letter_queue, function)
     return targets.LambdaFunction(
         function,
         dead_letter_queue=dead_letter_queue,
@@ -41,6 +44,14 @@ def rule_target(
 
 def park_async_failures(function: lambda_.Function, queue: sqs.IQueue) -> None:
     """Async invocations that still fail after Lambda's retries go to ``queue``."""
+    _register(queue, function)
     function.configure_async_invoke(
         retry_attempts=ASYNC_RETRY_ATTEMPTS, on_failure=destinations.SqsDestination(queue)
     )
+
+
+def _register(queue: sqs.IQueue, function: lambda_.IFunction) -> None:
+    """Tell a configpipe DLQ which function its messages are for (the redrive function's
+    allow-list)."""
+    if isinstance(queue, DeadLetterQueue):
+        queue.holds_failures_of(function)

@@ -62,7 +62,7 @@ def test_no_role_uses_aws_managed_policies_and_each_function_has_its_own(
         assert "ManagedPolicyArns" not in role["Properties"]
     functions = resources(template_json, "AWS::Lambda::Function").values()
     roles = [role_of(fn) for fn in functions]
-    assert len(roles) == len(set(roles)) == 8
+    assert len(roles) == len(set(roles)) == 9
 
 
 def test_validator_writes_only_the_change_log(template_json: dict[str, Any], ids: dict[str, str]) -> None:
@@ -75,7 +75,12 @@ def test_validator_writes_only_the_change_log(template_json: dict[str, Any], ids
         "secretsmanager:CreateSecret",
     ):
         assert forbidden not in actions
-    assert not any(a.endswith("*") for a in actions)
+    # The one wildcard: CDK's SqsDestination grant (kms:ReEncrypt*, kms:GenerateDataKey*) so Lambda
+    # can park a failed change in the validator's async DLQ, which is under the events key.
+    wildcards = [s for s in statements if any(a.endswith("*") for a in actions_of(s))]
+    assert [rendered(r) for s in wildcards for r in resources_of(s)] == [
+        f"<{_events_key(template_json)}.Arn>"
+    ]
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in actions_of(s))]
     assert {a for s in dynamodb for a in actions_of(s)} == {
         "dynamodb:GetItem",
@@ -91,9 +96,14 @@ def test_validator_uses_kms_for_secrets_and_the_hmac_key_only(
     template_json: dict[str, Any], ids: dict[str, str]
 ) -> None:
     statements = _allowed(template_json, VALIDATOR)
-    by_action = {a: [rendered(r) for r in resources_of(s)] for s in statements for a in actions_of(s)}
+    by_action: dict[str, list[str]] = {}
+    for s in statements:
+        for a in actions_of(s):
+            by_action.setdefault(a, []).extend(rendered(r) for r in resources_of(s))
     assert by_action["kms:GenerateMac"] == [f"<{ids['hash_key']}.Arn>"]
-    assert by_action["kms:Encrypt"] == by_action["kms:Decrypt"] == [f"<{ids['secrets_key']}.Arn>"]
+    # The events key only for parking a failed change in the validator's async DLQ (M3).
+    expected = sorted([f"<{ids['secrets_key']}.Arn>", f"<{_events_key(template_json)}.Arn>"])
+    assert sorted(by_action["kms:Encrypt"]) == sorted(by_action["kms:Decrypt"]) == expected
     assert by_action["ssm:GetParameter"] == [
         f"arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter<{ids['registry_parameter']}>"
     ]
@@ -192,3 +202,12 @@ def test_the_rollout_function_writes_only_the_change_log_and_reads_alarms_and_th
     }
     query = next(s for s in statements if "dynamodb:Query" in actions_of(s))
     assert [rendered(r).rsplit("/index/", 1)[1] for r in resources_of(query)] == ["activeRollouts"]
+
+
+def _events_key(template_json: dict[str, Any]) -> str:
+    (key,) = [
+        logical_id
+        for logical_id, r in template_json["Resources"].items()
+        if r.get("Metadata", {}).get("aws:cdk:path") == "ConfigPipe/Keys/EventsKey/Resource"
+    ]
+    return key

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from configpipe.values import is_sensitive
 from configpipe_tools.harness.chain import Chain, Crashes, Delivery, snapshot
 from configpipe_tools.harness.events import change
 
@@ -33,7 +34,9 @@ SCENARIO: list[tuple[dict[str, Any], str]] = [
 
 def play(chain: Chain, scenario=SCENARIO) -> None:
     for detail, source in scenario:
-        chain.publish(detail, source)
+        # A secret goes out as encryptedValue, as `configpipe put` sends it (a clear one is
+        # refused: SENSITIVE_VALUE_IN_CLEAR).
+        chain.publish(chain.sealed(detail) if is_sensitive(detail["key"], None) else detail, source)
         chain.run()
 
 
@@ -137,7 +140,7 @@ def test_a_secret_never_reaches_the_bus_the_change_log_ssm_or_a_service_table(aw
     from configpipe_tools.harness.aws import provision
 
     chain = Chain(provision())
-    chain.publish(change("api_token", SECRET, change_id="s1"))
+    chain.publish(chain.sealed(change("api_token", SECRET, change_id="s1")))
     chain.run()
 
     state = snapshot(chain.pipeline)

@@ -65,7 +65,9 @@ class ChangeWriter:
             source=f"configpipe.team.{service}",
             applied_at=datetime.now(UTC).isoformat(),
             value_hash=(
-                "sha256:deleted" if deleted else (self.kms.hmac(value) if sensitive else value_hash(value))
+                "sha256:deleted"
+                if deleted
+                else (self.kms.hmac(scope, value) if sensitive else value_hash(value))
             ),
             sensitive=sensitive,
             deleted=deleted,

@@ -21,9 +21,10 @@ from configpipe.naming import scope_id
 from configpipe.registry_source import RegistrySource
 from configpipe.rollout.service import RolloutService
 from configpipe.stores import CANDIDATE_STAGE, secret_version_token
+from configpipe.values import is_sensitive
 from configpipe.write_path import WritePath
 from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
-from configpipe_tools.harness.events import change, eventbridge_event
+from configpipe_tools.harness.events import change, eventbridge_event, sealed
 from configpipe_tools.harness.lambda_context import LambdaContext
 from tests.unit.test_materialise import build_materialiser, run_materialiser, ssm_value
 
@@ -75,7 +76,11 @@ class Rig:
         self.published: list[dict[str, Any]] = []
 
     def put(self, key: str, value: Any, **extra: Any) -> Any:
-        outcome = self.write_path.handle(eventbridge_event(change(key, value, **extra)))
+        detail = change(key, value, **extra)
+        if is_sensitive(key, extra.get("sensitive")):
+            # as a publisher sends a secret: encrypted (a clear one is SENSITIVE_VALUE_IN_CLEAR)
+            detail = sealed(detail, self.pipeline.secrets_key_id, boto3.client("kms", region_name=REGION))
+        outcome = self.write_path.handle(eventbridge_event(detail))
         assert outcome.status == "accepted", outcome
         return outcome
 

@@ -16,7 +16,7 @@ from configpipe.crypto import SecretsKey, encode_ciphertext
 from configpipe.registry_source import RegistrySource
 from configpipe.write_path import WritePath
 from configpipe_tools.harness.aws import Pipeline
-from configpipe_tools.harness.events import change, eventbridge_event
+from configpipe_tools.harness.events import change, eventbridge_event, sealed
 
 
 def make_write_path(pipeline: Pipeline, **options: Any) -> WritePath:
@@ -385,7 +385,28 @@ def test_json_null_is_a_value(write_path, log):
 SECRET = "hunter2-correct-horse"
 
 
-def test_a_flagged_secret_is_stored_encrypted_and_hashed_with_the_kms_hmac_key(write_path, pipeline, log):
+@pytest.mark.parametrize(
+    "detail",
+    [change(key="stripe", value=SECRET, sensitive=True), change(key="db_password", value=SECRET)],
+    ids=["flagged", "named-like-a-secret"],
+)
+def test_a_sensitive_value_sent_in_clear_is_rejected_and_nothing_but_the_rejection_is_written(
+    write_path, pipeline, detail
+):
+    # M3 (docs/security.md): the value has crossed the bus in clear; refuse it by default.
+    outcome = submit(write_path, detail)
+
+    assert outcome.codes == ["SENSITIVE_VALUE_IN_CLEAR"]
+    assert "encryptedValue" in outcome.reasons[0].message and outcome.reasons[0].field == "value"
+    assert [i["kind"] for i in all_items(pipeline)] == ["change"]
+    assert SECRET not in json.dumps(all_items(pipeline), default=repr)
+    assert SECRET not in json.dumps(outcome.to_dict())
+
+
+def test_a_flagged_secret_is_stored_encrypted_and_hashed_with_the_kms_hmac_key(pipeline, log):
+    # With the migration setting on (cdk.json allowSensitiveValuesInClear), a clear value is
+    # still encrypted before it reaches the change log.
+    write_path = make_write_path(pipeline, sensitive_values_in_clear=True)
     outcome = submit(write_path, change(key="stripe", value=SECRET, sensitive=True))
 
     assert outcome.status == "accepted"
@@ -397,7 +418,8 @@ def test_a_flagged_secret_is_stored_encrypted_and_hashed_with_the_kms_hmac_key(w
     assert json.loads(key.decrypt("checkout/production/stripe", record.secret_ciphertext)) == SECRET
 
 
-def test_a_key_named_like_a_secret_is_sensitive_even_unflagged(write_path, pipeline, log):
+def test_a_key_named_like_a_secret_is_sensitive_even_unflagged(pipeline, log):
+    write_path = make_write_path(pipeline, sensitive_values_in_clear=True)
     submit(write_path, change(key="db_password", value=SECRET))
 
     assert log.current_record("checkout", "production", "db_password").sensitive
@@ -430,16 +452,45 @@ def test_an_encrypted_value_for_another_key_or_not_ciphertext_is_rejected(write_
     assert [i["kind"] for i in all_items(pipeline)] == ["change"] * 3
 
 
-def test_a_secret_schema_or_size_rejection_never_quotes_the_value(write_path):
+def test_a_secret_schema_or_size_rejection_never_quotes_the_value(pipeline):
+    write_path = make_write_path(pipeline, sensitive_values_in_clear=True)
     outcome = submit(write_path, change(key="api_token", value="x" * 5000 + SECRET))
 
     assert outcome.codes == ["VALUE_TOO_LARGE"]
     assert SECRET not in json.dumps(outcome.to_dict())
 
 
+def test_the_same_secret_hashes_differently_on_every_key(write_path, log, pipeline):
+    # M2: a team cannot learn whether another key holds a secret it guessed by comparing hashes.
+    kms = boto3.client("kms")
+    for service, key, source in (
+        ("checkout", "stripe", "configpipe.team.checkout"),
+        ("checkout", "db_password", "configpipe.team.checkout"),
+        ("payments", "payments.api_token", "configpipe.team.payments"),
+    ):
+        detail = sealed(
+            change(key=key, value=SECRET, service=service, sensitive=True), pipeline.secrets_key_id, kms
+        )
+        assert submit(write_path, detail, source=source).status == "accepted"
+    hashes = {
+        log.current_record(service, "production", key).value_hash
+        for service, key in (
+            ("checkout", "stripe"),
+            ("checkout", "db_password"),
+            ("payments", "payments.api_token"),
+        )
+    }
+    assert len(hashes) == 3 and all(h.startswith("hmac-sha256:") for h in hashes)
+
+
 def test_rollback_of_a_secret_copies_the_ciphertext_not_a_clear_value(write_path, pipeline, log):
-    submit(write_path, change(key="db_password", value="first-" + SECRET))
-    submit(write_path, change(key="db_password", value="second-" + SECRET))
+    kms = boto3.client("kms")
+    submit(
+        write_path, sealed(change(key="db_password", value="first-" + SECRET), pipeline.secrets_key_id, kms)
+    )
+    submit(
+        write_path, sealed(change(key="db_password", value="second-" + SECRET), pipeline.secrets_key_id, kms)
+    )
 
     submit(write_path, change(key="db_password", operation="rollback", toVersion=1))
 

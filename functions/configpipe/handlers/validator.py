@@ -34,6 +34,7 @@ def build(settings: ValidatorSettings) -> WritePath:
         change_log=ChangeLog(settings.change_log_table),
         registry=RegistrySource(settings.registry_parameter),
         secrets=SecretsKey(settings.secrets_key_id, settings.hash_key_id),
+        sensitive_values_in_clear=settings.sensitive_values_in_clear,
     )
 
 

@@ -1,4 +1,5 @@
-"""``configpipe ops redrive``: dead letters back to the function they were for.
+"""``configpipe ops redrive``: dead letters back to the function they were for, through the
+redrive function (the operator's only path, docs/security.md H1).
 
 moto cannot run Lambda code without Docker, so two stand-ins play Lambda:
 
@@ -6,8 +7,8 @@ moto cannot run Lambda code without Docker, so two stand-ins play Lambda:
   handler (the validator's write path, the materialiser handler) on the payload it is handed,
   so a test sees the redrive's effect: a version in the change log, a parameter in SSM, an
   announcement on the bus.
-* For the CLI, moto's Docker-free Lambda (``use_docker: False``) accepts every ``Invoke`` with
-  202, as Lambda accepts an ``Event`` invocation: the CLI runs its default invoker end to end.
+* For the CLI, the synchronous ``Invoke`` of the redrive function runs the *real* redrive
+  handler in process (``redrive_function``), with that same invoker behind it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from moto import mock_aws
 
 from configpipe.fanout import InvocationError
 from configpipe.handlers import materialiser as materialiser_handler
-from configpipe_tools.cli.redrive import Redriver
+from configpipe.handlers import redrive as redrive_handler
+from configpipe.redrive import RedriveQueue, Redriver, RedriveService
+from configpipe_tools.cli.context import CliContext
 from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
 from configpipe_tools.harness.chain import Chain
 from configpipe_tools.harness.events import change, eventbridge_event
@@ -36,6 +39,9 @@ MATERIALISER = "configpipe-materialiser"
 PROPAGATOR = "configpipe-propagator"
 SECRET_IN_CLEAR = "hunter2-do-not-print"
 PLAIN_VALUE = "plain-value-do-not-print"
+#: The test's dead-letter queue, and the functions it holds failures of (what the stack writes
+#: into the redrive function's environment).
+QUEUE = RedriveQueue("ChangesDlq", frozenset({VALIDATOR, MATERIALISER}))
 
 
 def arn(function: str) -> str:
@@ -94,6 +100,25 @@ def redriver(lambda_: InProcessLambda) -> Redriver:
         invoker=lambda_,
         wait_seconds=0,
     )
+
+
+@pytest.fixture(autouse=True)
+def redrive_function(monkeypatch: pytest.MonkeyPatch, redriver: Redriver) -> list[tuple[str, Any]]:
+    """Lambda's synchronous Invoke of the redrive function, in process: the real handler, with
+    the stack's queue map for the test's queue and the in-process invoker behind it."""
+    calls: list[tuple[str, Any]] = []
+    service = RedriveService({QUEUE.name: QUEUE}, redriver)
+
+    def invoke(self: CliContext, function: str, request: dict[str, Any]) -> dict[str, Any]:
+        calls.append((function, request))
+        assert function == "configpipe-redrive"
+        answer = redrive_handler.handler(
+            json.loads(json.dumps(request)), LambdaContext(function_name=function), service=service
+        )
+        return dict(json.loads(json.dumps(answer)))
+
+    monkeypatch.setattr(CliContext, "invoke", invoke)
+    return calls
 
 
 # --- dead-letter queues and what lands in them -------------------------------------------------
@@ -214,7 +239,7 @@ def test_a_rule_target_dead_letter_is_invoked_on_its_target_with_the_original_ev
 ):
     event = rule_target_dead_letter(dlq, change("max_items", 25))
 
-    report = redriver.run(dlq)
+    report = redriver.run(QUEUE)
 
     assert report.summary()["redriven"] == 1 and report.complete
     assert lambda_.calls == [(arn(VALIDATOR), event)]  # the event exactly as EventBridge sent it
@@ -229,7 +254,7 @@ def test_an_async_failure_record_reinvokes_its_function_with_the_request_payload
     event = eventbridge_event(change("max_items", 40))
     park(dlq, async_failure_record(event))
 
-    report = redriver.run(dlq)
+    report = redriver.run(QUEUE)
 
     assert report.outcomes[0].shape == "async-failure" and report.outcomes[0].status == "redriven"
     # ":$LATEST" is how Lambda records an unqualified invocation: the redrive makes that same one.
@@ -243,12 +268,12 @@ def test_a_stream_batch_is_read_back_from_the_stream_and_materialised(
     redriver: Redriver, lambda_: InProcessLambda, chain: Chain, dlq: str, pipeline: Pipeline
 ):
     accept(chain, change("max_items", 30))
-    accept(chain, change("db_password", SECRET_IN_CLEAR, sensitive=True))
+    accept(chain, chain.sealed(change("db_password", SECRET_IN_CLEAR, sensitive=True)))
     shard, records = stream_records(pipeline)
     start, end = records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"]
     park(dlq, stream_batch_record(pipeline, shard, start, end, len(records)))
 
-    report = redriver.run(dlq)
+    report = redriver.run(QUEUE)
 
     assert report.outcomes[0].status == "redriven", report.outcomes[0]
     [(function, event)] = lambda_.calls
@@ -281,7 +306,7 @@ def test_a_refused_redelivery_keeps_the_message_and_reports_it_failed(
     rule_target_dead_letter(dlq, change("max_items", 25))
     lambda_.refuse.add(VALIDATOR)
 
-    report = redriver.run(dlq)
+    report = redriver.run(QUEUE)
 
     assert report.summary() == {"total": 1, "redriven": 0, "wouldRedrive": 0, "skipped": 0, "failed": 1}
     assert "ResourceNotFoundException" in str(report.outcomes[0].reason)
@@ -294,13 +319,85 @@ def test_only_the_refused_message_stays_when_others_are_redriven(
     redriver: Redriver, lambda_: InProcessLambda, dlq: str
 ):
     rule_target_dead_letter(dlq, change("max_items", 25))
-    rule_target_dead_letter(dlq, change("limits", 1), target="gone-function")
+    rule_target_dead_letter(dlq, change("limits", 1), target=MATERIALISER)
+    lambda_.refuse.add(MATERIALISER)
 
-    report = redriver.run(dlq)
+    report = redriver.run(QUEUE)
 
     assert sorted(o.status for o in report.outcomes) == ["failed", "redriven"]
     [left] = queued(dlq)
     assert json.loads(left["Body"])["detail"]["key"] == "limits"
+
+
+# --- H1: a dead letter goes only where its queue's failures came from -----------------------
+
+
+def test_a_message_naming_a_function_its_queue_does_not_serve_is_never_invoked(
+    redriver: Redriver, lambda_: InProcessLambda, dlq: str, pipeline: Pipeline
+):
+    # Given messages in the validator's queue that name other functions: a rule-target event
+    # and an async failure record (whoever can write a queue can write these fields)
+    rule_target_dead_letter(dlq, change("max_items", 25), target="configpipe-release")
+    park(
+        dlq,
+        async_failure_record(
+            eventbridge_event(change("limits", 2)), function="payments-config-update-handler"
+        ),
+    )
+
+    # When the queue is redriven
+    report = redriver.run(QUEUE)
+
+    # Then neither is invoked, both stay, and the reason names the functions this queue serves
+    assert [o.status for o in report.outcomes] == ["skipped", "skipped"]
+    assert all(
+        "is not a function this queue is the dead-letter queue of" in str(o.reason) for o in report.outcomes
+    )
+    assert lambda_.calls == [] and len(queued(dlq)) == 2
+
+
+def test_function_cannot_send_a_queue_elsewhere(redriver: Redriver, lambda_: InProcessLambda, dlq: str):
+    park(dlq, eventbridge_event(change("max_items", 3)))
+
+    report = redriver.run(QUEUE, function="configpipe-release")
+
+    assert report.outcomes[0].status == "skipped" and lambda_.calls == []
+    assert len(queued(dlq)) == 1
+
+
+def test_the_redrive_function_refuses_a_queue_that_is_not_one_of_the_stacks(
+    redriver: Redriver, lambda_: InProcessLambda, dlq: str
+):
+    other = boto3.client("sqs", region_name=REGION).create_queue(QueueName="someone-elses-queue")["QueueUrl"]
+    park(other, eventbridge_event(change("max_items", 3)), TARGET_ARN=arn(VALIDATOR))
+    service = RedriveService({QUEUE.name: QUEUE}, redriver)
+
+    answer = redrive_handler.handler({"queue": other}, LambdaContext(), service=service)
+
+    assert answer["error"]["code"] == "QUEUE_NOT_REDRIVABLE"
+    assert "ChangesDlq" in answer["error"]["message"]
+    assert lambda_.calls == [] and len(queued(other)) == 1
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"queue": "ChangesDlq", "payload": {"source": "configpipe.team.payments"}},
+        {"queue": "ChangesDlq", "maxMessages": 10_000},
+        {"queue": ""},
+        ["ChangesDlq"],
+    ],
+)
+def test_the_redrive_function_takes_no_payload_and_refuses_what_it_does_not_know(
+    redriver: Redriver, lambda_: InProcessLambda, dlq: str, request_: Any
+):
+    rule_target_dead_letter(dlq, change("max_items", 25))
+    service = RedriveService({QUEUE.name: QUEUE}, redriver)
+
+    answer = redrive_handler.handler(request_, LambdaContext(), service=service)
+
+    assert answer["error"]["code"] == "INVALID_REDRIVE_REQUEST"
+    assert lambda_.calls == [] and len(queued(dlq)) == 1
 
 
 def test_a_dry_run_invokes_nothing_and_deletes_nothing(
@@ -320,7 +417,7 @@ def test_a_dry_run_invokes_nothing_and_deletes_nothing(
         ),
     )
 
-    report = redriver.run(dlq, dry_run=True)
+    report = redriver.run(QUEUE, dry_run=True)
 
     assert [o.status for o in report.outcomes] == ["would-redrive", "would-redrive"]
     assert lambda_.calls == []
@@ -333,7 +430,7 @@ def test_max_bounds_how_many_messages_are_redriven(redriver: Redriver, lambda_: 
     for key in ("a", "b", "c"):
         rule_target_dead_letter(dlq, change(key, 1))
 
-    report = redriver.run(dlq, max_messages=2)
+    report = redriver.run(QUEUE, max_messages=2)
 
     assert len(report.outcomes) == 2 and len(lambda_.calls) == 2
     assert len(queued(dlq)) == 1
@@ -351,7 +448,7 @@ def test_messages_that_are_not_configpipe_dead_letters_are_skipped_with_a_reason
     )
     park(dlq, eventbridge_event(change("max_items", 3)))  # a configpipe event, but for which function?
 
-    report = redriver.run(dlq)
+    report = redriver.run(QUEUE)
 
     reasons = {o.reason for o in report.outcomes}
     assert lambda_.calls == []
@@ -369,7 +466,7 @@ def test_function_names_the_target_when_the_dead_letter_does_not(
     event = eventbridge_event(change("max_items", 3))
     park(dlq, event)
 
-    report = redriver.run(dlq, function=VALIDATOR)
+    report = redriver.run(QUEUE, function=VALIDATOR)
 
     assert report.complete and lambda_.calls == [(VALIDATOR, event)]
 
@@ -382,7 +479,7 @@ def test_expired_stream_records_are_reported_with_the_change_log_fallback(
     beyond = str(int(records[-1]["dynamodb"]["SequenceNumber"]) + 100)
     park(dlq, stream_batch_record(pipeline, shard, beyond, beyond, 1))
 
-    report = redriver.run(dlq)
+    report = redriver.run(QUEUE)
 
     [outcome] = report.outcomes
     assert outcome.status == "skipped" and "not found in the stream" in str(outcome.reason)
@@ -415,7 +512,7 @@ def test_trimmed_stream_records_are_reported_as_expired(
     )
 
     with stubber:
-        report = redriver.run(dlq)
+        report = redriver.run(QUEUE)
 
     [outcome] = report.outcomes
     assert outcome.status == "skipped" and "have expired (TrimmedDataAccessException)" in str(outcome.reason)
@@ -485,11 +582,24 @@ def test_cli_an_empty_queue_is_exit_0(cli, dlq: str):
     assert "no messages" in result.stdout
 
 
-def test_cli_a_missing_queue_is_an_aws_error(cli, pipeline: Pipeline):
+def test_cli_a_queue_that_is_not_the_stacks_is_refused_by_the_redrive_function(cli, pipeline: Pipeline):
     result = cli("ops", "redrive", "no-such-queue", "-o", "json")
 
-    assert_clean_exit(result, 5)
-    assert parse_json(result)["error"]["code"] == "QUEUE_NOT_FOUND"
+    assert_clean_exit(result, 2)
+    assert parse_json(result)["error"]["code"] == "QUEUE_NOT_REDRIVABLE"
+
+
+def test_cli_asks_the_redrive_function_and_sends_no_payload(
+    cli, dlq: str, redrive_function: list[tuple[str, Any]]
+):
+    rule_target_dead_letter(dlq, change("max_items", 25))
+
+    result = cli("ops", "redrive", dlq, "--max", "5", "--function", VALIDATOR, "--dry-run")
+
+    assert_clean_exit(result, 0)
+    assert redrive_function == [
+        ("configpipe-redrive", {"queue": dlq, "dryRun": True, "function": VALIDATOR, "maxMessages": 5})
+    ]
 
 
 def test_cli_expired_stream_batch_is_exit_3_with_the_fallback(

@@ -316,3 +316,12 @@ def test_a_dropped_connection_is_retried_with_backoff_and_misses_nothing(pipelin
     assert len(delays) == 2 and 0 <= delays[0] < 0.5 and 0 <= delays[1] < 1.0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert [(e["type"], e["version"]) for e in events] == [("updated", 6)]
+
+
+def test_watch_names_are_prefixed_with_the_team_its_policy_allows() -> None:
+    # M1 (docs/security.md): the publisher policy allows configpipe-watch-<team>-* only.
+    from configpipe_tools.cli.watching import watch_prefix
+
+    assert watch_prefix("configpipe.team.checkout") == "configpipe-watch-checkout-"
+    assert watch_prefix("configpipe.team.data.eng") == "configpipe-watch-data-eng-"
+    assert watch_prefix(None) == "configpipe-watch-anonymous-"

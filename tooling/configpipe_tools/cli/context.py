@@ -7,6 +7,7 @@ AWS, and a bad ``--profile`` surfaces inside the command's error handling (exit 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,10 +26,20 @@ DEFAULT_BUS = "configpipe-config-bus"
 DEFAULT_TABLE = "ChangeLog"
 DEFAULT_SECRETS_KEY = "alias/configpipe-secrets"
 DEFAULT_REGISTRY_PARAMETER = "/configpipe/registry"
+#: The stack names its redrive function so (stacks/constructs/redrive.py).
+DEFAULT_REDRIVE_FUNCTION = "configpipe-redrive"
 
 #: botocore's own retries (standard mode) and short connect timeout: a down endpoint fails
 #: in seconds, not minutes. ``AWS_MAX_ATTEMPTS`` still overrides the attempt count.
 _BOTO_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
+class FunctionFailedError(Exception):
+    """A function invoked by the CLI failed (its error, as Lambda reports it)."""
+
+    def __init__(self, function: str, error: str) -> None:
+        super().__init__(f"{function} failed: {error}")
+        self.function = function
 
 
 class OutputFormat(StrEnum):
@@ -89,6 +100,10 @@ class CliContext:
         that could be right: None when neither says it."""
         return self.release_table_option or self._stack_output("ReleaseTableName")
 
+    @property
+    def redrive_function_name(self) -> str:
+        return self._stack_output("RedriveFunctionName") or DEFAULT_REDRIVE_FUNCTION
+
     def _stack_output(self, name: str) -> str | None:
         """One DescribeStacks call, only when --stack is given and a name is not explicit."""
         if not self.stack:
@@ -125,6 +140,20 @@ class CliContext:
                 config=_BOTO_CONFIG,
             )
         return self._clients[service]
+
+    def invoke(self, function: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Invoke a configpipe function synchronously with a JSON request; its JSON answer.
+        A function error (an exception the function did not turn into an answer) is raised."""
+        response = self.client("lambda").invoke(
+            FunctionName=function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(request).encode("utf-8"),
+        )
+        body = response["Payload"].read()
+        if response.get("FunctionError"):
+            raise FunctionFailedError(function, body.decode("utf-8", "replace")[:500])
+        answer = json.loads(body or b"{}")
+        return answer if isinstance(answer, dict) else {"answer": answer}
 
     def change_log(self) -> ChangeLog:
         if self._change_log is None:

@@ -1,14 +1,16 @@
 """``configpipe ops …``: what an operator runs when an alarm fires (docs/operations.md).
 
-``ops redrive QUEUE`` re-delivers what a configpipe dead-letter queue holds to the function it
-was for; the work is :mod:`configpipe_tools.cli.redrive`. Exit codes: 0 every message was redriven
-(or, with ``--dry-run``, would be), 3 some could not be (left in the queue), 2 the queue holds
-nothing with a configpipe DLQ shape, 5 an AWS error.
+``ops redrive QUEUE`` asks the stack's redrive function (``configpipe.handlers.redrive``) to
+re-deliver what a configpipe dead-letter queue holds to the function it was for: the operator
+invokes that one function and nothing else (docs/security.md, H1). Exit codes: 0 every message
+was redriven (or, with ``--dry-run``, would be), 3 some could not be (left in the queue), 2 the
+queue holds nothing with a configpipe DLQ shape or is not one of the stack's, 5 an AWS error.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import ClientError
@@ -16,19 +18,21 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from configpipe_tools.cli.common import OutputOpt, guard
-from configpipe_tools.cli.context import CliContext
-from configpipe_tools.cli.errors import CliError, ExitCode, invalid
-from configpipe_tools.cli.output import Output
-from configpipe_tools.cli.redrive import (
+from configpipe.redrive import (
     FAILED,
+    MAX_MESSAGES_PER_RUN,
+    QUEUE_NOT_REDRIVABLE,
     REDRIVEN,
     SKIPPED,
     WOULD_REDRIVE,
     MessageOutcome,
-    Redriver,
     RedriveReport,
+    RedriveRequest,
 )
+from configpipe_tools.cli.common import OutputOpt, guard
+from configpipe_tools.cli.context import CliContext, FunctionFailedError
+from configpipe_tools.cli.errors import CliError, ExitCode, invalid
+from configpipe_tools.cli.output import Output
 
 app = typer.Typer(
     name="ops",
@@ -38,19 +42,24 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+_MISSING_FUNCTION = {"ResourceNotFoundException"}
 
 
 def _ops_error(error: BaseException, cli: CliContext) -> CliError | None:
-    if isinstance(error, ValueError) and str(error).startswith("not an SQS queue ARN"):
-        return invalid(str(error), code="INVALID_QUEUE")
-    if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in _MISSING_QUEUE:
+    if isinstance(error, FunctionFailedError):
         return CliError(
-            f"queue not found: {error.response.get('Error', {}).get('Message', '')}",
+            str(error),
             ExitCode.AWS,
-            "QUEUE_NOT_FOUND",
-            "Pass the queue's URL, ARN or name as the alarm names it (its QueueName dimension), "
-            "and check --region/--profile.",
+            "REDRIVE_FAILED",
+            "Check the redrive function's logs; messages it had not redriven stay in the queue.",
+        )
+    if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in _MISSING_FUNCTION:
+        return CliError(
+            f"redrive function not found: {error.response.get('Error', {}).get('Message', '')}",
+            ExitCode.AWS,
+            "REDRIVE_FUNCTION_NOT_FOUND",
+            "Pass --stack NAME (its RedriveFunctionName output names the function), and check "
+            "--region/--profile.",
         )
     return None
 
@@ -82,7 +91,13 @@ def redrive(
     ] = None,
     max_messages: Annotated[
         int | None,
-        typer.Option("--max", min=1, help="Redrive at most N messages.", show_default=False),
+        typer.Option(
+            "--max",
+            min=1,
+            max=MAX_MESSAGES_PER_RUN,
+            help=f"Redrive at most N messages (one run handles at most {MAX_MESSAGES_PER_RUN}).",
+            show_default=False,
+        ),
     ] = None,
     dry_run: Annotated[
         bool,
@@ -93,13 +108,13 @@ def redrive(
     """Re-deliver the messages of a configpipe dead-letter queue to their function."""
     cli: CliContext = ctx.obj
     out = Output(cli.json)
-    redriver = Redriver(
-        sqs=cli.client("sqs"),
-        streams=cli.client("dynamodbstreams"),
-        lambda_client=cli.client("lambda"),
-    )
-    url = redriver.queue_url(queue)
-    report = redriver.run(url, function=function, max_messages=max_messages, dry_run=dry_run)
+    request: dict[str, Any] = {"queue": queue, "dryRun": dry_run}
+    if function is not None:
+        request["function"] = function
+    if max_messages is not None:
+        request["maxMessages"] = max_messages
+    RedriveRequest.model_validate(request)  # the function's own contract: refuse before sending
+    report = RedriveReport.from_dict(_answer(cli.invoke(cli.redrive_function_name, request), cli))
     out.result(report.to_dict(), lambda console: _render(console, report))
     if report.all_unrecognised:
         out.err.print(
@@ -109,6 +124,28 @@ def redrive(
         )
         return ExitCode.INVALID
     return ExitCode.OK if report.complete else ExitCode.REJECTED
+
+
+def _answer(answer: dict[str, Any], cli: CliContext) -> dict[str, Any]:
+    """The redrive function's report, or the CliError its refusal means."""
+    error = answer.get("error")
+    if isinstance(error, dict):
+        code = str(error.get("code", "REDRIVE_REFUSED"))
+        hint = (
+            "Pass one of the stack's dead-letter queues (URL, ARN or name) as the alarm names it."
+            if code == QUEUE_NOT_REDRIVABLE
+            else None
+        )
+        raise invalid(str(error.get("message", "")), code=code, hint=hint)
+    if "queueUrl" not in answer:
+        raise CliError(
+            f"the redrive function {cli.redrive_function_name} answered something that is not a report: "
+            + json.dumps(answer)[:300],
+            ExitCode.AWS,
+            "REDRIVE_FAILED",
+            "Check the function's logs (it is configpipe.handlers.redrive) and run the redrive again.",
+        )
+    return answer
 
 
 def _render(console: Console, report: RedriveReport) -> None:

@@ -37,6 +37,7 @@ from configpipe.client.subscription import Backoff, missed_keys, versions_after
 from configpipe.contracts import (
     GLOBAL_SERVICE,
     PIPELINE_SOURCE,
+    TEAM_SOURCE_PREFIX,
     ConfigurationDelivered,
     ConfigurationDeliveryFailed,
     ConfigurationUpdated,
@@ -147,6 +148,13 @@ def watch_pattern(flt: WatchFilter) -> dict[str, Any]:
     return pattern
 
 
+def watch_prefix(source: str | None) -> str:
+    """``configpipe-watch-<team>-``: a team's publisher policy may create, read and delete only
+    the watch rules and queues under its own prefix (docs/security.md, M1)."""
+    team = (source or "").removeprefix(TEAM_SOURCE_PREFIX).replace(".", "-")[:30] or "anonymous"
+    return f"{WATCH_PREFIX}{team}-"
+
+
 class Subscription:
     """A temporary queue + rule on the config bus for the events matching ``pattern`` (an
     EventBridge event pattern), deleted by :meth:`close`."""
@@ -154,7 +162,7 @@ class Subscription:
     def __init__(self, ctx: CliContext, pattern: dict[str, Any]) -> None:
         self._ctx = ctx
         self.pattern = pattern
-        self.name = f"{WATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+        self.name = f"{watch_prefix(ctx.source)}{uuid.uuid4().hex[:12]}"
         self.queue_url: str | None = None
         self._rule_created = False
         self._target_added = False

@@ -36,6 +36,7 @@ from configpipe.settings import MaterialiserSettings
 from configpipe.streams import lambda_stream_record, passes_materialiser_filter
 from configpipe.write_path import WritePath
 from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
+from configpipe_tools.harness.events import sealed
 from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service.app import build as build_update_handler
 from sample_service.settings import SampleServiceSettings
@@ -117,6 +118,12 @@ class Chain:
         self._publisher = boto3.Session(region_name=REGION).client("events")
 
     # --- what a team does ------------------------------------------------------------------
+
+    def sealed(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """``detail`` with its value encrypted as a publisher sends a secret (``encryptedValue``),
+        with a client of its own, so the encryption is no crash point of the functions."""
+        kms = boto3.Session(region_name=REGION).client("kms")
+        return sealed(detail, self.pipeline.secrets_key_id, kms)
 
     def publish(self, detail: dict[str, Any], source: str = "configpipe.team.checkout") -> None:
         response = self._publisher.put_events(

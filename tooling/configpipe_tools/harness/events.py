@@ -49,3 +49,17 @@ def change(
         detail["value"] = value
     detail.update(extra)
     return detail
+
+
+def sealed(detail: dict[str, Any], secrets_key_id: str, kms: Any) -> dict[str, Any]:
+    """``detail`` with its ``value`` replaced by ``encryptedValue``, as a publisher (and
+    ``configpipe put``) sends a sensitive key's value: KMS ciphertext of the canonical JSON under
+    the pipeline's secrets key, bound to the key's scope."""
+    from configpipe.crypto import SecretsKey, encode_ciphertext
+    from configpipe.naming import scope_id
+
+    sealed_detail = {k: v for k, v in detail.items() if k != "value"}
+    scope = scope_id(detail["service"], detail["environment"], detail["key"])
+    ciphertext = SecretsKey(secrets_key_id, client=kms).encrypt(scope, detail["value"])
+    sealed_detail["encryptedValue"] = encode_ciphertext(ciphertext)
+    return sealed_detail

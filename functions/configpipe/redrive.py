@@ -20,6 +20,13 @@ re-publishing on the bus, which only the pipeline's own roles may do with the pi
 and which would give the event a new id. A message is deleted only once its re-delivery was
 accepted; anything else is left in the queue (made visible again at the end of the run).
 
+This runs inside the redrive *function* (``configpipe.handlers.redrive``), never with an
+operator's own credentials: the operator may invoke only that function, which reads only the
+stack's dead-letter queues (:class:`RedriveQueue`, from its environment) and re-invokes only
+the functions each queue was the dead-letter queue of. So an operator can re-deliver what the
+pipeline itself parked, and cannot hand a payload of their own to the validator, the
+propagator, an update handler or the release manager (docs/security.md, H1).
+
 Nothing here prints or returns a value: what identifies a message (detail-type, changeId,
 service/environment/key, version) is picked from a fixed list of fields, never the rest.
 """
@@ -27,11 +34,12 @@ service/environment/key, version) is picked from a fixed list of fields, never t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
 
 from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
 from configpipe.fanout import InvocationError, Invoker, LambdaInvoker
@@ -79,6 +87,59 @@ EXPIRED_HINT = (
 )
 
 
+#: The most messages one invocation of the redrive function handles: each may mean a stream
+#: read and an Invoke, and the function has a timeout; run the redrive again for more.
+MAX_MESSAGES_PER_RUN = 200
+
+#: Stable codes of a refused redrive request (the function's answer, and the CLI's error code).
+INVALID_REQUEST = "INVALID_REDRIVE_REQUEST"
+QUEUE_NOT_REDRIVABLE = "QUEUE_NOT_REDRIVABLE"
+
+
+class RedriveRequest(BaseModel):
+    """What an operator asks the redrive function for (``configpipe ops redrive``). A command:
+    an unknown field is refused. Carries no payload: what is re-delivered comes from the queue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    queue: str = Field(min_length=1, max_length=1024, description="the queue's URL, ARN or name")
+    function: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="re-deliver to this function; must be one the queue is the DLQ of",
+    )
+    max_messages: int = Field(
+        default=MAX_MESSAGES_PER_RUN, ge=1, le=MAX_MESSAGES_PER_RUN, alias="maxMessages"
+    )
+    dry_run: bool = Field(default=False, alias="dryRun")
+
+
+@dataclass(frozen=True)
+class RedriveQueue:
+    """One of the stack's dead-letter queues and the functions whose failures it holds: the
+    only functions a message of this queue is ever re-delivered to."""
+
+    name: str
+    targets: frozenset[str]
+
+
+def queue_name(queue: str) -> str:
+    """The queue's name from its URL, ARN or name (the three forms an alarm or output shows)."""
+    if queue.startswith(("https://", "http://")):
+        return queue.rstrip("/").rsplit("/", 1)[-1]
+    if queue.startswith("arn:"):
+        return queue.rsplit(":", 1)[-1]
+    return queue
+
+
+def function_name(function: str) -> str:
+    """A function's bare name from a name, a partial or full ARN, with or without qualifier."""
+    if ":function:" in function:
+        function = function.split(":function:", 1)[1]
+    return function.split(":", 1)[0]
+
+
 class StreamRecordsGoneError(Exception):
     """The stream no longer holds the records of a parked batch."""
 
@@ -106,6 +167,18 @@ class MessageOutcome:
         if self.hint:
             body["hint"] = self.hint
         return body
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MessageOutcome:
+        return cls(
+            str(raw["messageId"]),
+            str(raw["shape"]),
+            str(raw["status"]),
+            function=raw.get("function"),
+            identities=list(raw.get("identities") or []),
+            reason=raw.get("reason"),
+            hint=raw.get("hint"),
+        )
 
 
 @dataclass
@@ -144,6 +217,15 @@ class RedriveReport:
             "messages": [o.to_dict() for o in self.outcomes],
         }
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RedriveReport:
+        """The report as the redrive function answered it (the CLI renders it)."""
+        return cls(
+            str(raw["queueUrl"]),
+            bool(raw["dryRun"]),
+            [MessageOutcome.from_dict(m) for m in raw.get("messages") or []],
+        )
+
 
 @dataclass
 class _Plan:
@@ -179,32 +261,20 @@ class Redriver:
 
     # --- the queue --------------------------------------------------------------------------
 
-    def queue_url(self, queue: str) -> str:
-        """QUEUE as a URL (used as is), an ARN or a name (resolved with GetQueueUrl)."""
-        if queue.startswith(("https://", "http://")):
-            return queue
-        if queue.startswith("arn:"):
-            parts = queue.split(":")
-            if len(parts) != 6 or parts[2] != "sqs":
-                raise ValueError(f"not an SQS queue ARN: {queue}")
-            return str(
-                self._sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-            )
-        return str(self._sqs.get_queue_url(QueueName=queue)["QueueUrl"])
-
     def run(
         self,
-        queue_url: str,
+        queue: RedriveQueue,
         *,
         function: str | None = None,
         max_messages: int | None = None,
         dry_run: bool = False,
     ) -> RedriveReport:
+        queue_url = str(self._sqs.get_queue_url(QueueName=queue.name)["QueueUrl"])
         report = RedriveReport(queue_url, dry_run)
         kept: list[str] = []
         try:
             for message in self._messages(queue_url, max_messages):
-                outcome = self._redrive_one(message, function, dry_run)
+                outcome = self._redrive_one(message, function, dry_run, queue.targets)
                 report.outcomes.append(outcome)
                 if outcome.status == REDRIVEN:
                     self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -250,8 +320,18 @@ class Redriver:
 
     # --- one message ------------------------------------------------------------------------
 
-    def _redrive_one(self, message: dict[str, Any], function: str | None, dry_run: bool) -> MessageOutcome:
+    def _redrive_one(
+        self, message: dict[str, Any], function: str | None, dry_run: bool, targets: frozenset[str]
+    ) -> MessageOutcome:
         plan = self._plan(message, function)
+        if plan.skip is None and plan.function is not None and function_name(plan.function) not in targets:
+            # A message names its function itself (TARGET_ARN, functionArn): whoever could
+            # write to the queue could name any function. Only this queue's own are served.
+            plan.skip = (
+                f"{function_name(plan.function)} is not a function this queue is the dead-letter queue "
+                f"of ({', '.join(sorted(targets)) or 'none'})"
+            )
+            plan.payloads = []
         outcome = MessageOutcome(
             message["MessageId"],
             plan.shape,
@@ -274,8 +354,8 @@ class Redriver:
                 outcome.status = FAILED
                 outcome.reason = f"Lambda refused the invocation: {error.code}: {error.message}"
                 outcome.hint = (
-                    "The message stays in the queue. Check the function exists and that your identity "
-                    "may lambda:InvokeFunction on it; then run the redrive again."
+                    "The message stays in the queue. Check the function exists and is not throttled; "
+                    "then run the redrive again."
                 )
                 return outcome
         outcome.status = REDRIVEN
@@ -483,3 +563,39 @@ def _stream_identity(record: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(attribute, dict) and "N" in attribute:
             identity[name] = int(attribute["N"])
     return identity
+
+
+# --- the redrive function's one operation ---------------------------------------------------
+
+
+class RedriveService:
+    """What the redrive function does with a request: find the queue among the stack's
+    dead-letter queues (any other is refused) and redrive it to that queue's own functions."""
+
+    def __init__(self, queues: Mapping[str, RedriveQueue], redriver: Redriver) -> None:
+        self._queues = dict(queues)
+        self._redriver = redriver
+
+    def handle(self, request: RedriveRequest) -> dict[str, Any]:
+        queue = self._queues.get(queue_name(request.queue))
+        if queue is None:
+            return refusal(
+                QUEUE_NOT_REDRIVABLE,
+                "not one of this stack's dead-letter queues; redrivable: " + ", ".join(sorted(self._queues)),
+            )
+        report = self._redriver.run(
+            queue, function=request.function, max_messages=request.max_messages, dry_run=request.dry_run
+        )
+        return report.to_dict()
+
+
+def refusal(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def parse_queues(document: str) -> dict[str, RedriveQueue]:
+    """The stack's dead-letter queues, as the stack writes them into the function's environment:
+    ``{"<queue name>": ["<function name>", …]}`` (names, not URLs or ARNs: Lambda's environment
+    holds 4 KB, and the queue's URL is one GetQueueUrl away)."""
+    raw = json.loads(document)
+    return {str(name): RedriveQueue(str(name), frozenset(map(str, targets))) for name, targets in raw.items()}
