@@ -8,11 +8,15 @@ reasons. Every other version is deleted. ``$LATEST`` is never a candidate.
 
 :class:`LambdaVersions` is the Lambda adapter: list versions and aliases, delete one version
 (``DeleteFunction`` with a ``Qualifier``: only that version; never the function).
+
+:func:`prune` is the one deletion procedure, shared by ``configpipe versions prune`` and the
+scheduled prune function (configpipe.handlers.version_prune): plan, read the references again
+right before deleting, keep whatever became referenced in between.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +27,8 @@ from configpipe.release.model import AliasTarget, ReleaseState, normalise_weight
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+
+    from configpipe.release.store import ReleaseStore
 
 LATEST = "$LATEST"
 
@@ -122,3 +128,35 @@ class LambdaVersions:
                 return False
             raise
         return True
+
+
+def needed_versions(lam: LambdaVersions, store: ReleaseStore, function: str) -> dict[str, list[str]]:
+    """What still references ``function``'s versions: its aliases and their releases."""
+    aliases = lam.aliases(function)
+    releases = [r for alias in aliases for r in store.releases_for_alias(function, alias.name)]
+    return references(aliases, releases)
+
+
+def prune(
+    lam: LambdaVersions,
+    needed: Callable[[], dict[str, list[str]]],
+    function: str,
+    keep: int,
+    *,
+    dry_run: bool = False,
+) -> list[PruneDecision]:
+    """Plan, then (unless ``dry_run``) delete. ``needed`` is called again right before the
+    deletions: an alias or release that appeared since the plan keeps its version."""
+    decisions = plan_prune(lam.published(function), needed(), keep)
+    if dry_run or not any(d.action == "delete" for d in decisions):
+        return decisions
+    fresh = needed()
+    final = []
+    for d in decisions:
+        if d.action == "delete" and d.version in fresh:
+            final.append(PruneDecision(d.version, "keep", "; ".join(fresh[d.version])))
+        elif d.action == "delete" and not lam.delete(function, d.version):
+            final.append(PruneDecision(d.version, "delete", "already gone"))
+        else:
+            final.append(d)
+    return final

@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from configpipe.release.versions import LambdaVersions, PruneDecision, plan_prune, references
+from configpipe.release.versions import LambdaVersions, PruneDecision, needed_versions
+from configpipe.release.versions import prune as prune_versions
 from configpipe_tools.cli.common import OutputOpt, guarded
 from configpipe_tools.cli.context import CliContext
 from configpipe_tools.cli.output import Output
@@ -50,10 +51,7 @@ def versions(
 
 
 def _needed(cli: CliContext, lam: LambdaVersions, function: str) -> dict[str, list[str]]:
-    aliases = lam.aliases(function)
-    store = release_store(cli)
-    releases = [r for alias in aliases for r in store.releases_for_alias(function, alias.name)]
-    return references(aliases, releases)
+    return needed_versions(lam, release_store(cli), function)
 
 
 def _render(console: Console, function: str, decisions: list[PruneDecision], dry_run: bool) -> None:
@@ -86,19 +84,7 @@ def prune(
     cli: CliContext = ctx.obj
     out = Output(cli.json)
     lam = LambdaVersions(cli.client("lambda"))
-    decisions = plan_prune(lam.published(function), _needed(cli, lam, function), keep)
-    if not dry_run and any(d.action == "delete" for d in decisions):
-        # Read the references again just before deleting: an alias or release may have appeared.
-        fresh = _needed(cli, lam, function)
-        final = []
-        for d in decisions:
-            if d.action == "delete" and d.version in fresh:
-                final.append(PruneDecision(d.version, "keep", "; ".join(fresh[d.version])))
-            elif d.action == "delete" and not lam.delete(function, d.version):
-                final.append(PruneDecision(d.version, "delete", "already gone"))
-            else:
-                final.append(d)
-        decisions = final
+    decisions = prune_versions(lam, lambda: _needed(cli, lam, function), function, keep, dry_run=dry_run)
     payload: dict[str, Any] = {
         "function": function,
         "keep": keep,
