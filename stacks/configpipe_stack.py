@@ -26,6 +26,7 @@ from stacks.constructs.registry_parameter import RegistryParameter
 from stacks.constructs.rollouts import RolloutManager
 from stacks.constructs.service_handlers import ServiceHandlers
 from stacks.constructs.subscribers import SubscriberQueues
+from stacks.constructs.version_prune import VersionPrune
 from stacks.release import ReleaseManager
 from stacks.settings import PipelineSettings
 
@@ -74,6 +75,15 @@ class ConfigPipeStack(Stack):
 
         self.releases = ReleaseManager(
             self, "Releases", bus=self.config_bus.bus, settings=settings, shared=shared
+        )
+
+        # issue 16: the scheduled version prune, only when cdk.json's versionPrune lists a function
+        self.version_prune = (
+            VersionPrune(
+                self, "VersionPrune", settings=settings, shared=shared, release_table=self.releases.table
+            )
+            if settings.version_prune
+            else None
         )
 
         self.rollouts = RolloutManager(
@@ -133,6 +143,7 @@ class ConfigPipeStack(Stack):
                 *self.services.handlers.values(),
                 self.releases.manager,
                 self.redrive.function,
+                *([self.version_prune.function] if self.version_prune else []),
             ],
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,

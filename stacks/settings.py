@@ -8,7 +8,7 @@ instead of producing a template that fails at deploy time or, worse, at run time
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import aws_logs as logs
@@ -61,7 +61,17 @@ _KNOWN_KEYS = {
     "retainData",
     "rolloutInsufficientData",
     "allowSensitiveValuesInClear",
+    "versionPrune",
 }
+
+
+@dataclass(frozen=True)
+class VersionPruneSchedule:
+    """``versionPrune.<function>``: keep the newest ``keep`` versions, prune on ``schedule``
+    (an EventBridge ``rate(…)`` or ``cron(…)`` expression)."""
+
+    keep: int
+    schedule: str = "rate(1 day)"
 
 
 class SettingsError(ValueError):
@@ -89,6 +99,9 @@ class PipelineSettings:
     #: Accept a sensitive key's value sent in clear (a migration aid, off by default:
     #: such a value crosses the bus and may sit in a DLQ; docs/security.md M3).
     allow_sensitive_values_in_clear: bool = False
+    #: The scheduled version prune (issue 16), per registered release function; empty (the
+    #: default) means no prune function, no schedule and no lambda:DeleteFunction anywhere.
+    version_prune: dict[str, VersionPruneSchedule] = field(default_factory=dict)
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -111,8 +124,9 @@ class PipelineSettings:
         unknown = sorted(set(raw) - _KNOWN_KEYS)
         if unknown:
             raise SettingsError(unknown[0], f"unknown setting (known: {', '.join(sorted(_KNOWN_KEYS))})")
+        registry = _registry(raw.get("registry"))
         return cls(
-            registry=_registry(raw.get("registry")),
+            registry=registry,
             bus_name=_bus_name(raw.get("busName", DEFAULT_BUS_NAME)),
             powertools_layer_version=_positive_int(
                 "powertoolsLayerVersion", raw.get("powertoolsLayerVersion", DEFAULT_POWERTOOLS_LAYER_VERSION)
@@ -131,6 +145,7 @@ class PipelineSettings:
             allow_sensitive_values_in_clear=_flag(
                 "allowSensitiveValuesInClear", raw.get("allowSensitiveValuesInClear", False)
             ),
+            version_prune=_version_prune(raw.get("versionPrune", {}), registry),
         )
 
 
@@ -228,3 +243,37 @@ def _flag(field: str, raw: Any) -> bool:
     if not isinstance(raw, bool):
         raise SettingsError(field, f"{raw!r} is not true/false")
     return raw
+
+
+#: EventBridge schedule expressions (a sanity check at synth; EventBridge has the last word).
+_SCHEDULE = re.compile(r"^(rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+_PRUNE_FIELDS = {"keep", "schedule"}
+
+
+def _version_prune(raw: Any, registry: Registry) -> dict[str, VersionPruneSchedule]:
+    """Only functions a service registered for releases (the release manager's IAM scope)."""
+    if not isinstance(raw, dict):
+        raise SettingsError("versionPrune", "must be an object {function: {keep, schedule}}")
+    registered = {fn for entry in registry.services.values() for fn in entry.functions}
+    parsed: dict[str, VersionPruneSchedule] = {}
+    for function, entry in raw.items():
+        where = f"versionPrune.{function}"
+        if function not in registered:
+            raise SettingsError(
+                where, f"not a registered release function (registered: {', '.join(sorted(registered))})"
+            )
+        if not isinstance(entry, dict):
+            raise SettingsError(where, "must be an object {keep, schedule}")
+        unknown = sorted(set(entry) - _PRUNE_FIELDS)
+        if unknown:
+            raise SettingsError(f"{where}.{unknown[0]}", "unknown setting (known: keep, schedule)")
+        keep = entry.get("keep")
+        # At least one: a schedule deleting down to referenced versions only leaves nothing to
+        # release back to once an alias moves on; the CLI allows --keep 0 for a person to choose.
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise SettingsError(f"{where}.keep", f"{keep!r} is not an integer >= 1")
+        schedule = entry.get("schedule", VersionPruneSchedule.schedule)
+        if not isinstance(schedule, str) or not _SCHEDULE.fullmatch(schedule):
+            raise SettingsError(f"{where}.schedule", f"{schedule!r} is not a rate(...) or cron(...) expression")
+        parsed[function] = VersionPruneSchedule(keep=keep, schedule=schedule)
+    return parsed

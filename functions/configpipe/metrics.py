@@ -35,6 +35,9 @@ RELEASE_COMPLETED = "ReleaseCompleted"
 RELEASE_ROLLED_BACK = "ReleaseRolledBack"
 RELEASE_ABORTED = "ReleaseAborted"
 RELEASE_CONCURRENT_CHANGE = "ReleaseConcurrentChange"
+#: the scheduled version prune (issue 16)
+VERSIONS_PRUNED = "VersionsPruned"
+VERSION_PRUNES_FAILED = "VersionPrunesFailed"
 
 # --- rollout function ---------------------------------------------------------------------
 ROLLOUTS_RECONCILED = "RolloutsReconciled"
@@ -68,6 +71,8 @@ RELEASE_METRICS = (
     RELEASE_ROLLED_BACK,
     RELEASE_ABORTED,
     RELEASE_CONCURRENT_CHANGE,
+    VERSIONS_PRUNED,
+    VERSION_PRUNES_FAILED,
 )
 #: What the rollout function emits.
 ROLLOUT_METRICS = (

@@ -4,6 +4,7 @@ retries before it parks the event in its dead-letter queue (alarmed at one messa
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -31,6 +32,7 @@ def rule_target(
     *,
     retry_attempts: int = TARGET_RETRY_ATTEMPTS,
     max_event_age: Duration = TARGET_MAX_EVENT_AGE,
+    event: events.RuleTargetInput | None = None,
 ) -> targets.LambdaFunction:
     """A rule target that retries (by default EventBridge's maximum) and then parks the event."""
     _register(dead_letter_queue, function)
@@ -39,6 +41,7 @@ def rule_target(
         dead_letter_queue=dead_letter_queue,
         retry_attempts=retry_attempts,
         max_event_age=max_event_age,
+        event=event,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import Field
 
 from configpipe.registry import Registry
@@ -31,3 +33,18 @@ def release_registry_document(registry: Registry) -> str:
     return Registry.model_validate({"services": services}).model_dump_json(
         by_alias=True, include={"services": {name: {"publishers", "functions"} for name in services}}
     )
+
+
+class VersionPruneSettings(Settings):
+    """The scheduled version prune (issue 16, configpipe.handlers.version_prune)."""
+
+    release_table: str = Field(alias="RELEASE_TABLE", min_length=1)
+    #: JSON ``{"<function name>": <keep>}``: the functions whose scheduled prune is on, each
+    #: with how many newest versions it always keeps. Written at synth from the same setting
+    #: the IAM policy and the schedules are derived from; a request for any other function is
+    #: refused before any AWS call.
+    prune_functions: str = Field(alias="PRUNE_FUNCTIONS", min_length=2)
+
+    def keep_per_function(self) -> dict[str, int]:
+        parsed = json.loads(self.prune_functions)
+        return {str(name): int(keep) for name, keep in parsed.items()}

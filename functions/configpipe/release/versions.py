@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
 
 from configpipe.release.model import AliasTarget, ReleaseState, normalise_weights
 
@@ -160,3 +161,56 @@ def prune(
         else:
             final.append(d)
     return final
+
+
+# --- the scheduled prune (configpipe.handlers.version_prune) -----------------------------------
+
+INVALID_PRUNE_REQUEST = "INVALID_PRUNE_REQUEST"
+PRUNE_NOT_ENABLED = "PRUNE_NOT_ENABLED"
+
+
+class VersionPruneRequest(BaseModel):
+    """What a prune schedule sends (a rule's fixed input). A command: unknown fields are refused,
+    and ``keep`` is not part of it — it comes from the function's settings, like the list of
+    functions it may prune, so an invocation cannot widen what is deleted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    function: str = Field(min_length=1, max_length=140)
+
+
+def prune_refusal(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def prune_outcome(function: str, keep: int, decisions: Sequence[PruneDecision]) -> dict[str, Any]:
+    """What the scheduled prune logs and returns (the CLI's ``--output json`` has the same
+    ``versions`` rows)."""
+    return {
+        "function": function,
+        "keep": keep,
+        "deleted": [d.version for d in decisions if d.action == "delete"],
+        "versions": [{"version": d.version, "action": d.action, "reason": d.reason} for d in decisions],
+    }
+
+
+class ScheduledPrune:
+    """Prunes only the functions its settings enable, each with its own ``keep``."""
+
+    def __init__(self, keep_per_function: dict[str, int], lam: LambdaVersions, store: ReleaseStore) -> None:
+        self._keep = keep_per_function
+        self._lam = lam
+        self._store = store
+
+    def handle(self, request: VersionPruneRequest) -> dict[str, Any]:
+        keep = self._keep.get(request.function)
+        if keep is None:
+            return prune_refusal(
+                PRUNE_NOT_ENABLED,
+                f"the scheduled prune is not enabled for {request.function} "
+                f"(enabled: {', '.join(sorted(self._keep)) or 'none'})",
+            )
+        decisions = prune(
+            self._lam, lambda: needed_versions(self._lam, self._store, request.function), request.function, keep
+        )
+        return prune_outcome(request.function, keep, decisions)
