@@ -8,7 +8,8 @@ instead of producing a template that fails at deploy time or, worse, at run time
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from aws_cdk import aws_logs as logs
@@ -101,7 +102,7 @@ class PipelineSettings:
     allow_sensitive_values_in_clear: bool = False
     #: The scheduled version prune (issue 16), per registered release function; empty (the
     #: default) means no prune function, no schedule and no lambda:DeleteFunction anywhere.
-    version_prune: dict[str, VersionPruneSchedule] = field(default_factory=dict)
+    version_prune: dict[str, VersionPruneSchedule] = dataclass_field(default_factory=dict)
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -274,6 +275,8 @@ def _version_prune(raw: Any, registry: Registry) -> dict[str, VersionPruneSchedu
             raise SettingsError(f"{where}.keep", f"{keep!r} is not an integer >= 1")
         schedule = entry.get("schedule", VersionPruneSchedule.schedule)
         if not isinstance(schedule, str) or not _SCHEDULE.fullmatch(schedule):
-            raise SettingsError(f"{where}.schedule", f"{schedule!r} is not a rate(...) or cron(...) expression")
+            raise SettingsError(
+                f"{where}.schedule", f"{schedule!r} is not a rate(...) or cron(...) expression"
+            )
         parsed[function] = VersionPruneSchedule(keep=keep, schedule=schedule)
     return parsed

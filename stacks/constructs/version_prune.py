@@ -53,7 +53,9 @@ class VersionPrune(Construct):
         super().__init__(scope, construct_id)
         schedules = settings.version_prune
         if not schedules:
-            raise ValueError("VersionPrune needs at least one function in versionPrune (it is off by default)")
+            raise ValueError(
+                "VersionPrune needs at least one function in versionPrune (it is off by default)"
+            )
         stack = Stack.of(self)
         self.dlq = DeadLetterQueue(self, "FailureDLQ", failure_path="the scheduled version prune")
         self.function = ObservedFunction(
@@ -74,7 +76,9 @@ class VersionPrune(Construct):
         park_async_failures(self.function.function, self.dlq)
 
         functions = sorted(schedules)
-        base = [f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:{fn}" for fn in functions]
+        base = [
+            f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:{fn}" for fn in functions
+        ]
         self.function.allow(["lambda:ListVersionsByFunction", "lambda:ListAliases"], base)
         self.function.allow(["lambda:DeleteFunction"], [f"{arn}:*" for arn in base])
         self.function.allow(["dynamodb:Query"], [f"{release_table.table_arn}/index/{ALIAS_INDEX}"])

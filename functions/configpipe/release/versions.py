@@ -211,6 +211,9 @@ class ScheduledPrune:
                 f"(enabled: {', '.join(sorted(self._keep)) or 'none'})",
             )
         decisions = prune(
-            self._lam, lambda: needed_versions(self._lam, self._store, request.function), request.function, keep
+            self._lam,
+            lambda: needed_versions(self._lam, self._store, request.function),
+            request.function,
+            keep,
         )
         return prune_outcome(request.function, keep, decisions)

@@ -38,10 +38,13 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 def test_off_by_default_no_prune_function_no_schedule_no_delete(template_json: dict[str, Any]) -> None:
     # Given cdk.json as shipped (no versionPrune)
-    handlers = [f["Properties"].get("Handler") for f in resources(template_json, "AWS::Lambda::Function").values()]
+    handlers = [
+        f["Properties"].get("Handler") for f in resources(template_json, "AWS::Lambda::Function").values()
+    ]
     assert HANDLER not in handlers
     assert not any(
-        "lambda:DeleteFunction" in _actions(s) or "lambda:*" in _actions(s) for s in _statements(template_json)
+        "lambda:DeleteFunction" in _actions(s) or "lambda:*" in _actions(s)
+        for s in _statements(template_json)
     )
     rule_inputs = [
         t.get("Input", "")
@@ -63,7 +66,9 @@ def enabled(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
     return json.loads(template_file.read_text()), template_file
 
 
-def test_on_deletes_only_qualified_versions_of_the_listed_function(enabled: tuple[dict[str, Any], Path]) -> None:
+def test_on_deletes_only_qualified_versions_of_the_listed_function(
+    enabled: tuple[dict[str, Any], Path],
+) -> None:
     template_json, _ = enabled
     deletes = [s for s in _statements(template_json) if "lambda:DeleteFunction" in _actions(s)]
     # Exactly one statement, DeleteFunction alone, on checkout-api's qualified ARNs only
@@ -96,9 +101,7 @@ def test_on_lists_and_queries_exactly(enabled: tuple[dict[str, Any], Path]) -> N
                         Match.object_like(
                             {
                                 "Action": ["lambda:ListVersionsByFunction", "lambda:ListAliases"],
-                                "Resource": {
-                                    "Fn::Join": ["", Match.array_with([":function:checkout-api"])]
-                                },
+                                "Resource": {"Fn::Join": ["", Match.array_with([":function:checkout-api"])]},
                             }
                         ),
                         Match.object_like(
@@ -117,15 +120,21 @@ def test_on_lists_and_queries_exactly(enabled: tuple[dict[str, Any], Path]) -> N
 def test_on_one_schedule_per_function_with_its_name_as_input(enabled: tuple[dict[str, Any], Path]) -> None:
     template_json, _ = enabled
     prune_fn = [
-        k for k, f in resources(template_json, "AWS::Lambda::Function").items() if f["Properties"]["Handler"] == HANDLER
+        k
+        for k, f in resources(template_json, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == HANDLER
     ]
     assert len(prune_fn) == 1
-    env = resources(template_json, "AWS::Lambda::Function")[prune_fn[0]]["Properties"]["Environment"]["Variables"]
+    env = resources(template_json, "AWS::Lambda::Function")[prune_fn[0]]["Properties"]["Environment"][
+        "Variables"
+    ]
     assert json.loads(env["PRUNE_FUNCTIONS"]) == {"checkout-api": 3}
     schedules = [
         rule["Properties"]
         for rule in resources(template_json, "AWS::Events::Rule").values()
-        if any(t["Arn"] == {"Fn::GetAtt": [prune_fn[0], "Arn"]} for t in rule["Properties"].get("Targets", []))
+        if any(
+            t["Arn"] == {"Fn::GetAtt": [prune_fn[0], "Arn"]} for t in rule["Properties"].get("Targets", [])
+        )
     ]
     assert [s["ScheduleExpression"] for s in schedules] == ["rate(12 hours)"]
     (target,) = schedules[0]["Targets"]
