@@ -64,7 +64,10 @@ def handler(event: Any, context: LambdaContext, service: ScheduledPrune | None =
             raise
     if "error" in answer:
         metrics.add_metric(name=VERSION_PRUNES_FAILED, unit=MetricUnit.Count, value=1)
-        logger.warning("version prune refused", extra=answer["error"])
+        logger.warning(
+            "version prune refused",
+            extra={"code": answer["error"]["code"], "why": answer["error"]["message"]},
+        )
         return answer
     metrics.add_metric(name=VERSIONS_PRUNED, unit=MetricUnit.Count, value=len(answer["deleted"]))
     logger.info("version prune", extra=answer)
