@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from configpipe.handlers import version_prune
 from configpipe.release.settings import VersionPruneSettings
@@ -124,7 +125,7 @@ def test_a_failed_run_is_counted_and_re_raised_so_it_is_retried_and_alarmed(
 ) -> None:
     # Given the release table cannot be read (the references are unknown)
     capsys.readouterr()
-    with pytest.raises(Exception, match="ResourceNotFound|not found"):
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
         _run({"function": FUNCTION}, table="no-such-table")
     # Then nothing was deleted and the failure was counted
     assert _published(referenced) == [str(n) for n in range(1, 9)]
