@@ -71,6 +71,7 @@ class ReleaseReasonCode(StrEnum):
     RELEASE_NOT_ACTIVE = "RELEASE_NOT_ACTIVE"
     CONTROL_ID_CONFLICT = "CONTROL_ID_CONFLICT"
     ANALYSIS_NOT_APPLICABLE = "ANALYSIS_NOT_APPLICABLE"  # analysis on a strategy with no split step
+    BETA_ALIAS_IN_USE = "BETA_ALIAS_IN_USE"  # another active release shifts or maintains that alias
 
 
 class ReleaseOutcomeCode(StrEnum):

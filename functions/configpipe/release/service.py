@@ -222,6 +222,9 @@ class ReleaseService:
             validated = validate_request(request, source, self._registry, self._aliases, self._health)
         except ReleaseRejectedError as e:
             return self._reject(request.release_id, "request", source, e.reasons, request=request)
+        collision = self._alias_collision(request)
+        if collision is not None:
+            return self._reject(request.release_id, "request", source, [collision], request=request)
 
         now = self._clock()
         alias_state = validated.alias_state
@@ -306,6 +309,36 @@ class ReleaseService:
         )
         self._announce([entry])
         return RequestResult("accepted", request.release_id, state=self.reconcile(request.release_id))
+
+    def _alias_collision(self, request: ReleaseRequested) -> ReleaseReason | None:
+        """Another active release of the same function shifts this request's beta alias, or
+        maintains it (or this request's alias) as its own beta alias: both would repoint the
+        same alias and each restore it differently. Read from the active releases in the lock
+        table's queue index (it may lag a second: two requests racing within it are not caught;
+        a release on the *same* alias is refused by the alias lock itself, RELEASE_IN_PROGRESS)."""
+        beta = request.beta_alias_name
+        for release_id in self._store.active_release_ids():
+            other = self._store.get(release_id)
+            if other is None or other.status.terminal or other.function != request.function:
+                continue
+            if other.release_id == request.release_id or other.alias == request.alias:
+                continue
+            if beta is not None and beta in (other.alias, other.beta_alias):
+                role = "shifts" if beta == other.alias else "maintains as its beta alias"
+                return ReleaseReason(
+                    code=ReleaseReasonCode.BETA_ALIAS_IN_USE,
+                    message=f"active release {other.release_id} {role} {request.function}:{beta}; "
+                    "name another betaAlias, or false for none",
+                    field="betaAlias",
+                )
+            if other.beta_alias == request.alias:
+                return ReleaseReason(
+                    code=ReleaseReasonCode.BETA_ALIAS_IN_USE,
+                    message=f"{request.function}:{request.alias} is the beta alias of active release "
+                    f"{other.release_id}; wait for it, or promote or abort it",
+                    field="alias",
+                )
+        return None
 
     def _duplicate(self, existing: ReleaseState, request: ReleaseRequested, source: str) -> RequestResult:
         if existing.request_hash != request_hash(request):
