@@ -76,8 +76,26 @@ def release_view(state: ReleaseState, history: list[HistoryEntry], alarms: dict[
         "outcome": {"code": state.outcome.code.value, "message": state.outcome.message}
         if state.outcome
         else None,
+        "analysis": current_verdict(state, history),
         "history": [history_view(e) for e in history],
     }
+
+
+def current_verdict(state: ReleaseState, history: list[HistoryEntry]) -> dict[str, Any] | None:
+    """The newest analysis verdict and its figures (issue 16), from what is already read: the
+    verdict that ended the release, else the current step's passing verdict (announced only when
+    the step is left), else the newest one announced (a hold, or the step just left). None for a
+    release without analysis or before its first verdict."""
+    verdict = (state.outcome.analysis if state.outcome else None) or state.step_verdict
+    if verdict is not None:
+        dumped: dict[str, Any] = verdict.model_dump(mode="json", by_alias=True)
+        return dumped
+    for entry in reversed(history):
+        analysis = entry.detail.get("analysis")
+        # ReleaseStarted's "analysis" is the configuration, not a verdict
+        if isinstance(analysis, dict) and "verdict" in analysis:
+            return analysis
+    return None
 
 
 # --- Rich -----------------------------------------------------------------------------------
@@ -131,10 +149,36 @@ def _summary_grid(view: dict[str, Any]) -> Table:
     ]
     if hooks:
         grid.add_row("hooks", Text(", ".join(hooks)))
+    if view.get("analysis"):
+        grid.add_row("analysis", _analysis_text(view["analysis"]))
     if view["outcome"]:
         grid.add_row("outcome", Text(f"{view['outcome']['code']}: {view['outcome']['message']}", style="red"))
     grid.add_row("by", Text(f"{view['author']} ({view['source']}): {view['reason']}"))
     return grid
+
+
+_VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
+
+
+def _figure(value: Any) -> str:
+    return "-" if value is None else f"{float(value):g}"
+
+
+def _analysis_text(verdict: dict[str, Any]) -> Text:
+    text = Text(str(verdict.get("verdict")), style=_VERDICT_STYLE.get(str(verdict.get("verdict")), ""))
+    text += Text(
+        f" at {_figure(verdict.get('stepPercent'))}%: v{verdict.get('candidateVersion')} "
+        f"{_figure(verdict.get('candidateInvocations'))} invocations, v{verdict.get('baselineVersion')} "
+        f"{_figure(verdict.get('baselineInvocations'))}"
+    )
+    for gate in verdict.get("gates", []):
+        text += Text(f"\n  {gate.get('gate')}: ")
+        text += Text(str(gate.get("verdict")), style=_VERDICT_STYLE.get(str(gate.get("verdict")), ""))
+        text += Text(
+            f" (candidate {_figure(gate.get('candidate'))}, baseline {_figure(gate.get('baseline'))}, "
+            f"limit {_figure(gate.get('limit'))})"
+        )
+    return text
 
 
 def panel(view: dict[str, Any]) -> Panel:
