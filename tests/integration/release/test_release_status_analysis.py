@@ -4,6 +4,7 @@ the JSON view and the Rich summary, from the state and history it already reads.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 
@@ -12,7 +13,7 @@ from tests.integration.release.conftest import TEAM, Env, request
 from tests.integration.release.test_release_analysis import ANALYSIS, healthy_split
 
 
-def _views(env: Env) -> tuple[dict, str]:  # type: ignore[type-arg]
+def _views(env: Env) -> tuple[dict[str, Any], str]:
     state, history = env.service().status("rel-1")
     assert state is not None
     view = release_view(state, history, {})
