@@ -86,6 +86,7 @@ bench: setup
 	$(PY) scripts/bench_write_path.py
 	$(PY) scripts/bench_fanout.py
 	$(PY) scripts/bench_cold_start.py
+	$(PY) scripts/bench_memory.py
 	$(PY) scripts/bench_e2e.py
 	$(PY) scripts/bench_cost.py
 	$(PY) scripts/rollout_stats.py

@@ -157,7 +157,19 @@ def main() -> None:
         type=Path,
         help="another copy of functions/ (e.g. `git worktree` of main) measured in the same rounds",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="MODULE",
+        help="measure only these handler modules (e.g. sample_service.app)",
+    )
     args = parser.parse_args()
+    if args.only:
+        unknown = set(args.only) - set(HANDLERS)
+        if unknown:
+            parser.error(f"not a handler module: {', '.join(sorted(unknown))}")
+        for module in set(HANDLERS) - set(args.only):
+            del HANDLERS[module]
     other: dict[str, list[float]] = {module: [] for module in HANDLERS}
     clients = {module: run(DISCOVER.format(module=module), environment(module)) for module in HANDLERS}
     samples: dict[str, list[dict[str, float]]] = {module: [] for module in HANDLERS}

@@ -43,6 +43,9 @@ SHOWN: dict[str, tuple[str, str]] = {
     "client.calls_to_cache_20_keys.configpipe": ("AWS calls to cache 20 keys: configpipe", ""),
     "client.calls_to_cache_20_keys.powertools": ("… Powertools, one parameter per call", ""),
     "anchor.source_poll_interval_s": ("the source material's poll interval (stated)", ""),
+    "memory.update_handler_peak_mib": ("update handler peak RSS as deployed, after 3 updates", "≤ 45 MiB"),
+    "memory.boto3_and_clients_peak_mib": ("… boto3 + its DynamoDB and SSM clients, one call each", ""),
+    "memory.boto3_import_peak_mib": ("… `import boto3` alone", ""),
 }
 
 

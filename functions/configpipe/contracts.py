@@ -67,6 +67,27 @@ ROLLOUT_EVENT_TYPES = (
 )
 
 
+
+class EventBridgeEnvelope(BaseModel):
+    """The EventBridge envelope every contract travels in, checked as Powertools'
+    ``EventBridgeModel`` checks it (same fields, same aliases, unknown fields ignored). Here so
+    that a function reads a contract from an event with this and the contract's own
+    ``model_validate``: importing Powertools' parser loads a model of every AWS event source
+    (about 4 MiB and a tenth of an update handler's cold start)."""
+
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
+
+    version: str
+    id: str
+    source: str
+    account: str
+    time: datetime
+    region: str
+    resources: list[str]
+    detail_type: str = Field(alias="detail-type")
+    detail: dict[str, Any]
+    replay_name: str | None = Field(default=None, alias="replay-name")
+
 # --- shared field rules -------------------------------------------------------------------
 
 GLOBAL_SERVICE = "global"

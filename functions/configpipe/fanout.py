@@ -29,6 +29,7 @@ from configpipe.contracts import (
     ConfigurationRolloutEvent,
     ConfigurationUpdated,
     DetailType,
+    EventBridgeEnvelope,
 )
 from configpipe.errors import ConfigpipeError
 from configpipe.observability import logger
@@ -54,9 +55,7 @@ def parse_announcement(event: dict[str, Any]) -> Announcement:
     """The EventBridge event's detail as the contract its ``detail-type`` names (raises
     pydantic's ``ValidationError`` for a malformed one, :class:`UnknownAnnouncementError` for
     another detail-type)."""
-    from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-
-    envelope = EventBridgeModel.model_validate(event)
+    envelope = EventBridgeEnvelope.model_validate(event)
     if envelope.detail_type == DetailType.CONFIGURATION_UPDATED.value:
         return ConfigurationUpdated.model_validate(envelope.detail)
     if envelope.detail_type in {t.value for t in ROLLOUT_EVENT_TYPES}:

@@ -3,8 +3,8 @@
 :func:`config_update_handler` returns a Lambda handler for the two kinds of announcement
 the propagator fans out, told apart by the EventBridge ``detail-type``:
 
-* ``ConfigurationUpdated`` — parsed with the contracts model (Powertools parser; fields added
-  by a newer pipeline are ignored, as for every announcement), dropped if
+* ``ConfigurationUpdated`` — parsed with the contracts model (in the contracts' EventBridge
+  envelope; fields added by a newer pipeline are ignored, as for every announcement), dropped if
   its version is not newer than the one already applied for the key, the value read when
   not inline (exactly that version, from SSM or Secrets Manager; a secret never travels on
   the bus), the service's ``on_update(update, value)`` called, then the
@@ -59,15 +59,15 @@ def config_update_handler(
     """A Lambda handler for ``service``'s config updates and rollout announcements.
     ``parameters`` / ``secrets`` default to the client's stores (or fresh ones) and are
     injectable for tests. Without ``on_rollout`` a rollout event is only applied to the client."""
-    # Imported here, not at module import: the parser and the contracts pull in pydantic,
-    # which only the update handler (not every reader of the client) needs.
-    from aws_lambda_powertools.utilities.parser import envelopes, parse
+    # Imported here, not at module import: the contracts pull in pydantic, which only the
+    # update handler (not every reader of the client) needs.
     from pydantic import ValidationError
 
     from configpipe.contracts import (
         ROLLOUT_EVENT_TYPES,
         ConfigurationRolloutEvent,
         ConfigurationUpdated,
+        EventBridgeEnvelope,
         RolloutStatus,
     )
     from configpipe.untrusted import validation_summary
@@ -148,7 +148,7 @@ def config_update_handler(
         detail_type = detail_type if isinstance(detail_type, str) else None
         model = ConfigurationRolloutEvent if detail_type in rollout_types else ConfigurationUpdated
         try:
-            announcement = parse(event=event, model=model, envelope=envelopes.EventBridgeEnvelope)
+            announcement = model.model_validate(EventBridgeEnvelope.model_validate(event).detail)
         except ValidationError as error:
             # Not an announcement the pipeline could have made: acting on it, or failing so
             # Lambda retries it into the DLQ, would both be wrong. Refused, bounded, logged.

@@ -9,6 +9,14 @@ them in one interpreter would not be faithful.)
 
 An invocation takes an idle environment or starts a new one (up to ``max_concurrency``), runs
 with the function's timeout, and is discarded on a timeout or a crash, as Lambda does.
+
+A new environment first runs Lambda's Init phase (the handler module's import) under its own
+limit, :data:`INIT_TIMEOUT_S`, outside the invocation's timeout. An init that fails or outlasts
+that limit is discarded and retried once more in a fresh environment at the invocation, where
+it counts against the function's timeout (Lambda's "suppressed init"). One environment of a
+function initialises at a time; other invocations needing a new one wait for it (and take an
+environment that became idle meanwhile), so concurrent cold starts on a small machine do not
+slow each other into timeouts.
 """
 
 from __future__ import annotations
@@ -26,7 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from configpipe_tools.local import worker
 from configpipe_tools.local.worker import RUNTIME_FD_VARIABLE
+
+#: Lambda's limit on an on-demand environment's Init phase (extensions, runtime, the handler
+#: module's static code); it is not part of the function's timeout.
+INIT_TIMEOUT_S = 10.0
+#: The worker runs as a script, by path: the runner's own copy of it, whatever package an
+#: environment's ``PYTHONPATH`` or an editable install would resolve ``configpipe_tools`` to.
+_WORKER_SCRIPT = str(Path(worker.__file__).resolve())
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,8 @@ class InvocationResult:
     payload: bytes = b"null"
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
+    #: the Init phase this invocation waited for (a cold start), as Lambda's REPORT line has it
+    init_duration_ms: float | None = None
 
     def error_payload(self) -> bytes:
         return json.dumps(self.error or {}).encode()
@@ -65,6 +83,7 @@ class _Environment:
     process: subprocess.Popen[bytes]
     runtime: int  # read end of the runtime pipe
     buffer: bytes = b""
+    stopped: bool = False
 
     @property
     def alive(self) -> bool:
@@ -80,9 +99,12 @@ class FunctionRuntime:
     task_root: Path
     log_file: Path
     max_concurrency: int = 4
+    init_timeout: float = INIT_TIMEOUT_S
     _idle: list[_Environment] = field(default_factory=list)
     _busy: int = 0
     _closed: bool = False
+    #: an environment of this function is in its Init phase (one at a time)
+    _initialising: bool = False
     _condition: threading.Condition = field(default_factory=threading.Condition)
 
     def environment_variables(self) -> dict[str, str]:
@@ -104,10 +126,17 @@ class FunctionRuntime:
         }
 
     def invoke(self, payload: bytes, *, invoked_arn: str | None = None) -> InvocationResult:
-        environment = self._acquire()
         request_id = str(uuid.uuid4())
+        arn = invoked_arn or self.spec.arn
+        environment = self._acquire()
         try:
-            result = self._run(environment, request_id, payload, invoked_arn or self.spec.arn)
+            if environment is None:
+                environment, result = self._cold_start(request_id, payload, arn)
+            else:
+                started = time.monotonic()
+                result = self._run(
+                    environment, request_id, payload, arn, started, started + self.spec.timeout
+                )
         finally:
             self._release(environment)
         return result
@@ -122,7 +151,9 @@ class FunctionRuntime:
 
     # --- pool -------------------------------------------------------------------------
 
-    def _acquire(self) -> _Environment:
+    def _acquire(self) -> _Environment | None:
+        """A warm environment, or ``None``: the caller holds a new environment's slot and the
+        function's init turn, and must start it (:meth:`_cold_start`)."""
         with self._condition:
             while True:
                 if self._closed:
@@ -132,35 +163,81 @@ class FunctionRuntime:
                     if environment.alive:
                         self._busy += 1
                         return environment
-                if self._busy < self.max_concurrency:
+                    _stop(environment)
+                if self._busy < self.max_concurrency and not self._initialising:
                     self._busy += 1
-                    break
+                    self._initialising = True
+                    return None
                 self._condition.wait(timeout=1)
-        try:
-            return self._start()
-        except BaseException:
-            with self._condition:
-                self._busy -= 1
-                self._condition.notify()
-            raise
 
-    def _release(self, environment: _Environment) -> None:
+    def _init_done(self) -> None:
+        with self._condition:
+            self._initialising = False
+            self._condition.notify_all()
+
+    def _release(self, environment: _Environment | None) -> None:
         with self._condition:
             self._busy -= 1
-            if environment.alive and not self._closed:
+            if environment is not None and environment.alive and not self._closed:
                 self._idle.append(environment)
-                environment = None  # type: ignore[assignment]
-            self._condition.notify()
+                environment = None
+            self._condition.notify_all()
         if environment is not None:
             _stop(environment)
+
+    def _cold_start(
+        self, request_id: str, payload: bytes, arn: str
+    ) -> tuple[_Environment | None, InvocationResult]:
+        """Init a new environment, then run the invocation in it. Holds the function's init
+        turn until the environment's init has ended, however it ends."""
+        environment: _Environment | None = None
+        suppressed = False
+        try:
+            environment = self._start()
+            began = time.monotonic()
+            init = _read_line(environment, began + self.init_timeout)
+            if init is None or not json.loads(init)["ok"]:
+                # Lambda discards an environment whose init failed or outlasted its limit and
+                # inits a fresh one at the invocation, inside the function's timeout.
+                status = "timeout" if init is None else "error"
+                elapsed = (time.monotonic() - began) * 1000
+                self._log(f"INIT_REPORT Init Duration: {elapsed:.2f} ms\tPhase: init\tStatus: {status}")
+                _stop(environment, kill=True)
+                suppressed = True
+                started = time.monotonic()
+                environment = self._start()
+                init = _read_line(environment, started + self.spec.timeout)
+        except BaseException:
+            if environment is not None:
+                _stop(environment, kill=True)
+            raise
+        finally:
+            self._init_done()
+        if not suppressed:
+            started = time.monotonic()
+        deadline = started + self.spec.timeout
+        if init is None:
+            return environment, self._outcome_of_silence(environment, request_id, started)
+        answer = json.loads(init)
+        if not answer["ok"]:
+            self._log(
+                f"INIT_REPORT Init Duration: {answer['durationMs']:.2f} ms\tPhase: invoke\tStatus: error"
+            )
+            _stop(environment, kill=True)
+            return environment, InvocationResult(
+                request_id, False, error=answer["error"], duration_ms=(time.monotonic() - started) * 1000
+            )
+        result = self._run(environment, request_id, payload, arn, started, deadline)
+        result.init_duration_ms = answer["durationMs"]
+        return environment, result
 
     def _start(self) -> _Environment:
         read_end, write_end = os.pipe()
         env = {**self.environment_variables(), RUNTIME_FD_VARIABLE: str(write_end)}
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "configpipe_tools.local.worker"],
+            process = subprocess.Popen(  # noqa: S603 - this interpreter and our own worker script
+                [sys.executable, _WORKER_SCRIPT],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
@@ -173,14 +250,20 @@ class FunctionRuntime:
 
     # --- one invocation -----------------------------------------------------------------
 
-    def _run(self, environment: _Environment, request_id: str, payload: bytes, arn: str) -> InvocationResult:
-        started = time.monotonic()
-        deadline = started + self.spec.timeout
+    def _run(
+        self,
+        environment: _Environment,
+        request_id: str,
+        payload: bytes,
+        arn: str,
+        started: float,
+        deadline: float,
+    ) -> InvocationResult:
         request = {
             "requestId": request_id,
             "payload": payload.decode(),
             "invokedArn": arn,
-            "deadlineMs": int((time.time() + self.spec.timeout) * 1000),
+            "deadlineMs": int((time.time() + deadline - time.monotonic()) * 1000),
         }
         stdin = environment.process.stdin
         assert stdin is not None
@@ -191,23 +274,32 @@ class FunctionRuntime:
             return self._failed(environment, request_id, started, "Runtime.ExitError", "environment exited")
         line = _read_line(environment, deadline)
         if line is None:
-            if environment.alive:
-                message = f"Task timed out after {self.spec.timeout:.2f} seconds"
-                return self._failed(environment, request_id, started, "Sandbox.Timedout", message)
-            code = environment.process.returncode
-            return self._failed(environment, request_id, started, "Runtime.ExitError", f"exit status {code}")
+            return self._outcome_of_silence(environment, request_id, started)
         answer = json.loads(line)
         duration = (time.monotonic() - started) * 1000
         if answer["ok"]:
             return InvocationResult(request_id, True, answer["payload"].encode(), duration_ms=duration)
         return InvocationResult(request_id, False, error=answer["error"], duration_ms=duration)
 
+    def _outcome_of_silence(
+        self, environment: _Environment, request_id: str, started: float
+    ) -> InvocationResult:
+        """No answer by the deadline: a timeout, or the environment died."""
+        if environment.alive:
+            message = f"Task timed out after {self.spec.timeout:.2f} seconds"
+            return self._failed(environment, request_id, started, "Sandbox.Timedout", message)
+        code = environment.process.returncode
+        return self._failed(environment, request_id, started, "Runtime.ExitError", f"exit status {code}")
+
+    def _log(self, line: str) -> None:
+        with open(self.log_file, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
     def _failed(
         self, environment: _Environment, request_id: str, started: float, error_type: str, message: str
     ) -> InvocationResult:
         _stop(environment, kill=True)  # Lambda discards an environment after a timeout or crash
-        with open(self.log_file, "a", encoding="utf-8") as log:
-            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {request_id} {message}\n")
+        self._log(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {request_id} {message}")
         return InvocationResult(
             request_id,
             False,
@@ -232,6 +324,11 @@ def _read_line(environment: _Environment, deadline: float) -> bytes | None:
 
 
 def _stop(environment: _Environment, *, kill: bool = False) -> None:
+    # Once only: closing the runtime pipe's descriptor twice could close another
+    # environment's, which the OS may have given the same number meanwhile.
+    if environment.stopped:
+        return
+    environment.stopped = True
     process = environment.process
     stdin: IO[bytes] | None = process.stdin
     if kill:

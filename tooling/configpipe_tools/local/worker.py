@@ -1,10 +1,13 @@
 """Inside one local execution environment: the function's code, as the Lambda Python runtime runs it.
 
 Started by :mod:`configpipe_tools.local.sandbox` with exactly the function's environment (its template
-variables plus the runtime's reserved ones). The handler module is imported from the handler
-string at the first invocation (the cold start) and then reused, as Lambda reuses a warm
+variables plus the runtime's reserved ones), as a script by path. The handler module is imported
+from the handler string as soon as the worker starts (Lambda's Init phase); the first line on the
+runtime pipe says how that went and how long it took, and the runner times it against the init
+limit, not the function's timeout. The module is then reused, as Lambda reuses a warm
 environment. Requests arrive as JSON lines on stdin; each answer is one JSON line on the
-runtime pipe; stdout and stderr are the function's log stream.
+runtime pipe; stdout and stderr are the function's log stream. Only the standard library is
+imported here: nothing of the runner's is in the function's interpreter.
 """
 
 from __future__ import annotations
@@ -78,8 +81,27 @@ def main() -> None:
     # decides when an environment ends (by closing stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     runtime = os.fdopen(int(os.environ.pop(RUNTIME_FD_VARIABLE)), "w", encoding="utf-8")
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
+        sys.path.pop(0)  # run by path: the runner's modules are not the function's
     sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+    # Init phase: the handler module's static code, timed by the runner against the init limit.
+    began = time.monotonic()
     handler: Callable[[Any, Any], Any] | None = None
+    init_error: dict[str, Any] | None = None
+    try:
+        handler = _load_handler(os.environ["_HANDLER"])
+    except _InitError as error:
+        init_error = error.payload
+        print(json.dumps(init_error), flush=True)
+    except Exception as error:  # the runtime's own failure, reported the same way
+        init_error = _error(error, "Runtime.Unknown")
+        print(json.dumps(init_error), flush=True)
+    init_ms = (time.monotonic() - began) * 1000
+    sys.stderr.flush()
+    runtime.write(json.dumps({"ok": init_error is None, "error": init_error, "durationMs": init_ms}) + "\n")
+    runtime.flush()
+    report_init: float | None = init_ms
     for line in sys.stdin:
         request = json.loads(line)
         request_id = request["requestId"]
@@ -87,8 +109,10 @@ def main() -> None:
         print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
         answer: dict[str, Any]
         try:
-            if handler is None:
-                handler = _load_handler(os.environ["_HANDLER"])
+            if handler is None:  # the runner sends no request to a failed init; answer as Lambda would
+                raise _InitError(
+                    init_error or {"errorMessage": "init failed", "errorType": "Runtime.Unknown"}
+                )
             context = LocalLambdaContext(request_id, request["invokedArn"], request["deadlineMs"])
             result = handler(json.loads(request["payload"]), context)
             answer = {"ok": True, "payload": json.dumps(result)}
@@ -101,7 +125,9 @@ def main() -> None:
             print(json.dumps({**answer["error"], "requestId": request_id}), flush=True)
         elapsed = (time.monotonic() - started) * 1000
         print(f"END RequestId: {request_id}", flush=True)
-        print(f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms", flush=True)
+        init_report = f"\tInit Duration: {report_init:.2f} ms" if report_init is not None else ""
+        report_init = None
+        print(f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms{init_report}", flush=True)
         sys.stderr.flush()
         runtime.write(json.dumps(answer) + "\n")
         runtime.flush()
