@@ -70,9 +70,6 @@ UpdateCallback = Callable[["ConfigurationUpdated", Any], None]
 
 #: The announcement that carries a new version (same as ``DetailType.CONFIGURATION_UPDATED``).
 CONFIGURATION_UPDATED = "ConfigurationUpdated"
-#: The detail-types of rollout announcements start so (``ROLLOUT_EVENT_TYPES``; a test keeps
-#: them in step), kept here so parsing a message needs the contracts only when it is one.
-ROLLOUT_EVENT_PREFIX = "ConfigurationRollout"
 #: Same as the materialiser's default ``inline_value_max_bytes``: a caught-up update carries its
 #: value inline exactly when the announcement would have.
 INLINE_MAX_BYTES = 1024
@@ -401,7 +398,7 @@ class Subscription:
         not acted on: other announcements, or a body the pipeline could not have sent)."""
         from pydantic import ValidationError
 
-        from configpipe.contracts import ConfigurationRolloutEvent, ConfigurationUpdated
+        from configpipe.contracts import ROLLOUT_EVENT_TYPES, ConfigurationRolloutEvent, ConfigurationUpdated
 
         try:
             event = json.loads(message["Body"])
@@ -411,7 +408,7 @@ class Subscription:
         detail_type = event.get("detail-type") if isinstance(event, dict) else None
         if detail_type == CONFIGURATION_UPDATED:
             model: type[ConfigurationUpdated | ConfigurationRolloutEvent] = ConfigurationUpdated
-        elif isinstance(detail_type, str) and detail_type.startswith(ROLLOUT_EVENT_PREFIX):
+        elif isinstance(detail_type, str) and detail_type in {str(t) for t in ROLLOUT_EVENT_TYPES}:
             model = ConfigurationRolloutEvent
         else:
             return None
