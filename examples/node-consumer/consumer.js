@@ -5,9 +5,17 @@
 // published JSON Schema (docs/contracts/ConfigurationUpdated.schema.json; no Python involved),
 // and applies it only if its version is newer than the one it holds for the key: EventBridge
 // and SQS deliver at least once and in no particular order, so a duplicate or an older
-// version must change nothing. Other announcements on the queue (rollout steps, delivery
-// outcomes) are acknowledged and ignored. A message whose detail fails the schema is refused:
-// logged and deleted, never applied (retrying it could not make it valid).
+// version must change nothing. A message whose detail fails the schema is refused: logged
+// and deleted, never applied (retrying it could not make it valid).
+//
+// Progressive rollouts (ConfigurationRollout* announcements, docs/rollouts.md) are validated
+// with their own published schemas and then acknowledged without acting on them: deciding
+// which subjects read a candidate takes configpipe's bucketing, which this example does not
+// port. Ignoring them is safe: a key's candidate version is never announced as
+// ConfigurationUpdated while it rolls out, so this consumer keeps the stable value and moves
+// to the candidate with the completion's ConfigurationUpdated (or to the restoring version
+// after a rollback), like every reader that knows nothing of rollouts. Delivery outcomes are
+// acknowledged and ignored.
 //
 // What it does NOT do, and the Python Subscription does: catch up from the change log after
 // a gap, and read values that are not inline (sensitive, or larger than 1 KiB) from
@@ -39,6 +47,17 @@ const IDLE_EXIT_SECONDS = process.env.IDLE_EXIT_SECONDS ? Number(process.env.IDL
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 addFormats(ajv);
 const validUpdate = ajv.compile(JSON.parse(fs.readFileSync(SCHEMA, "utf8")));
+// Each ConfigurationRollout* detail-type has its schema beside ConfigurationUpdated's.
+const rolloutValidators = new Map();
+function rolloutValidator(detailType) {
+  if (!rolloutValidators.has(detailType)) {
+    const file = path.join(path.dirname(SCHEMA), `${detailType}.schema.json`);
+    // A detail-type newer than the published schemas: acknowledged, like any unknown one.
+    const validate = fs.existsSync(file) ? ajv.compile(JSON.parse(fs.readFileSync(file, "utf8"))) : null;
+    rolloutValidators.set(detailType, validate);
+  }
+  return rolloutValidators.get(detailType);
+}
 
 function loadState() {
   try {
@@ -67,8 +86,12 @@ function handle(body, state) {
   } catch {
     return { outcome: "refused", reason: "not JSON" };
   }
-  if (!event || event["detail-type"] !== "ConfigurationUpdated") {
-    return { outcome: "ignored", detailType: event && event["detail-type"] };
+  const detailType = event && typeof event === "object" ? event["detail-type"] : undefined;
+  if (typeof detailType === "string" && detailType.startsWith("ConfigurationRollout")) {
+    return rolloutOutcome(detailType, event.detail);
+  }
+  if (detailType !== "ConfigurationUpdated") {
+    return { outcome: "ignored", detailType };
   }
   const detail = event.detail;
   if (!validUpdate(detail)) {
@@ -87,6 +110,25 @@ function handle(body, state) {
     value: detail.valueInline ? detail.value : null,
   };
   return { outcome: "applied", scope, version: detail.version, previouslyHeld: held };
+}
+
+/** A rollout announcement: checked against its schema, then acknowledged and not acted on. */
+function rolloutOutcome(detailType, detail) {
+  const validate = rolloutValidator(detailType);
+  if (validate === null) return { outcome: "ignored", detailType };
+  if (!validate(detail)) {
+    const errors = validate.errors.map((e) => `${e.instancePath || "/"} ${e.message}`);
+    return { outcome: "refused", reason: "schema", detailType, errors };
+  }
+  return {
+    outcome: "ignored",
+    detailType,
+    scope: `${detail.service}/${detail.environment}/${detail.key}`,
+    rolloutId: detail.rolloutId,
+    status: detail.status,
+    candidateVersion: detail.candidateVersion,
+    sequence: detail.sequence,
+  };
 }
 
 async function main() {
@@ -120,7 +162,7 @@ async function main() {
 
 function versionOf(body) {
   try {
-    const v = JSON.parse(body).detail.version;
+    const v = JSON.parse(body).detail.version; // undefined for anything but an update: first
     return Number.isInteger(v) ? v : 0;
   } catch {
     return 0;

@@ -67,7 +67,6 @@ ROLLOUT_EVENT_TYPES = (
 )
 
 
-
 class EventBridgeEnvelope(BaseModel):
     """The EventBridge envelope every contract travels in, checked as Powertools'
     ``EventBridgeModel`` checks it (same fields, same aliases, unknown fields ignored). Here so
@@ -87,6 +86,7 @@ class EventBridgeEnvelope(BaseModel):
     detail_type: str = Field(alias="detail-type")
     detail: dict[str, Any]
     replay_name: str | None = Field(default=None, alias="replay-name")
+
 
 # --- shared field rules -------------------------------------------------------------------
 

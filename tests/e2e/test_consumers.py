@@ -17,8 +17,10 @@ import pytest
 
 from configpipe.changelog import ChangeLog
 from configpipe.client import Subscription, SubscriptionScope
+from configpipe.contracts import RolloutAction
 from configpipe.stores import ParameterStore, SecretStore
 from tests.e2e.conftest import REPO, LocalStack, eventually
+from tests.e2e.test_rollouts import control
 
 CHECKOUT = "configpipe.team.checkout"
 EXAMPLE = REPO / "examples" / "node-consumer"
@@ -103,6 +105,82 @@ def test_the_node_example_validates_with_the_schema_and_applies_by_version(
         "deleted": False,
         "valueInline": True,
         "value": 3,
+    }
+
+
+def run_node_example(local: LocalStack, example: Path, queue_url: str, state: Path) -> list[dict[str, Any]]:
+    """Run the example until the queue is idle; its log entries."""
+    environment = {
+        "PATH": os.environ["PATH"],
+        "QUEUE_URL": queue_url,
+        "STATE_FILE": str(state),
+        "IDLE_EXIT_SECONDS": "5",
+        "AWS_ENDPOINT_URL": local.url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    run = subprocess.run(
+        ["node", "consumer.js"], cwd=example, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    return [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+
+
+def test_the_node_example_keeps_the_stable_value_through_a_rollout_and_takes_the_completed_one(
+    local: LocalStack, unique: str, node_example: Path, tmp_path: Path
+) -> None:
+    # Given v1 of a checkout key applied by the example, then v2 started as a slow canary
+    key = f"node-rollout-{unique}"
+    scope = f"checkout/development/{key}"
+    queue_url = local.client("sqs").get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    state = tmp_path / "state.json"
+    put_versions(local, key, "off")
+    local.put_change(
+        CHECKOUT,
+        service="checkout",
+        key=key,
+        value="on",
+        rollout={"strategy": "Linear10PercentEvery10Minutes"},
+    )
+    eventually(lambda: local.bus.events("ConfigurationRolloutStarted", key=key), what="rollout started")
+
+    # When the example runs during the rollout
+    during = run_node_example(local, node_example, queue_url, state)
+
+    # Then it validated the start with its schema and acknowledged it, and keeps the stable v1
+    started = [
+        e for e in during if e.get("scope") == scope and e.get("detailType") == "ConfigurationRolloutStarted"
+    ]
+    assert [(e["outcome"], e["status"], e["candidateVersion"]) for e in started] == [
+        ("ignored", "ROLLING_OUT", 2)
+    ]
+    assert not [
+        e
+        for e in during
+        if e["outcome"] == "refused" and e.get("detailType", "").startswith("ConfigurationRollout")
+    ]
+    assert json.loads(state.read_text())[scope]["value"] == "off"
+
+    # When the rollout is promoted and the example runs again
+    control(local, CHECKOUT, key, RolloutAction.PROMOTE)
+    eventually(
+        lambda: [e for e in local.bus.events("ConfigurationUpdated", key=key) if e["detail"]["version"] == 2],
+        what="the completion's ConfigurationUpdated",
+    )
+    after = run_node_example(local, node_example, queue_url, state)
+
+    # Then it acknowledged the completion and applied v2 from its ConfigurationUpdated
+    outcomes = [
+        (e["outcome"], e.get("detailType"), e.get("version")) for e in after if e.get("scope") == scope
+    ]
+    assert ("ignored", "ConfigurationRolloutCompleted", None) in outcomes
+    assert ("applied", None, 2) in outcomes
+    assert json.loads(state.read_text())[scope] == {
+        "version": 2,
+        "deleted": False,
+        "valueInline": True,
+        "value": "on",
     }
 
 

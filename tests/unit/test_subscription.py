@@ -10,6 +10,7 @@ import json
 import random
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -17,12 +18,15 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from configpipe.changelog import ChangeLog
-from configpipe.client import Backoff, Subscription, SubscriptionScope
-from configpipe.contracts import ConfigurationUpdated
+from configpipe.client import Backoff, ConfigClient, Subscription, SubscriptionScope
+from configpipe.contracts import ConfigurationRolloutEvent, ConfigurationUpdated
 from configpipe.registry import SUBSCRIBER_MAX_RECEIVES
+from configpipe.release.health import AlarmHealth
+from configpipe.rollout.service import RolloutService
 from configpipe.stores import ParameterStore, SecretStore
-from configpipe_tools.harness.aws import DEMO_REGISTRY, REGION, provision
+from configpipe_tools.harness.aws import DEMO_REGISTRY, REGION, provision, set_alarm
 from configpipe_tools.harness.chain import Chain
+from configpipe_tools.harness.events import change
 
 REGISTRY = copy.deepcopy(DEMO_REGISTRY)
 REGISTRY["services"]["checkout"]["consumers"] = ["worker"]
@@ -58,6 +62,7 @@ def put(chain: Chain, key: str, *values: Any, service: str = "checkout", sensiti
         }
         if sensitive:
             detail["sensitive"] = True
+            detail = chain.sealed(detail)  # a secret's value arrives encrypted (SENSITIVE_VALUE_IN_CLEAR)
         chain.publish(detail, source=source)
         chain.run()
 
@@ -346,3 +351,201 @@ def test_an_announcement_with_a_field_it_does_not_know_is_still_applied_and_a_fo
     # Then v1 is applied, the forgery refused (and acknowledged, so it never reaches the DLQ)
     assert seen.updates == [("checkout", "max_items", 1, 10)]
     assert queued(sqs, url) == []
+
+
+# --- progressive rollouts (docs/rollouts.md) -------------------------------------------------
+
+ALARM = "checkout-errors"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)  # the write path stamps the rollout's start with the real time
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def tick(chain: Chain, clock: Clock, minutes: float) -> None:
+    """The rollout function's schedule, ``minutes`` later (as tests/integration/test_rollout_chain.py)."""
+    clock.now += timedelta(minutes=minutes)
+    RolloutService(
+        ChangeLog(chain.pipeline.table_name),
+        AlarmHealth(boto3.client("cloudwatch", region_name=REGION)),
+        chain.write_path._registry,
+        clock=clock,
+    ).reconcile("checkout", "production", "max_items")
+    chain.run()
+
+
+def start_canary(chain: Chain) -> None:
+    """max_items: v1 = 10 for everyone, then v2 = 20 rolled out as a 10 % canary watched by ALARM."""
+    set_alarm(boto3.client("cloudwatch", region_name=REGION), ALARM, "OK")
+    put(chain, "max_items", 10)
+    chain.publish(
+        change(
+            "max_items",
+            20,
+            environment="production",
+            change_id="canary-20",
+            rollout={"strategy": "Canary10Percent5Minutes", "alarms": [ALARM]},
+        ),
+        "configpipe.team.checkout",
+    )
+    chain.run()
+
+
+class Rollouts:
+    """The service's ``on_rollout``: what it was given, in order."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.events: list[tuple[str, int, float, Any, Any]] = []
+        self.fail = fail
+
+    def __call__(self, event: ConfigurationRolloutEvent, stable: Any, candidate: Any) -> None:
+        if self.fail:
+            raise RuntimeError("the service could not apply the step")
+        self.events.append((str(event.status), event.sequence, event.weight, stable, candidate))
+
+    def sequences(self) -> list[int]:
+        return [sequence for _, sequence, *_ in self.events]
+
+
+def rollout_events_queued(sqs: Any, url: str) -> list[dict[str, Any]]:
+    return [e for e in queued(sqs, url) if e["detail-type"].startswith("ConfigurationRollout")]
+
+
+def test_a_rollout_started_stepped_and_completed_reaches_the_subscriber_like_the_update_handler(chain, sqs):
+    # Given a subscriber that follows checkout with a ConfigClient and a rollout callback
+    seen, rollouts = Seen(), Rollouts()
+    config = ConfigClient("checkout", "production", ssm_client=boto3.client("ssm", region_name=REGION))
+    sub = subscription(chain, sqs, seen, on_rollout=rollouts, client=config)
+    clock = Clock()
+
+    # When v2 starts as a canary over v1
+    start_canary(chain)
+    drain(sub)
+
+    # Then the start reached on_rollout with the stable and candidate values and the weight,
+    # the client reads the candidate's share, and on_update has v1 only (v2 is not everyone's yet)
+    assert rollouts.events == [("ROLLING_OUT", 0, 10.0, 10, 20)]
+    assert config.rollout("max_items")["weight"] == 10.0
+    assert seen.versions("max_items") == [1]
+    # ...also after a reconnect's catch-up, which waits at the stable version
+    sub.catch_up()
+    assert seen.versions("max_items") == [1]
+
+    # When the schedule runs the canary to its end
+    for minutes in (1, 5, 5):
+        tick(chain, clock, minutes)
+        drain(sub)
+
+    # Then every step reached on_rollout once, in sequence order, ending COMPLETED, and v2
+    # reached on_update once, after it (the completion's ConfigurationUpdated)
+    statuses = [status for status, *_ in rollouts.events]
+    assert statuses[0] == "ROLLING_OUT" and statuses[-1] == "COMPLETED"
+    assert rollouts.sequences() == sorted(set(rollouts.sequences()))
+    assert rollouts.events[-1][4] == 20  # the candidate (the stable read is the main value: 20 by now)
+    assert seen.updates == [("checkout", "max_items", 1, 10), ("checkout", "max_items", 2, 20)]
+    assert config.rollout("max_items") is None and config.get("max_items", subject="anyone") == 20
+    assert queued(sqs, queue_urls(chain)[0]) == []
+
+
+def test_a_rolled_back_rollout_reaches_the_subscriber_and_its_candidate_never_reaches_on_update(chain, sqs):
+    # Given a subscriber on v1 that heard the canary start
+    seen, rollouts = Seen(), Rollouts()
+    sub = subscription(chain, sqs, seen, on_rollout=rollouts)
+    clock = Clock()
+    start_canary(chain)
+    drain(sub)
+
+    # When the alarm fires and the next tick rolls the canary back
+    tick(chain, clock, 1)
+    set_alarm(boto3.client("cloudwatch", region_name=REGION), ALARM, "ALARM")
+    tick(chain, clock, 1)
+    drain(sub)
+
+    # Then on_rollout heard the rollback, and on_update went from v1 to the restoring v3
+    # (v2's value 20 never reached it: the gap before v3 was filled without the candidate)
+    assert [status for status, *_ in rollouts.events][-1] == "ROLLED_BACK"
+    assert seen.updates == [("checkout", "max_items", 1, 10), ("checkout", "max_items", 3, 10)]
+    assert sub.held[("checkout", "production", "max_items")] == 3
+
+
+def test_a_subscriber_that_missed_a_rollback_catches_up_without_the_candidate(chain, sqs):
+    # Given a canary rolled back while the subscriber was away (its messages lost)
+    clock = Clock()
+    start_canary(chain)
+    tick(chain, clock, 1)
+    set_alarm(boto3.client("cloudwatch", region_name=REGION), ALARM, "ALARM")
+    tick(chain, clock, 1)
+    sqs.purge_queue(QueueUrl=queue_urls(chain)[0])
+    seen, rollouts = Seen(), Rollouts()
+
+    # When it catches up from the change log
+    subscription(chain, sqs, seen, on_rollout=rollouts).catch_up()
+
+    # Then it gets v1 and the restoring v3, never the rolled-back candidate v2
+    assert seen.updates == [("checkout", "max_items", 1, 10), ("checkout", "max_items", 3, 10)]
+    assert rollouts.events == []  # an ended rollout is not replayed (docs/consuming.md)
+
+
+def test_a_subscriber_that_starts_mid_rollout_hears_the_current_step_once(chain, sqs):
+    # Given a canary running, its announcements drained by someone else
+    start_canary(chain)
+    sqs.purge_queue(QueueUrl=queue_urls(chain)[0])
+    seen, rollouts = Seen(), Rollouts()
+    sub = subscription(chain, sqs, seen, on_rollout=rollouts)
+
+    # When it starts, and catches up again after a reconnect
+    sub.catch_up()
+    sub.catch_up()
+
+    # Then on_update has the stable v1, on_rollout the running step once
+    assert seen.updates == [("checkout", "max_items", 1, 10)]
+    assert rollouts.events == [("ROLLING_OUT", 0, 10.0, 10, 20)]
+
+
+def test_replayed_and_reordered_rollout_events_are_applied_once_in_sequence_order(chain, sqs):
+    # Given a canary's events captured off the queue (started, steps, completed)
+    clock = Clock()
+    start_canary(chain)
+    for minutes in (1, 5, 5):
+        tick(chain, clock, minutes)
+    url = queue_urls(chain)[0]
+    events = rollout_events_queued(sqs, url)
+    sequences = sorted(e["detail"]["sequence"] for e in events)
+    assert len(sequences) >= 2 and len(set(sequences)) == len(sequences)
+    sqs.purge_queue(QueueUrl=url)
+    seen, rollouts = Seen(), Rollouts()
+    sub = subscription(
+        chain, sqs, seen, on_rollout=rollouts, held={("checkout", "production", "max_items"): 2}
+    )
+
+    # When they arrive newest first, then all of them again
+    for event in sorted(events, key=lambda e: -e["detail"]["sequence"]):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    drain(sub)
+    for event in events:
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    drain(sub)
+
+    # Then each reached on_rollout at most once and in increasing sequence order; nothing left queued
+    assert rollouts.sequences() == sorted(set(rollouts.sequences()))
+    assert rollouts.sequences()[-1] == sequences[-1]
+    assert queued(sqs, url) == []
+
+
+def test_a_failing_rollout_callback_leaves_the_event_to_sqs_and_then_the_dlq(chain, sqs):
+    # Given a queue that redelivers at once and a service that cannot apply any step
+    url, dlq = queue_urls(chain)
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "0"})
+    sub = subscription(chain, sqs, Seen(), on_rollout=Rollouts(fail=True))
+
+    # When the canary starts and the consumer keeps polling
+    start_canary(chain)
+    drain(sub, rounds=SUBSCRIBER_MAX_RECEIVES + 3)
+
+    # Then the start was never held as applied and waits in the DLQ
+    assert sub.rollouts.held == {}
+    assert [e["detail-type"] for e in rollout_events_queued(sqs, dlq)] == ["ConfigurationRolloutStarted"]

@@ -24,7 +24,16 @@ superseded value; the newer version is delivered right after it.
 The callback is ``on_update(update, value)`` — the same shape as the Lambda update handler's
 (:func:`~configpipe.client.update_handler.config_update_handler`). Held versions live in
 memory; a process that must resume across restarts passes ``held`` (what it applied) back in.
-Rollout and delivery announcements on the queue are acknowledged and not acted on.
+
+Progressive rollouts (docs/rollouts.md) reach it as they reach the Lambda update handler, by
+the same code (:class:`~configpipe.client.rollout_events.AppliedRollouts`): a queued
+``ConfigurationRollout*`` event is applied only if its (candidate version, sequence) is newer
+than the key's last one, then ``on_rollout(event, stable, candidate)`` is called and the
+client, if given, applies it. A candidate is not a version everyone reads: catch-up never
+delivers a candidate to ``on_update`` while its rollout is active (the key waits at its
+stable version until the completion's ``ConfigurationUpdated``), and skips a candidate whose
+rollout was rolled back or aborted (the restoring version follows it). Delivery
+announcements are acknowledged and not acted on.
 
 Reconnects back off exponentially with full jitter (AWS Architecture Blog, "Exponential
 Backoff and Jitter"), reset by the first successful receive.
@@ -44,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from configpipe.client.config import GLOBAL_SERVICE, ConfigClient, SupersededValueError, fetch_value
+from configpipe.client.rollout_events import AppliedRollouts, RolloutCallback
 from configpipe.naming import parameter_name
 from configpipe.stores import ParameterStore, SecretStore
 
@@ -51,7 +61,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from configpipe.changelog import ChangeLog, VersionRecord
-    from configpipe.contracts import ConfigurationUpdated
+    from configpipe.contracts import ConfigurationRolloutEvent, ConfigurationUpdated
 
 log = logging.getLogger("configpipe.client")
 
@@ -171,7 +181,7 @@ class Subscription:
     """Follow one service's configuration from its durable queue, with catch-up from the
     change log. ``sqs``, ``change_log``, ``parameters``, ``secrets``, ``sleep`` and the
     backoff are injectable for tests; ``client``, if given, is kept up to date like the Lambda
-    update handler keeps it."""
+    update handler keeps it, rollouts included; ``on_rollout`` is the update handler's."""
 
     def __init__(
         self,
@@ -189,6 +199,7 @@ class Subscription:
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wait_seconds: int = 20,
+        on_rollout: RolloutCallback | None = None,
     ) -> None:
         if change_log is None:
             if not change_log_table:
@@ -212,6 +223,8 @@ class Subscription:
         self.backoff = backoff or Backoff()
         self._sleep = sleep
         self._wait_seconds = wait_seconds
+        #: The rollout events applied, per key (shared with the Lambda update handler).
+        self.rollouts = AppliedRollouts(scope.service, self._parameters, self._secrets, on_rollout, client)
 
     # --- catch-up from the change log ---------------------------------------------------
 
@@ -227,7 +240,17 @@ class Subscription:
 
     def _catch_up_key(self, scope: Scope) -> int:
         delivered = 0
-        for record in versions_after(self._log, *scope, self.held.get(scope, 0)):
+        records = versions_after(self._log, *scope, self.held.get(scope, 0))
+        for index, record in enumerate(records):
+            if record.rollout is not None:
+                following = records[index + 1] if index + 1 < len(records) else None
+                state = self._candidate_state(scope, record, following)
+                if state == "rolling-out":
+                    break
+                if state == "rolled-back":
+                    log.info("rolled-back rollout candidate skipped", extra=_identity(scope, record.version))
+                    self.held[scope] = record.version
+                    continue
             try:
                 if not self._deliver(update_of(record), record):
                     continue
@@ -243,6 +266,64 @@ class Subscription:
                 break
             delivered += 1
         return delivered
+
+    def _candidate_state(self, scope: Scope, record: VersionRecord, following: VersionRecord | None) -> str:
+        """A rollout's candidate version is ``rolling-out`` (readers outside the rollout keep the
+        stable version: wait, and hand the rollout's current step to ``on_rollout``),
+        ``rolled-back`` (the version after it restores the stable value: nobody outside the
+        rollout ever read it) or ``completed`` (an ordinary version from then on)."""
+        if following is None:
+            pointer = self._log.current(*scope)
+            if pointer is not None and pointer.rollout_id is not None and pointer.version == record.version:
+                self._catch_up_rollout(scope)
+                return "rolling-out"
+            if pointer is not None and pointer.version > record.version:
+                # It ended after the history was read: the version after it says how.
+                following = self._log.version(*scope, record.version + 1)
+        from configpipe.rollout.service import rollback_change_id
+
+        if (
+            following is not None
+            and following.operation == "rollback"
+            and following.previous_version == record.version
+            and following.change_id == rollback_change_id(record.change_id)  # rollout id = change id
+        ):
+            return "rolled-back"
+        return "completed"
+
+    def _catch_up_rollout(self, scope: Scope) -> None:
+        """Hand a key's active rollout, as readers see it now, to the rollout callback (if it is
+        newer than the last event applied): a subscriber that starts or reconnects mid-rollout
+        learns the current step without waiting for the next one. Only a view the materialiser
+        has caught up with (same sequence as the change log's rollout) is used; otherwise its
+        announcement is on the way."""
+        from configpipe.contracts import ConfigurationRolloutEvent
+        from configpipe.naming import rollout_parameter_name
+
+        record = self._log.rollout(*scope)
+        text = self._parameters.get(rollout_parameter_name(*scope))
+        if record is None or not record.active or text is None:
+            return
+        try:
+            event = ConfigurationRolloutEvent.model_validate(
+                {
+                    **json.loads(text),
+                    "eventAt": record.updated_at or record.started_at,
+                    "author": record.author or "configpipe",
+                    "reason": record.reason or record.event,
+                }
+            )
+        except ValueError:  # pydantic's ValidationError too: a view this client cannot read
+            log.warning("unreadable rollout view ignored", extra=_identity(scope, record.candidate_version))
+            return
+        if event.rollout_id != record.rollout_id or event.sequence != record.sequence:
+            return
+        try:
+            self.rollouts.apply(event)
+        except (BotoCoreError, ClientError):
+            raise
+        except Exception:  # the service's callback: retried by the next catch-up or event
+            log.exception("rollout callback failed", extra=_identity(scope, record.candidate_version))
 
     # --- one update ---------------------------------------------------------------------
 
@@ -280,20 +361,28 @@ class Subscription:
     # --- the queue ----------------------------------------------------------------------
 
     def poll(self, wait_seconds: int | None = None) -> int:
-        """One receive from the queue; returns how many updates reached the callback.
+        """One receive from the queue; returns how many updates and rollout events reached the
+        callbacks.
         Connection errors propagate (``run`` turns them into a reconnect)."""
         messages = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=self._wait_seconds if wait_seconds is None else wait_seconds,
         ).get("Messages", [])
+        from configpipe.contracts import ConfigurationRolloutEvent
+
         parsed = [(self._parse(m), m) for m in messages]
         # In version order per key: a burst reordered in flight needs no change-log read.
-        parsed.sort(key=lambda p: (p[0].service, p[0].environment, p[0].key, p[0].version) if p[0] else ("",))
+        parsed.sort(key=lambda p: _order(p[0]))
         done: list[Any] = []  # the received messages that are dealt with
         delivered = 0
-        for update, message in parsed:
-            handled, count = self._handle(update) if update is not None else (True, 0)
+        for announcement, message in parsed:
+            if announcement is None:
+                handled, count = True, 0
+            elif isinstance(announcement, ConfigurationRolloutEvent):
+                handled, count = self._handle_rollout(announcement)
+            else:
+                handled, count = self._handle(announcement)
             delivered += count
             if handled:
                 done.append(message)
@@ -304,27 +393,52 @@ class Subscription:
             )
         return delivered
 
-    def _parse(self, message: Mapping[str, Any]) -> ConfigurationUpdated | None:
-        """The update a message carries; None for anything else (acknowledged, not acted on:
-        other announcements, or a body the pipeline could not have sent)."""
+    def _parse(self, message: Mapping[str, Any]) -> ConfigurationUpdated | ConfigurationRolloutEvent | None:
+        """The update or rollout event a message carries; None for anything else (acknowledged,
+        not acted on: other announcements, or a body the pipeline could not have sent)."""
         from pydantic import ValidationError
 
-        from configpipe.contracts import ConfigurationUpdated
+        from configpipe.contracts import ROLLOUT_EVENT_TYPES, ConfigurationRolloutEvent, ConfigurationUpdated
 
         try:
             event = json.loads(message["Body"])
         except ValueError:
             log.warning("queue message is not JSON; dropped", extra={"messageId": message.get("MessageId")})
             return None
-        if not isinstance(event, dict) or event.get("detail-type") != CONFIGURATION_UPDATED:
+        detail_type = event.get("detail-type") if isinstance(event, dict) else None
+        if detail_type == CONFIGURATION_UPDATED:
+            model: type[ConfigurationUpdated | ConfigurationRolloutEvent] = ConfigurationUpdated
+        elif isinstance(detail_type, str) and detail_type in {str(t) for t in ROLLOUT_EVENT_TYPES}:
+            model = ConfigurationRolloutEvent
+        else:
             return None
         try:
-            return ConfigurationUpdated.model_validate(event.get("detail"))
+            return model.model_validate(event.get("detail"))
         except ValidationError:
             log.warning(
-                "malformed ConfigurationUpdated dropped", extra={"messageId": message.get("MessageId")}
+                "malformed announcement dropped",
+                extra={"messageId": message.get("MessageId"), "detailType": detail_type},
             )
             return None
+
+    def _handle_rollout(self, rollout: ConfigurationRolloutEvent) -> tuple[bool, int]:
+        """(whether the message is done with, 1 if the rollout callback saw it). A duplicate,
+        an older event or a step whose candidate is gone (the rollout's end follows) is done
+        with; a failing callback leaves the message for SQS to deliver again, then the DLQ."""
+        scope = (rollout.service, rollout.environment, rollout.key)
+        if not self.scope.wants(*scope):
+            return True, 0
+        try:
+            outcome = self.rollouts.apply(rollout)
+        except (BotoCoreError, ClientError):
+            raise
+        except Exception:
+            log.exception(
+                "rollout callback failed",
+                extra={**_identity(scope, rollout.candidate_version), "sequence": rollout.sequence},
+            )
+            return False, 0
+        return True, int(outcome["applied"])
 
     def _handle(self, update: ConfigurationUpdated) -> tuple[bool, int]:
         """(whether the message is done with, how many updates were delivered)."""
@@ -377,6 +491,19 @@ class Subscription:
 
 
 _SKIP: Any = object()
+
+
+def _order(announcement: ConfigurationUpdated | ConfigurationRolloutEvent | None) -> tuple[Any, ...]:
+    """Sort key of one receive: per key, by version; a rollout's events (by sequence) before the
+    ``ConfigurationUpdated`` of its candidate version."""
+    from configpipe.contracts import ConfigurationUpdated
+
+    if announcement is None:
+        return ("",)
+    scope = (announcement.service, announcement.environment, announcement.key)
+    if isinstance(announcement, ConfigurationUpdated):
+        return (*scope, announcement.version, 1, 0)
+    return (*scope, announcement.candidate_version, 0, announcement.sequence)
 
 
 def _identity(scope: Scope, version: int) -> dict[str, Any]:

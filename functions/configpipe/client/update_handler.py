@@ -14,7 +14,9 @@ the propagator fans out, told apart by the EventBridge ``detail-type``:
   key; with an ``on_rollout`` callback the candidate value (inline, the ``<key>/candidate``
   parameter checked against its hash, or the candidate's secret version) and the stable
   value are read and ``on_rollout(event, stable, candidate)`` is called — the weight is
-  ``event.weight``; then the client, if given, applies the event.
+  ``event.weight``; then the client, if given, applies the event
+  (:class:`~configpipe.client.rollout_events.AppliedRollouts`, shared with the queue
+  ``Subscription``).
 
 What was applied is remembered only after the callback returns, so a failing callback makes
 the invocation fail and Lambda's async retries deliver the event again. The in-memory guard
@@ -28,23 +30,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from configpipe.client.config import (
-    ConfigClient,
-    SupersededValueError,
-    fetch_candidate,
-    fetch_stable,
-    fetch_value,
-)
+from configpipe.client.config import ConfigClient, SupersededValueError, fetch_value
+from configpipe.client.rollout_events import AppliedRollouts, RolloutCallback
 from configpipe.stores import ParameterStore, SecretStore
 
 if TYPE_CHECKING:
-    from configpipe.contracts import ConfigurationRolloutEvent, ConfigurationUpdated
+    from configpipe.contracts import ConfigurationUpdated
 
 log = logging.getLogger("configpipe.client")
 
 UpdateCallback = Callable[["ConfigurationUpdated", Any], None]
-#: ``on_rollout(event, stable_value, candidate_value)``
-RolloutCallback = Callable[["ConfigurationRolloutEvent", Any, Any], None]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -68,7 +63,6 @@ def config_update_handler(
         ConfigurationRolloutEvent,
         ConfigurationUpdated,
         EventBridgeEnvelope,
-        RolloutStatus,
     )
     from configpipe.untrusted import validation_summary
 
@@ -76,7 +70,7 @@ def config_update_handler(
     parameter_store = parameters or (client.parameters if client else ParameterStore())
     secret_store = secrets or (client.secrets if client else SecretStore())
     applied: dict[tuple[str, str, str], int] = {}
-    applied_rollouts: dict[tuple[str, str, str], tuple[int, int]] = {}
+    rollouts = AppliedRollouts(service, parameter_store, secret_store, on_rollout, client)
 
     def handle_update(update: ConfigurationUpdated) -> dict[str, Any]:
         scope = (update.service, update.environment, update.key)
@@ -105,44 +99,6 @@ def config_update_handler(
         log.info("update applied", extra=identity)
         return {"applied": True, "version": update.version}
 
-    def handle_rollout(rollout: ConfigurationRolloutEvent) -> dict[str, Any]:
-        scope = (rollout.service, rollout.environment, rollout.key)
-        order = (rollout.candidate_version, rollout.sequence)
-        summary = {
-            "rolloutId": rollout.rollout_id,
-            "status": str(rollout.status),
-            "candidateVersion": rollout.candidate_version,
-            "sequence": rollout.sequence,
-            "weight": rollout.weight,
-        }
-        identity = {"targetService": service, "configService": rollout.service, "key": rollout.key, **summary}
-        held = applied_rollouts.get(scope)
-        if held is not None and order <= held:
-            log.info("stale or duplicate rollout event ignored", extra={**identity, "held": list(held)})
-            return {"applied": False, "reason": "stale", **summary, "held": list(held)}
-        candidate: Any = None
-        candidate_known = False
-        if on_rollout is not None or client is not None:
-            try:
-                candidate = fetch_candidate(rollout, parameter_store, secret_store)
-                candidate_known = True
-            except SupersededValueError:
-                if rollout.status is RolloutStatus.ROLLING_OUT:
-                    # The rollout ended and the candidate went with it; that event is on its way.
-                    log.info("rollout candidate superseded before it could be read", extra=identity)
-                    return {"applied": False, "reason": "superseded", **summary}
-                # A rolled-back candidate may be gone already; the callback learns it as None.
-        if on_rollout is not None:
-            on_rollout(rollout, fetch_stable(rollout, parameter_store, secret_store), candidate)
-        applied_rollouts[scope] = order
-        if client is not None:
-            if candidate_known:
-                client.apply_rollout(rollout, candidate)
-            else:
-                client.apply_rollout(rollout)
-        log.info("rollout event applied", extra=identity)
-        return {"applied": True, **summary}
-
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         detail_type = event.get("detail-type") if isinstance(event, dict) else None
         detail_type = detail_type if isinstance(detail_type, str) else None
@@ -156,7 +112,7 @@ def config_update_handler(
             log.warning("announcement refused", extra={"targetService": service, **refusal})
             return refusal
         if isinstance(announcement, ConfigurationRolloutEvent):
-            return handle_rollout(announcement)
+            return rollouts.apply(announcement)
         return handle_update(cast(ConfigurationUpdated, announcement))
 
     return handler
