@@ -36,6 +36,17 @@ def _managed_policy(template_json: dict[str, Any], name: str) -> dict[str, dict[
 # --- H1: no operator path around the validator ------------------------------------------------
 
 
+def pipeline_dead_letter_queues(template_json: dict[str, Any]) -> set[str]:
+    """Every queue but the registry's queue consumers' (``configpipe-sub-*`` and their DLQs):
+    those belong to the consumer, hold announcements only, and are redriven by SQS's own
+    message move (docs/consuming.md), not by the pipeline's redrive function."""
+    return {
+        logical_id
+        for logical_id, queue in resources(template_json, "AWS::SQS::Queue").items()
+        if not str(queue["Properties"].get("QueueName", "")).startswith("configpipe-sub-")
+    }
+
+
 def test_the_operator_may_invoke_the_redrive_function_and_no_other(template_json: dict[str, Any]) -> None:
     statements = _managed_policy(template_json, "configpipe-operator")
     redrive_id, _ = the_function(template_json, REDRIVE_HANDLER)
@@ -60,7 +71,14 @@ def test_the_operator_neither_reads_dead_letters_nor_changes_anything(template_j
         or a.startswith(("events:", "lambda:Update", "kms:Encrypt"))
     ]
     depth = {r["Fn::GetAtt"][0] for r in statements["SeeDeadLetterQueueDepth"]["Resource"]}
-    assert depth == set(resources(template_json, "AWS::SQS::Queue"))
+    # every DLQ's depth (the queue consumers' DLQs too: their alarms page the same on-call)
+    consumer_dlqs = {
+        logical_id
+        for logical_id, queue in resources(template_json, "AWS::SQS::Queue").items()
+        if str(queue["Properties"].get("QueueName", "")).startswith("configpipe-sub-")
+        and str(queue["Properties"]["QueueName"]).endswith("-dlq")
+    }
+    assert consumer_dlqs and depth == pipeline_dead_letter_queues(template_json) | consumer_dlqs
 
 
 def test_the_redrive_function_drains_every_dlq_and_invokes_only_the_functions_they_serve(
@@ -74,9 +92,7 @@ def test_the_redrive_function_drains_every_dlq_and_invokes_only_the_functions_th
     every_other_function = set(resources(template_json, "AWS::Lambda::Function")) - {redrive_id}
     assert invoked == every_other_function  # each is the target of a DLQ; never itself
     (drain,) = [s for s in statements if "sqs:ReceiveMessage" in actions_of(s)]
-    assert {r["Fn::GetAtt"][0] for r in resources_of(drain)} == set(
-        resources(template_json, "AWS::SQS::Queue")
-    )
+    assert {r["Fn::GetAtt"][0] for r in resources_of(drain)} == pipeline_dead_letter_queues(template_json)
     assert "sqs:SendMessage" not in {a for s in statements for a in actions_of(s)}
 
 
@@ -96,7 +112,7 @@ def test_each_dlq_is_redriven_only_to_the_function_whose_failures_it_holds(
     def fn(path: str) -> str:
         return f"<{by_path[f'ConfigPipe/{path}/Function/Resource']}>"
 
-    assert len(queue_map) == len(resources(template_json, "AWS::SQS::Queue"))
+    assert len(queue_map) == len(pipeline_dead_letter_queues(template_json))
     assert queue_map[queue("Routes/ChangesDlq")] == [fn("Pipeline/Validator")]
     assert queue_map[queue("Pipeline/ValidatorAsyncDlq")] == [fn("Pipeline/Validator")]
     assert queue_map[queue("Pipeline/StreamDlq")] == [fn("Pipeline/Materialiser")]
@@ -336,7 +352,7 @@ def test_a_team_watches_with_its_own_rules_and_queues_only(template_json: dict[s
 
 def test_only_the_pipeline_may_park_a_message_in_a_dlq(template_json: dict[str, Any]) -> None:
     # H1, defence in depth: a message planted in a DLQ would be redriven to the queue's function.
-    queues = set(resources(template_json, "AWS::SQS::Queue"))
+    queues = pipeline_dead_letter_queues(template_json)
     guarded: set[str] = set()
     for policy in resources(template_json, "AWS::SQS::QueuePolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:

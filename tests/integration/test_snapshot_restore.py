@@ -37,7 +37,9 @@ def body(result: Result) -> Any:
 
 
 def put(chain: Chain, key: str, value: Any, **extra: Any) -> None:
-    chain.publish(change(key, value, **extra), CHECKOUT)
+    detail = change(key, value, **extra)
+    # a secret goes out encrypted, as `configpipe put` sends it (SENSITIVE_VALUE_IN_CLEAR)
+    chain.publish(chain.sealed(detail) if extra.get("sensitive") else detail, CHECKOUT)
     chain.run()
 
 
