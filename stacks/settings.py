@@ -8,6 +8,7 @@ instead of producing a template that fails at deploy time or, worse, at run time
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
@@ -63,7 +64,27 @@ _KNOWN_KEYS = {
     "rolloutInsufficientData",
     "allowSensitiveValuesInClear",
     "versionPrune",
+    "reservedConcurrency",
 }
+
+#: Reserved concurrency per function (docs/security.md, L): a flood of events cannot take the
+#: account's whole concurrency, nor starve one pipeline function for another. Throttling is safe
+#: for each: EventBridge and async invokes retry (hours), the stream waits, the tick comes back.
+#: ``reservedConcurrency`` in cdk.json overrides any of them; ``null`` leaves one unreserved.
+#: Together they take 38 plus 5 per registered demo service of the account's concurrency (100
+#: must stay unreserved): an account at the default limit of 1,000 is fine; a new account
+#: limited to 10 needs them set to null.
+DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
+    "validator": 10,
+    "materialiser": 10,
+    "propagator": 10,
+    "release": 5,
+    "rollout": 2,
+    "redrive": 1,
+    #: Each service's demo update handler.
+    "updateHandler": 5,
+}
+MAX_RESERVED_CONCURRENCY = 1000
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,10 @@ class PipelineSettings:
     #: The scheduled version prune (issue 16), per registered release function; empty (the
     #: default) means no prune function, no schedule and no lambda:DeleteFunction anywhere.
     version_prune: dict[str, VersionPruneSchedule] = dataclass_field(default_factory=dict)
+    #: Reserved concurrency by function (keys of DEFAULT_RESERVED_CONCURRENCY); None: unreserved.
+    reserved_concurrency: Mapping[str, int | None] = dataclass_field(
+        default_factory=lambda: dict(DEFAULT_RESERVED_CONCURRENCY)
+    )
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -147,6 +172,7 @@ class PipelineSettings:
                 "allowSensitiveValuesInClear", raw.get("allowSensitiveValuesInClear", False)
             ),
             version_prune=_version_prune(raw.get("versionPrune", {}), registry),
+            reserved_concurrency=_reserved_concurrency(raw.get("reservedConcurrency", {})),
         )
 
 
@@ -238,6 +264,27 @@ def _inline_max(raw: Any) -> int:
     if value > MAX_INLINE_VALUE_BYTES:
         raise SettingsError("inlineValueMaxBytes", f"{value} exceeds {MAX_INLINE_VALUE_BYTES}")
     return value
+
+
+def _reserved_concurrency(raw: Any) -> dict[str, int | None]:
+    if not isinstance(raw, dict):
+        raise SettingsError("reservedConcurrency", f"{raw!r} is not an object of function name to number")
+    settled = dict(DEFAULT_RESERVED_CONCURRENCY)
+    for name, value in raw.items():
+        where = f"reservedConcurrency.{name}"
+        if name not in DEFAULT_RESERVED_CONCURRENCY:
+            raise SettingsError(where, f"unknown function (known: {', '.join(DEFAULT_RESERVED_CONCURRENCY)})")
+        # 0 would stop the function altogether: that is not a limit, it is an outage.
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= MAX_RESERVED_CONCURRENCY
+        ):
+            raise SettingsError(
+                where, f"{value!r} is not null or a whole number 1..{MAX_RESERVED_CONCURRENCY}"
+            )
+        settled[name] = value
+    return settled
 
 
 def _flag(field: str, raw: Any) -> bool:

@@ -43,8 +43,17 @@ def version_sk(version: int) -> str:
     return f"V#{version:010d}"
 
 
-def change_pk(change_id: str) -> str:
-    return f"CHANGE#{change_id}"
+def change_pk(change_id: str, source: str | None = None) -> str:
+    """A change record's partition. A team's change ids are its own: the record is keyed by
+    the event's source too, so another team cannot take an id first (docs/security.md, L).
+    ``source=None`` is the un-namespaced form rollout controls use (and records written
+    before ids were namespaced)."""
+    return f"CHANGE#{change_id}" if source is None else f"CHANGE#{source}#{change_id}"
+
+
+def change_id_of(pk: str) -> str:
+    """The change id in a change record's partition (ids never contain ``#``)."""
+    return pk.rpartition("#")[2]
 
 
 def scope_pk(service: str, environment: str) -> str:
@@ -295,6 +304,10 @@ class ChangeRecord:
     payload_hash: str
     version: int | None = None
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    #: What the change asked for (its fields, the value only as a hash), whatever its outcome:
+    #: a redelivery matches it, a reuse of the id for something else does not. None on records
+    #: written before it was kept.
+    request_hash: str | None = None
 
 
 class ChangeLog:
@@ -336,9 +349,10 @@ class ChangeLog:
         pointer = self.current(service, environment, key)
         return self.version(service, environment, key, pointer.version) if pointer else None
 
-    def change(self, change_id: str) -> ChangeRecord | None:
+    def change(self, change_id: str, source: str | None = None) -> ChangeRecord | None:
+        """The outcome of ``source``'s change ``change_id`` (``source=None``: a rollout control)."""
         item = self._table.get_item(
-            Key={"pk": change_pk(change_id), "sk": CHANGE_SK}, ConsistentRead=True
+            Key={"pk": change_pk(change_id, source), "sk": CHANGE_SK}, ConsistentRead=True
         ).get("Item")
         if item is None:
             return None
@@ -349,6 +363,7 @@ class ChangeLog:
             payload_hash=str(item.get("payloadHash", "")),
             version=int(version) if version is not None else None,  # type: ignore[arg-type]
             reasons=list(item.get("reasons", [])),  # type: ignore[arg-type]
+            request_hash=str(item["requestHash"]) if item.get("requestHash") else None,
         )
 
     def history(
@@ -398,6 +413,7 @@ class ChangeLog:
         payload_hash: str,
         received_at: str,
         rollout: RolloutRecord | None = None,
+        request_hash: str | None = None,
     ) -> None:
         """Append ``record`` as the key's next version, atomically with its current pointer
         and its change record (and, for a change that goes out progressively, its rollout:
@@ -408,7 +424,7 @@ class ChangeLog:
         is rolling out.
         """
         items = [
-            self._change_record_put(record, payload_hash, received_at),
+            self._change_record_put(record, payload_hash, received_at, request_hash),
             {
                 "Put": {
                     "TableName": self.table_name,
@@ -438,13 +454,15 @@ class ChangeLog:
             raise  # TransactionConflict etc.: let the caller's retry path decide
 
     def _change_record_put(
-        self, record: VersionRecord, payload_hash: str, received_at: str
+        self, record: VersionRecord, payload_hash: str, received_at: str, request_hash: str | None = None
     ) -> dict[str, Any]:
+        optional = {"requestHash": request_hash} if request_hash else {}
         return {
             "Put": {
                 "TableName": self.table_name,
                 "Item": {
-                    "pk": change_pk(record.change_id),
+                    **optional,
+                    "pk": change_pk(record.change_id, record.source),
                     "sk": CHANGE_SK,
                     "kind": "change",
                     "status": "accepted",
@@ -509,11 +527,15 @@ class ChangeLog:
         reasons: list[dict[str, Any]],
         identity: dict[str, Any],
         received_at: str,
+        request_hash: str | None = None,
+        namespaced: bool = True,
     ) -> None:
         """The only write a rejected change makes. Raises DuplicateChangeError if the
-        changeId already has a record (a redelivery: the first outcome stands)."""
+        source's changeId already has a record (the caller tells a redelivery from a reuse).
+        ``namespaced=False``: a rollout control's record, keyed by its id alone."""
         item = {
-            "pk": change_pk(change_id),
+            **({"requestHash": request_hash} if request_hash else {}),
+            "pk": change_pk(change_id, source if namespaced else None),
             "sk": CHANGE_SK,
             "kind": "change",
             "status": "rejected",

@@ -178,6 +178,8 @@ class ReasonCode(StrEnum):
     INVALID_FEATURE_FLAGS = "INVALID_FEATURE_FLAGS"
     #: A value for a sensitive key sent in clear (it crossed the bus; docs/security.md, M3).
     SENSITIVE_VALUE_IN_CLEAR = "SENSITIVE_VALUE_IN_CLEAR"
+    #: The source already used this changeId for a different change (docs/security.md, L).
+    CHANGE_ID_REUSED = "CHANGE_ID_REUSED"
 
 
 class Operation(StrEnum):

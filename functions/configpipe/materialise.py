@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from configpipe.bus import ConfigBus
-from configpipe.changelog import ChangeLog, CurrentPointer, RolloutRecord, VersionRecord
+from configpipe.changelog import ChangeLog, CurrentPointer, RolloutRecord, VersionRecord, change_id_of
 from configpipe.contracts import (
     CHANGE_ID_PATTERN,
     ROLLOUT_EVENT_TYPES,
@@ -64,7 +64,6 @@ from configpipe.untrusted import bounded_text
 #: Rounds of "write current, re-read pointer" before giving up on a key whose pointer keeps
 #: moving; the record then fails and the stream retries it (by then the writers have settled).
 MAX_ROUNDS = 5
-CHANGE_PK_PREFIX = "CHANGE#"
 P = TypeVar("P")
 
 
@@ -598,7 +597,7 @@ def _rejection_from_image(image: dict[str, Any]) -> ConfigurationRejected:
     if not isinstance(reasons, list):
         raise TypeError("reasons is not a list")
     return ConfigurationRejected(
-        change_id=bounded_text(image["pk"])[len(CHANGE_PK_PREFIX) :],
+        change_id=change_id_of(bounded_text(image["pk"])),
         service=text("service"),
         environment=text("environment"),
         key=text("key"),

@@ -127,12 +127,18 @@ class WritePath:
             return self._reject(
                 _fallback_change_id(envelope), source, reasons, change_identity(envelope.detail), now
             )
+        resolved: _Resolved | None = None
         try:
             resolved = self._resolve_value(change, source)
             return self._append(change, source, resolved, now)
         except _Rejection as rejection:
             return self._reject(
-                change.change_id, source, rejection.reasons, change_identity(envelope.detail), now
+                change.change_id,
+                source,
+                rejection.reasons,
+                change_identity(envelope.detail),
+                now,
+                request_hash=self._request_hash(change, resolved),
             )
 
     # --- acceptance -------------------------------------------------------------------
@@ -200,6 +206,7 @@ class WritePath:
         self, change: ConfigurationChange, source: str, resolved: _Resolved | None, now: str
     ) -> Outcome:
         deadline = time.monotonic() + self._append_budget
+        request_hash = self._request_hash(change, resolved)
         attempt = 0
         while True:
             pointer = self._log.current(change.service, change.environment, change.key)
@@ -252,9 +259,10 @@ class WritePath:
                     payload_hash=_payload_hash(change, content.value_hash),
                     received_at=now,
                     rollout=rollout,
+                    request_hash=request_hash,
                 )
             except DuplicateChangeError:
-                return Outcome(status="duplicate", change_id=change.change_id)
+                return self._seen_before(change.change_id, source, request_hash)
             except VersionConflictError as conflict:
                 if change.expected_version is not None:
                     raise _Rejection(_conflict(change.expected_version, conflict.actual)) from None
@@ -302,7 +310,13 @@ class WritePath:
     # --- rejection --------------------------------------------------------------------
 
     def _reject(
-        self, change_id: str, source: str, reasons: list[Reason], identity: dict[str, str], now: str
+        self,
+        change_id: str,
+        source: str,
+        reasons: list[Reason],
+        identity: dict[str, str],
+        now: str,
+        request_hash: str | None = None,
     ) -> Outcome:
         try:
             self._log.record_rejection(
@@ -312,10 +326,58 @@ class WritePath:
                 reasons=[r.to_detail() for r in reasons],
                 identity=identity,
                 received_at=now,
+                request_hash=request_hash,
             )
         except DuplicateChangeError:
-            return Outcome(status="duplicate", change_id=change_id)
+            return self._seen_before(change_id, source, request_hash)
         return Outcome(status="rejected", change_id=change_id, reasons=reasons)
+
+    # --- idempotency ------------------------------------------------------------------
+
+    def _seen_before(self, change_id: str, source: str, request_hash: str | None) -> Outcome:
+        """The source's changeId has a record already. The same request again (a redelivery, a
+        re-run with the same id) is a duplicate whatever its outcome would be now; a different
+        request under that id is refused with CHANGE_ID_REUSED and changes nothing (the first
+        record stands, so a publisher reading it is not told about a change that never was)."""
+        first = self._log.change(change_id, source)
+        if first is None or first.request_hash is None or request_hash is None:
+            # A record from before requests were hashed, or a change that did not parse.
+            return Outcome(status="duplicate", change_id=change_id)
+        if first.request_hash == request_hash:
+            return Outcome(status="duplicate", change_id=change_id)
+        return Outcome(
+            status="rejected",
+            change_id=change_id,
+            reasons=[
+                Reason(
+                    code=ReasonCode.CHANGE_ID_REUSED,
+                    message="this changeId was already used by this source for a different change; "
+                    "use a new changeId (the first change's outcome stands)",
+                    field="changeId",
+                )
+            ],
+        )
+
+    def _request_hash(self, change: ConfigurationChange, resolved: _Resolved | None) -> str:
+        """What the change asked for, independent of its outcome: its fields and, for a put,
+        its value's hash (the keyed HMAC for a secret, so the log holds no oracle; the same for
+        a plain value and for any encryption of it, so a re-run that re-encrypts matches)."""
+        return _payload_hash(change, self._content_hash(change, resolved))
+
+    def _content_hash(self, change: ConfigurationChange, resolved: _Resolved | None) -> str:
+        if change.operation is not Operation.PUT:
+            return value_hash(None)  # toVersion / expectedVersion are among the fields
+        if resolved is not None:
+            return resolved.value_hash
+        # Rejected before the value was resolved (it may be hostile: no KMS call for it, and
+        # no unkeyed hash of a secret). A redelivery is byte-identical, so this still tells it
+        # from a reuse, except a reuse with another secret sent in clear: then the first
+        # rejection stands and the second is a duplicate, which applies nothing either.
+        if change.encrypted_value is not None:
+            return value_hash({"encryptedValue": change.encrypted_value})
+        if is_sensitive(change.key, change.sensitive):
+            return value_hash({"sensitiveValue": "withheld"})
+        return value_hash(change.value)
 
     def _reject_unidentified(self, event: Any, now: str) -> Outcome:
         """Not even an EventBridge envelope (a direct invoke with junk): record it under a

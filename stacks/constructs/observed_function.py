@@ -70,7 +70,10 @@ class ObservedFunction(Construct):
         timeout: Duration | None = None,
         memory_size: int = 256,
         extra_layers: Sequence[lambda_.ILayerVersion] = (),
+        concurrency_name: str | None = None,
     ) -> None:
+        """``concurrency_name``: this function's entry in the ``reservedConcurrency`` setting
+        (default: ``service_name``)."""
         super().__init__(scope, construct_id)
         self._unscoped_reasons: list[str] = []
         self.role = iam.Role(
@@ -101,6 +104,9 @@ class ObservedFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             timeout=timeout or DEFAULT_TIMEOUT,
             memory_size=memory_size,
+            reserved_concurrent_executions=settings.reserved_concurrency.get(
+                concurrency_name or service_name
+            ),
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,

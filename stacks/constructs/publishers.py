@@ -152,8 +152,7 @@ class PublisherPolicies(Construct):
                     actions=[
                         "sqs:CreateQueue",
                         "sqs:DeleteQueue",
-                        "sqs:GetQueueAttributes",
-                        "sqs:SetQueueAttributes",
+                        # No SetQueueAttributes: `watch` sets its queue's policy at CreateQueue.
                         "sqs:ReceiveMessage",
                         "sqs:DeleteMessage",
                     ],

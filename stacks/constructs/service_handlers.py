@@ -49,6 +49,7 @@ class ServiceHandlers(Construct):
             function_name=settings.registry.handler_of(service),
             handler="sample_service.app.handler",
             service_name=f"{service}-config-update-handler",
+            concurrency_name="updateHandler",
             description=f"configpipe demo: applies configuration updates for {service}",
             timeout=Duration.seconds(15),
             memory_size=128,

@@ -348,6 +348,15 @@ def test_a_team_watches_with_its_own_rules_and_queues_only(template_json: dict[s
     # ... and delivers only to the team's own watch queue, in this account
     assert actions_of(target) == ["events:PutTargets"]
     assert [rendered(a) for a in target["Condition"]["ArnLike"]["events:TargetArn"]] == [queues]
+    # ... and no queue's policy (or other attribute) can be changed after `watch` creates it
+    assert actions_of(queue) == [
+        "sqs:CreateQueue",
+        "sqs:DeleteQueue",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+    ]
+    every_action = {a for statement in statements.values() for a in actions_of(statement)}
+    assert not every_action & {"sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:*"}
 
 
 def test_only_the_pipeline_may_park_a_message_in_a_dlq(template_json: dict[str, Any]) -> None:

@@ -103,7 +103,7 @@ def test_a_bad_flags_document_is_rejected_and_never_reaches_the_service(chain):
     chain.publish(change("flags", bad, change_id="bad"), CHECKOUT)
     chain.run()
 
-    record = ChangeLog(chain.pipeline.table_name).change("bad")
+    record = ChangeLog(chain.pipeline.table_name).change("bad", CHECKOUT)
     assert record is not None and record.status == "rejected"
     assert [r["code"] for r in record.reasons] == ["INVALID_FEATURE_FLAGS"]
     assert record.reasons[0]["field"] == "value.maintenance"

@@ -66,7 +66,7 @@ def test_the_scenario_reaches_every_affected_service(expected):
     assert expected["parameters"]["/config/checkout/production/max_items"] == "10"
     assert "/config/payments/production/payments.retry" not in expected["parameters"]
     assert expected["secrets"]["configpipe/checkout/production/db_password"] == (False, json.dumps(SECRET))
-    assert ("CHANGE#c8", "rejected", None) in expected["changes"]
+    assert (f"CHANGE#{CHECKOUT}#c8", "rejected", None) in expected["changes"]
 
 
 CRASH_POINTS = [

@@ -171,7 +171,7 @@ def test_a_concurrent_edit_during_a_restore_is_a_conflict_not_an_overwrite(pipel
     assert parameter("max_items") == 30
     assert parameter("timeout_ms") == 500  # the key nobody else touched was restored
     ids = {c["key"]: c["changeId"] for c in result["changes"]}
-    record = log(pipeline).change(ids["max_items"])
+    record = log(pipeline).change(ids["max_items"], CHECKOUT)
     assert record is not None and record.status == "rejected"
     assert [r["code"] for r in record.reasons] == ["VERSION_CONFLICT"]
 
@@ -346,3 +346,24 @@ def test_export_to_s3_then_import_into_an_empty_stack(pipeline: Pipeline, chain:
     for change_ in body(again)["changes"]:
         record_ = log(pipeline).change(change_["changeId"])
         assert record_ is not None and record_.status == "rejected"
+
+
+def test_re_running_a_restore_with_its_restore_id_changes_nothing_twice(pipeline: Pipeline, chain: Chain):
+    # changeIds are namespaced by source and a reused one is refused (CHANGE_ID_REUSED): a
+    # restore re-run with the same --restore-id re-sends the same changes, which stay duplicates.
+    put(chain, "max_items", 10)
+    body(cli(pipeline, "snapshot", "create", "checkout", "production", "--label", "good", "-o", "json"))
+    put(chain, "max_items", 20)
+    restore = ("snapshot", "restore", "checkout", "production", "--label", "good", "-r", "undo")
+
+    # Given a restore published twice under one restore id before the pipeline ran
+    first = body(cli(pipeline, *restore, "--restore-id", "restore-rerun", "--no-wait", "-o", "json"))
+    again = body(cli(pipeline, *restore, "--restore-id", "restore-rerun", "--no-wait", "-o", "json"))
+    assert [c["changeId"] for c in first["changes"]] == [c["changeId"] for c in again["changes"]]
+    chain.run()
+
+    # Then the key moved once (the second copy changed nothing) and the restore's record stands
+    assert parameter("max_items") == 10
+    assert log(pipeline).current("checkout", "production", "max_items").version == 3  # type: ignore[union-attr]
+    [step] = first["changes"]
+    assert log(pipeline).change(step["changeId"], CHECKOUT).status == "accepted"  # type: ignore[union-attr]

@@ -97,7 +97,7 @@ def test_the_validator_rejects_a_bad_flags_document_and_writes_only_the_rejectio
     assert outcome.status == "rejected"
     [reason] = outcome.reasons
     assert (reason.code, reason.field) == ("INVALID_FEATURE_FLAGS", "value.f.rules.r.conditions[0]")
-    assert [item["pk"] for item in all_items(pipeline)] == ["CHANGE#c-bad"]
+    assert [item["pk"] for item in all_items(pipeline)] == ["CHANGE#configpipe.team.checkout#c-bad"]
     assert ChangeLog(pipeline.table_name).current("checkout", "production", "flags") is None
 
 

@@ -65,7 +65,7 @@ def test_put_creates_version_one_with_pointer_and_change_record(write_path, log)
     )
     assert record.value_hash.startswith("sha256:")
     assert log.current("checkout", "production", "max_items").version == 1
-    assert log.change("c-1").status == "accepted"
+    assert log.change("c-1", "configpipe.team.checkout").status == "accepted"
 
 
 def test_versions_are_dense_and_link_to_their_predecessor(write_path, log):
@@ -87,7 +87,7 @@ def test_stale_expected_version_is_rejected_with_version_conflict_and_writes_no_
     assert outcome.status == "rejected"
     assert outcome.codes == ["VERSION_CONFLICT"]
     assert log.current("checkout", "production", "max_items").version == 2
-    assert log.change("stale").status == "rejected"
+    assert log.change("stale", "configpipe.team.checkout").status == "rejected"
 
 
 def test_expected_version_zero_means_create_only(write_path):
@@ -225,7 +225,7 @@ def test_a_duplicate_of_an_accepted_change_is_still_a_duplicate_after_the_key_mo
     submit(write_path, change(value=2))
 
     assert submit(write_path, first).status == "duplicate"
-    assert log.change("first").status == "accepted"
+    assert log.change("first", "configpipe.team.checkout").status == "accepted"
 
 
 # --- rollback and delete ----------------------------------------------------------------------

@@ -431,6 +431,7 @@ class RolloutService:
                 reasons=[r.to_detail() for r in reasons],
                 identity=identity,
                 received_at=now.isoformat(),
+                namespaced=False,
             )
         except DuplicateChangeError:
             return ControlResult("duplicate", control_id)

@@ -78,9 +78,9 @@ def pipe(released: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Pipe:
     pipe = Pipe(released)
     original_wait, original_poll = publishing.wait_for_outcome, release_cli.poll
 
-    def wait_after_pumping(log: Any, change_id: str, timeout: float) -> Any:
+    def wait_after_pumping(log: Any, change_id: str, source: str, timeout: float) -> Any:
         pipe.pump()
-        return original_wait(log, change_id, timeout)
+        return original_wait(log, change_id, source, timeout)
 
     def poll_after_pumping(deadline: float, rejected: Any, effect: Any) -> Any:
         pipe.pump()

@@ -95,9 +95,9 @@ def rig(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Rig:
     rig = Rig(pipeline)
     original_wait = publishing.wait_for_outcome
 
-    def wait_after_pumping(log: Any, change_id: str, timeout: float) -> Any:
+    def wait_after_pumping(log: Any, change_id: str, source: str, timeout: float) -> Any:
         rig.pump()
-        return original_wait(log, change_id, timeout)
+        return original_wait(log, change_id, source, timeout)
 
     monkeypatch.setattr(publishing, "wait_for_outcome", wait_after_pumping)
     monkeypatch.setattr(rollout_cli, "_pause", rig.tick)

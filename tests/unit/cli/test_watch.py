@@ -325,3 +325,34 @@ def test_watch_names_are_prefixed_with_the_team_its_policy_allows() -> None:
     assert watch_prefix("configpipe.team.checkout") == "configpipe-watch-checkout-"
     assert watch_prefix("configpipe.team.data.eng") == "configpipe-watch-data-eng-"
     assert watch_prefix(None) == "configpipe-watch-anonymous-"
+
+
+def test_the_watch_queue_gets_its_policy_at_creation_and_its_attributes_are_never_set(pipeline, clients):
+    # M1 (docs/security.md): the publisher policy grants no sqs:SetQueueAttributes.
+    set_calls: list[str] = []
+    clients.sqs.meta.events.register(
+        "before-call.sqs.SetQueueAttributes", lambda **kwargs: set_calls.append(kwargs["model"].name)
+    )
+    ctx = CliContext(output=OutputFormat.JSON, source="configpipe.team.checkout")
+    ctx._clients["sqs"], ctx._clients["events"] = clients.sqs, clients.events
+    subscription = Subscription(ctx, watch_pattern(WatchFilter(service="checkout")))
+    subscription.open()
+    try:
+        attributes = clients.sqs.get_queue_attributes(
+            QueueUrl=subscription.queue_url, AttributeNames=["Policy", "QueueArn"]
+        )["Attributes"]
+        [target] = clients.events.list_targets_by_rule(Rule=subscription.name, EventBusName=ctx.bus_name)[
+            "Targets"
+        ]
+        announce(clients, updated("max_items", 6))
+        delivered = subscription.receive(wait_seconds=1)
+    finally:
+        subscription.close()
+
+    [statement] = json.loads(attributes["Policy"])["Statement"]
+    assert statement["Resource"] == attributes["QueueArn"] == target["Arn"]
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(
+        f"rule/{ctx.bus_name}/{subscription.name}"
+    )
+    assert set_calls == []
+    assert [e["detail"]["version"] for e in delivered] == [6]

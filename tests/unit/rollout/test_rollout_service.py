@@ -23,7 +23,10 @@ from tests.unit.rollout.conftest import T0
 KEY = ("checkout", "production", "max_items")
 
 
-def submit(write_path, detail: dict[str, Any], source: str = "configpipe.team.checkout"):
+SOURCE = "configpipe.team.checkout"
+
+
+def submit(write_path, detail: dict[str, Any], source: str = SOURCE):
     return write_path.handle(eventbridge_event(detail, source=source))
 
 
@@ -98,7 +101,7 @@ def test_any_change_to_a_key_rolling_out_is_refused_naming_the_way_out(write_pat
 
     after = items(pipeline)
     new = [i for i in after if i not in before]
-    assert {i["pk"] for i in new} == {"CHANGE#x-put", "CHANGE#x-del", "CHANGE#x-rb", "CHANGE#x-ro"}
+    assert {i["pk"] for i in new} == {f"CHANGE#{SOURCE}#x-{op}" for op in ("put", "del", "rb", "ro")}
     assert all(i["status"] == "rejected" for i in new)
 
 
@@ -122,7 +125,7 @@ def test_a_bad_rollout_is_rejected_with_a_stable_code_and_writes_nothing_else(
 
     assert outcome.status == "rejected"
     assert code in outcome.codes
-    assert [i["pk"] for i in items(pipeline)] == [f"CHANGE#{detail['changeId']}"]
+    assert [i["pk"] for i in items(pipeline)] == [f"CHANGE#{SOURCE}#{detail['changeId']}"]
 
 
 def test_a_first_version_can_roll_out_with_no_stable_value(write_path, log):

@@ -196,7 +196,7 @@ def publish(ctx: CliContext, prepared: PreparedWrite) -> None:
 def verdict(ctx: CliContext, prepared: PreparedWrite, timeout: float) -> WriteResult:
     """Wait for the pipeline's verdict on a published change (exit 4 without one)."""
     request, change_id = prepared.request, prepared.change_id
-    record = wait_for_outcome(ctx.change_log(), change_id, timeout)
+    record = wait_for_outcome(ctx.change_log(), change_id, prepared.source, timeout)
     if record is None:
         raise CliError(
             f"published change {change_id}, but the pipeline gave no verdict within {timeout:g}s",
@@ -223,9 +223,11 @@ def send(ctx: CliContext, prepared: PreparedWrite, *, wait: bool, timeout: float
     return verdict(ctx, prepared, timeout)
 
 
-def wait_for_outcome(change_log: ChangeLog, change_id: str, timeout: float) -> ChangeRecord | None:
-    """Poll the change record until it exists or the deadline passes (backing off to 2 s)."""
-    return poll_until(time.monotonic() + max(timeout, 0.0), lambda: change_log.change(change_id))
+def wait_for_outcome(
+    change_log: ChangeLog, change_id: str, source: str, timeout: float
+) -> ChangeRecord | None:
+    """Poll the source's change record until it exists or the deadline passes (backing off to 2 s)."""
+    return poll_until(time.monotonic() + max(timeout, 0.0), lambda: change_log.change(change_id, source))
 
 
 # --- helpers --------------------------------------------------------------------------------

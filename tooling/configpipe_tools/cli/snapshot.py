@@ -375,7 +375,9 @@ def _verdicts(
     deadline = time.monotonic() + timeout
     code = ExitCode.OK
     for write, change in zip(prepared, changes, strict=True):
-        record = wait_for_outcome(cli.change_log(), write.change_id, max(deadline - time.monotonic(), 0.0))
+        record = wait_for_outcome(
+            cli.change_log(), write.change_id, write.source, max(deadline - time.monotonic(), 0.0)
+        )
         if record is None:
             change["status"] = "timeout"
             code = max(code, ExitCode.TIMEOUT)

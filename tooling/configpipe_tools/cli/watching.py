@@ -168,15 +168,10 @@ class Subscription:
         self._target_added = False
 
     def open(self) -> None:
+        """The rule first (it has no target yet, so nothing is sent), then the queue with its
+        policy set at creation: the publisher policy grants no sqs:SetQueueAttributes, so no
+        queue's policy can be changed afterwards (docs/security.md, M1)."""
         sqs, events = self._ctx.client("sqs"), self._ctx.client("events")
-        self.queue_url = sqs.create_queue(
-            QueueName=self.name,
-            Attributes={"MessageRetentionPeriod": "3600", "SqsManagedSseEnabled": "true"},
-            tags={"configpipe:purpose": "watch"},
-        )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
         rule_arn = events.put_rule(
             Name=self.name,
             EventBusName=self._ctx.bus_name,
@@ -185,25 +180,30 @@ class Subscription:
             Description="temporary: configpipe watch (deleted when the watch ends)",
         )["RuleArn"]
         self._rule_created = True
-        sqs.set_queue_attributes(
-            QueueUrl=self.queue_url,
+        # arn:<partition>:events:<region>:<account>:rule/...: the queue lives beside the rule.
+        _, partition, _, region, account = rule_arn.split(":")[:5]
+        queue_arn = f"arn:{partition}:sqs:{region}:{account}:{self.name}"
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        }
+        self.queue_url = sqs.create_queue(
+            QueueName=self.name,
             Attributes={
-                "Policy": json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "events.amazonaws.com"},
-                                "Action": "sqs:SendMessage",
-                                "Resource": queue_arn,
-                                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-                            }
-                        ],
-                    }
-                )
+                "MessageRetentionPeriod": "3600",
+                "SqsManagedSseEnabled": "true",
+                "Policy": json.dumps(policy),
             },
-        )
+            tags={"configpipe:purpose": "watch"},
+        )["QueueUrl"]
         events.put_targets(
             Rule=self.name, EventBusName=self._ctx.bus_name, Targets=[{"Id": "watch", "Arn": queue_arn}]
         )
