@@ -38,7 +38,7 @@ def secret_tags(name: str) -> dict[str, str]:
 def test_parameters_secrets_and_rollout_parameters_are_tagged_from_the_registry(pipeline: Pipeline):
     chain = Chain(pipeline)
     chain.publish(change("max_items", 10), CHECKOUT)
-    chain.publish(change("api_token", "s3cr3t", sensitive=True), CHECKOUT)
+    chain.publish(chain.sealed(change("api_token", "s3cr3t", sensitive=True)), CHECKOUT)
     chain.publish(
         change("banner", "hello", rollout={"strategy": "Linear10PercentEvery1Minute"}),
         CHECKOUT,
