@@ -71,14 +71,18 @@ _KNOWN_KEYS = {
 #: account's whole concurrency, nor starve one pipeline function for another. Throttling is safe
 #: for each: EventBridge and async invokes retry (hours), the stream waits, the tick comes back.
 #: ``reservedConcurrency`` in cdk.json overrides any of them; ``null`` leaves one unreserved.
-#: Together they take 38 plus 5 per registered demo service of the account's concurrency (100
+#: The release manager is reserved at 1: it is one state machine per release, fed by the
+#: team's requests and controls and by its own ticks; run one invocation at a time, a tick and
+#: a control never act on the same release at once (a second one waits in Lambda's async
+#: queue, as a throttled event does, and is retried).
+#: Together they take 34 plus 5 per registered demo service of the account's concurrency (100
 #: must stay unreserved): an account at the default limit of 1,000 is fine; a new account
 #: limited to 10 needs them set to null.
 DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "validator": 10,
     "materialiser": 10,
     "propagator": 10,
-    "release": 5,
+    "release": 1,
     "rollout": 2,
     "redrive": 1,
     #: Each service's demo update handler.

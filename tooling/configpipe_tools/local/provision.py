@@ -478,6 +478,11 @@ class Provisioner:
             timeout=args["Timeout"],
             memory=args["MemorySize"],
             log_group=log_group,
+            reserved_concurrency=(
+                int(props["ReservedConcurrentExecutions"])
+                if "ReservedConcurrentExecutions" in props
+                else None
+            ),
         )
         queue = f"{LOCAL_PREFIX}-async-{name}"[:80]
         # Visible again only if the runner dies mid-invocation: then it is redelivered.

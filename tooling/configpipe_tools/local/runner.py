@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from configpipe_tools.local.provision import ACCOUNT, REGION, LocalStack, aws_client, provision
-from configpipe_tools.local.sandbox import FunctionRuntime
+from configpipe_tools.local.sandbox import FunctionRuntime, FunctionSpec
 from configpipe_tools.local.server import EmulatorServer, LambdaInvokeApi
 from configpipe_tools.local.sources import AsyncInvocations, Destinations, ScheduledRule, StreamPoller
 from configpipe_tools.local.state import STATE_FILE, SavedState, capture, key_adopter, restore
@@ -147,7 +147,7 @@ class LocalPipeline:
                 base_environment=base,
                 task_root=self.repo / "functions",
                 log_file=self.log_dir / f"{name}.log",
-                max_concurrency=self.options.max_concurrency,
+                max_concurrency=self.concurrency_of(spec),
             )
         destinations = Destinations(self.client, self.enqueue)
         self.server.app.invoke_api = LambdaInvokeApi(stack, self.runtimes, self.enqueue)
@@ -159,7 +159,7 @@ class LocalPipeline:
                     self.client,
                     destinations,
                     retry_delay=self.options.retry_delay,
-                    concurrency=self.options.max_concurrency,
+                    concurrency=self.concurrency_of(stack.functions[name]),
                 )
             )
         for mapping in stack.mappings:
@@ -242,6 +242,17 @@ class LocalPipeline:
 
     def client_environment(self) -> dict[str, str]:
         return {**CLIENT_ENVIRONMENT, "AWS_ENDPOINT_URL": self.url}
+
+    def concurrency_of(self, spec: FunctionSpec) -> int:
+        """How many invocations of ``spec`` may run at once: the runner's bound, lowered to the
+        function's reserved concurrency as Lambda lowers it (a function reserved at 1 runs one
+        invocation at a time; its other async events wait in the queue, as throttled ones do)."""
+        reserved = spec.reserved_concurrency
+        return (
+            self.options.max_concurrency
+            if reserved is None
+            else max(1, min(reserved, self.options.max_concurrency))
+        )
 
     def function_base_environment(self) -> dict[str, str]:
         """Environment every function starts with, before its own template variables."""

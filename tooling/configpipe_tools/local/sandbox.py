@@ -62,6 +62,8 @@ class FunctionSpec:
     async_max_event_age: int = 21600
     on_failure: str | None = None
     on_success: str | None = None
+    #: ReservedConcurrentExecutions: at most this many invocations at once, as in Lambda
+    reserved_concurrency: int | None = None
 
 
 @dataclass
