@@ -362,7 +362,11 @@ class WritePath:
         """What the change asked for, independent of its outcome: its fields and, for a put,
         its value's hash (the keyed HMAC for a secret, so the log holds no oracle; the same for
         a plain value and for any encryption of it, so a re-run that re-encrypts matches)."""
-        return _payload_hash(change, self._content_hash(change, resolved))
+        # stable_digest, not value_hash: a change rejected before its value was resolved may be
+        # hostile (lone surrogates, nesting deeper than json.dumps recurses), and the refusal
+        # must still be recorded (tests/unit/test_hostile_changes.py).
+        fields = change.model_dump(mode="json", by_alias=True, exclude={"value", "encrypted_value"})
+        return stable_digest({**fields, "valueHash": self._content_hash(change, resolved)})
 
     def _content_hash(self, change: ConfigurationChange, resolved: _Resolved | None) -> str:
         if change.operation is not Operation.PUT:
@@ -374,10 +378,10 @@ class WritePath:
         # from a reuse, except a reuse with another secret sent in clear: then the first
         # rejection stands and the second is a duplicate, which applies nothing either.
         if change.encrypted_value is not None:
-            return value_hash({"encryptedValue": change.encrypted_value})
+            return stable_digest({"encryptedValue": change.encrypted_value})
         if is_sensitive(change.key, change.sensitive):
             return value_hash({"sensitiveValue": "withheld"})
-        return value_hash(change.value)
+        return stable_digest(change.value)
 
     def _reject_unidentified(self, event: Any, now: str) -> Outcome:
         """Not even an EventBridge envelope (a direct invoke with junk): record it under a

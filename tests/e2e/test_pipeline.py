@@ -187,7 +187,9 @@ def test_the_same_change_twice_has_one_effect(local: LocalStack, unique: str) ->
             "environment": "development",
             "operation": "put",
             "author": "e2e",
-            "reason": "dup",
+            # the very request put_change sent: the same changeId with another payload would be
+            # CHANGE_ID_REUSED, not a duplicate
+            "reason": "end-to-end test",
         },
     }
     for _ in range(2):

@@ -344,7 +344,7 @@ def test_export_to_s3_then_import_into_an_empty_stack(pipeline: Pipeline, chain:
     chain.run()
     assert parameter("max_items") == 11
     for change_ in body(again)["changes"]:
-        record_ = log(pipeline).change(change_["changeId"])
+        record_ = log(pipeline).change(change_["changeId"], CHECKOUT)
         assert record_ is not None and record_.status == "rejected"
 
 
