@@ -76,8 +76,17 @@ def test_a_release_failing_its_analysis_rolls_back_without_any_alarm(local: Loca
     # And the alias is exactly as it was; the beta alias the release created is gone
     assert alias(local, FUNCTION) == before
     assert (detail["restoredVersion"], detail["restoredWeights"]) == before
-    names = [a["Name"] for a in lam.list_aliases(FunctionName=FUNCTION)["Aliases"]]
-    assert f"{ALIAS}-candidate" not in names
+    # (the beta alias is removed by the rollback's own invocation, which may finish just after
+    # ReleaseRolledBack is on the bus: wait for it, never for longer than a rollback takes)
+    eventually(
+        lambda: (
+            f"{ALIAS}-candidate"
+            not in [a["Name"] for a in lam.list_aliases(FunctionName=FUNCTION)["Aliases"]]
+            or None
+        ),
+        timeout=60,
+        what=f"{ALIAS}-candidate removed",
+    )
     assert history(local, release_id) == [
         ("ReleaseStarted", 0.0),
         ("ReleaseStepped", 10.0),
