@@ -166,6 +166,7 @@ def update_of(record: VersionRecord) -> ConfigurationUpdated:
         deleted=record.deleted,
         sensitive=record.sensitive,
         rolled_back_to=record.rolled_back_to,
+        restore_id=record.restore_id,
         author=record.author,
         reason=record.reason,
         applied_at=datetime.fromisoformat(record.applied_at),
