@@ -26,6 +26,8 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+# a developer's own default source must not leak into the CLI tests that expect none
+os.environ.pop("CONFIGPIPE_SOURCE", None)
 # jsii's Node-version banners, for the in-process synth of the cdk-nag test (set here, at import,
 # before any thread exists; `make test` sets the same).
 from configpipe_tools.local.template import jsii_quiet_environment

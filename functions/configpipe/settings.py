@@ -9,6 +9,7 @@ the handlers read it with :meth:`Settings.from_environ`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,8 +22,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
 
     @classmethod
-    def from_environ(cls) -> Self:
-        return cls.model_validate(dict(os.environ))
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """From the process environment (Lambda's), or from ``environ`` (tests: no test changes
+        os.environ, which background threads read)."""
+        return cls.model_validate(dict(os.environ if environ is None else environ))
 
     @classmethod
     def env_name(cls, field: str) -> str:

@@ -19,6 +19,7 @@ from configpipe.bus import ConfigBus
 from configpipe.fanout import DeliveryFailedError, FanOut, Invoker, LambdaInvoker
 from configpipe.handlers import propagator
 from configpipe.registry_source import RegistrySource
+from configpipe.settings import PropagatorSettings
 from configpipe_tools.harness.aws import ACCOUNT, REGION, Pipeline
 from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service.app import AppliedVersions
@@ -183,14 +184,11 @@ def test_an_unaffecting_update_delivers_nothing(pipeline, writer):
     assert pipeline.bus_events() == []
 
 
-def test_propagator_builds_its_dependencies_from_the_environment(pipeline, writer, monkeypatch):
-    for name, value in pipeline.env().items():
-        monkeypatch.setenv(name, value)
-    propagator.default.cache_clear()
+def test_propagator_builds_its_dependencies_from_the_environment(pipeline, writer):
+    fanout = propagator.build(PropagatorSettings.from_environ(pipeline.env()))
     event = announce(pipeline, writer, "max_items", 3, service="checkout", environment="production")
     with pytest.raises(DeliveryFailedError):  # no such function in moto: a recorded failure
-        propagator.handler(event, LambdaContext())
-    propagator.default.cache_clear()
+        propagator.handler(event, LambdaContext(), fanout=fanout)
     assert len(pipeline.bus_events("ConfigurationDeliveryFailed")) == 1
 
 

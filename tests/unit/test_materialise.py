@@ -17,6 +17,7 @@ from configpipe.handlers import materialiser as materialiser_handler
 from configpipe.materialise import Materialiser
 from configpipe.naming import scope_id
 from configpipe.observability import logger
+from configpipe.settings import MaterialiserSettings
 from configpipe.stores import ParameterStore, SecretStore, secret_version_token
 from configpipe.values import canonical_json, value_hash
 from configpipe_tools.harness.aws import REGION, Pipeline
@@ -407,13 +408,11 @@ def test_rejected_change_is_announced_with_its_reasons_and_no_value(pipeline, ma
     assert pipeline.bus_events("ConfigurationUpdated") == []
 
 
-def test_handler_builds_its_dependencies_from_the_environment(pipeline, writer, monkeypatch):
-    for name, value in pipeline.env().items():
-        monkeypatch.setenv(name, value)
-    materialiser_handler.default.cache_clear()
+def test_handler_builds_its_dependencies_from_the_environment(pipeline, writer):
+    materialiser = materialiser_handler.build(MaterialiserSettings.from_environ(pipeline.env()))
     writer.append("max_items", 7)
-    assert materialiser_handler.handler(pipeline.stream_event(), LambdaContext()) == {"batchItemFailures": []}
-    materialiser_handler.default.cache_clear()
+    answer = materialiser_handler.handler(pipeline.stream_event(), LambdaContext(), materialiser=materialiser)
+    assert answer == {"batchItemFailures": []}
     assert ssm_value("/config/checkout/production/max_items") == 7
 
 

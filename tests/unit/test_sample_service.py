@@ -46,14 +46,13 @@ def applied_row(pipeline: Any, key: str = "max_items") -> dict[str, Any]:
     return table.get_item(Key={"pk": "checkout", "sk": f"production#{key}"})["Item"]
 
 
-def test_out_of_order_updates_leave_the_newest_version_applied(pipeline, monkeypatch):
-    monkeypatch.setenv("SERVICE_NAME", "checkout")
-    monkeypatch.setenv("APPLIED_TABLE", pipeline.applied_table_name)
-    app.default.cache_clear()
+def test_out_of_order_updates_leave_the_newest_version_applied(pipeline):
+    # (built from the environment the stack gives the function, as a mapping: no test changes os.environ)
+    environ = {"SERVICE_NAME": "checkout", "APPLIED_TABLE": pipeline.applied_table_name}
+    handler = app.build(SampleServiceSettings.from_environ(environ))
     # When v3 arrives before v2
-    assert app.handler(updated(3, 30), LambdaContext())["applied"] is True
-    assert app.handler(updated(2, 20), LambdaContext())["applied"] is False
-    app.default.cache_clear()
+    assert handler(updated(3, 30), LambdaContext())["applied"] is True
+    assert handler(updated(2, 20), LambdaContext())["applied"] is False
     # Then v3 stays applied
     row = applied_row(pipeline)
     assert row["version"] == 3

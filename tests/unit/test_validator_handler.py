@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from configpipe.handlers import validator
+from configpipe.settings import ValidatorSettings
 from configpipe_tools.harness.events import change, eventbridge_event
 from configpipe_tools.harness.lambda_context import LambdaContext
 
@@ -14,12 +16,11 @@ SECRET = "s3cr3t-do-not-log"
 
 
 @pytest.fixture
-def handler(pipeline, monkeypatch):
-    for name, value in pipeline.env().items():
-        monkeypatch.setenv(name, value)
-    validator.default.cache_clear()
-    yield validator.handler
-    validator.default.cache_clear()
+def handler(pipeline):
+    """The Lambda entry point with its write path built as ``default()`` builds it, from the
+    environment the stack gives the function (as a mapping: no test changes os.environ)."""
+    write_path = validator.build(ValidatorSettings.from_environ(pipeline.env()))
+    return lambda event, context: validator.handler(event, context, write_path=write_path)
 
 
 def log_lines(out: str) -> list[dict]:
@@ -54,10 +55,8 @@ def test_handler_rejects_malformed_events_without_raising(handler):
     assert result["reasons"][0]["code"] == "MALFORMED_EVENT"
 
 
-def test_missing_configuration_fails_loudly_at_first_use(monkeypatch, aws):
-    monkeypatch.delenv("CHANGE_LOG_TABLE", raising=False)
-    validator.default.cache_clear()
+def test_missing_configuration_fails_loudly_naming_the_variable(pipeline):
+    environ = {name: value for name, value in pipeline.env().items() if name != "CHANGE_LOG_TABLE"}
 
-    with pytest.raises(Exception, match="CHANGE_LOG_TABLE"):
-        validator.handler(eventbridge_event(change()), LambdaContext())
-    validator.default.cache_clear()
+    with pytest.raises(ValidationError, match="CHANGE_LOG_TABLE"):
+        validator.build(ValidatorSettings.from_environ(environ))

@@ -191,11 +191,7 @@ _captured: dict[int, list[dict[str, Any]]] = {}
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "configpipe")
+def env() -> Iterator[Env]:
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
         role_a = iam.create_role(RoleName="checkout-a", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

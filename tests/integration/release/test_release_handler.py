@@ -10,8 +10,7 @@ import pytest
 
 from configpipe.handlers import release as release_handler
 from configpipe.release.model import AliasTarget
-from configpipe.release.settings import release_registry_document
-from tests.integration.release.conftest import BUS, REGISTRY, TABLE, TEAM, Env, control, request
+from tests.integration.release.conftest import TEAM, Env, control, request
 
 
 @dataclass
@@ -37,14 +36,11 @@ def envelope(detail_type: str, detail: dict[str, Any], source: str = TEAM) -> di
 
 
 @pytest.fixture
-def invoke(env: Env, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("RELEASE_TABLE", TABLE)
-    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
-    monkeypatch.setenv("RELEASE_REGISTRY", release_registry_document(REGISTRY))
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    release_handler.default.cache_clear()
-    yield lambda event: release_handler.handler(event, Context())  # type: ignore[arg-type]
-    release_handler.default.cache_clear()
+def invoke(env: Env) -> Any:
+    """The Lambda entry point with the release service injected (built by the test's Env on its
+    own region; the handler's environment wiring is covered by tests/unit/test_function_settings.py)."""
+    service = env.service()
+    return lambda event: release_handler.handler(event, Context(), service=service)  # type: ignore[arg-type]
 
 
 def test_request_control_and_tick_through_the_handler(env: Env, invoke: Any) -> None:

@@ -249,14 +249,71 @@ def seed(
         assert outcome.status == "accepted", outcome
 
 
-def parse_json(result: Result) -> Any:
+def parse_json(result: Result | ProcessResult) -> Any:
     """stdout of --output json must be exactly one JSON document."""
     return json.loads(result.stdout)
 
 
-def assert_clean_exit(result: Result, code: int) -> None:
+def assert_clean_exit(result: Result | ProcessResult, code: int) -> None:
     """The expected exit code, and no traceback however it failed."""
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     if code != 0:
         assert isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+# --- the CLI as its own process, for what it reads from the environment ----------------------
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What ``configpipe`` printed and returned as a process; the attributes the assertions above
+    read from a CliRunner result."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def exception(self) -> BaseException | None:
+        return SystemExit(self.exit_code) if self.exit_code else None
+
+
+@pytest.fixture
+def cli_process(tmp_path: Any):  # type: ignore[no-untyped-def]
+    """Run ``configpipe`` in a child process with exactly the environment a test gives it (on top
+    of a bare one: no credentials, no AWS config files, no instance metadata). What the CLI reads
+    from its environment is tested this way because no test may change this process's
+    os.environ (background threads read it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    bare = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join(str(repo / p) for p in ("functions", "tooling", ".")),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": REGION,
+        "COLUMNS": "220",
+    }
+
+    def run(*args: str, env: dict[str, str] | None = None) -> ProcessResult:
+        done = subprocess.run(
+            [sys.executable, "-c", "from configpipe_tools.cli.main import app; app()", *args],
+            env={**bare, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return ProcessResult(done.returncode, done.stdout, done.stderr)
+
+    return run

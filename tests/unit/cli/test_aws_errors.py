@@ -1,7 +1,8 @@
 """AWS problems end in exit 5 with a message that says what to do next, never a traceback.
 
 These tests run without moto where the failure happens before any request (credentials,
-profiles) or against a closed local port (endpoint down), so nothing can reach AWS."""
+profiles) or against a closed local port (endpoint down), so nothing can reach AWS; what depends
+on the environment runs the CLI as its own process (no test changes os.environ)."""
 
 from __future__ import annotations
 
@@ -12,32 +13,22 @@ from tests.unit.cli.conftest import CHECKOUT, assert_clean_exit, parse_json
 CLOSED_PORT = "http://127.0.0.1:9"
 
 
-@pytest.fixture
-def no_credentials(monkeypatch, tmp_path):
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_PROFILE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+#: a fake key pair: the CLI gets as far as calling the (closed) endpoint
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def invoke(runner, *args):
-    from configpipe_tools.cli.main import app
-
-    return runner.invoke(
-        app, ["--endpoint-url", CLOSED_PORT, "--source", CHECKOUT, *args], env={"AWS_MAX_ATTEMPTS": "1"}
+def invoke(cli_process, *args, env=None):
+    """``configpipe`` as a process with no credentials unless ``env`` gives some, one attempt per call."""
+    return cli_process(
+        "--endpoint-url",
+        CLOSED_PORT,
+        "--source",
+        CHECKOUT,
+        *args,
+        env={"AWS_MAX_ATTEMPTS": "1", **(env or {})},
     )
 
 
-@pytest.mark.usefixtures("no_credentials")
 @pytest.mark.parametrize(
     "args",
     [
@@ -46,17 +37,16 @@ def invoke(runner, *args):
         ["history", "checkout", "production", "k"],
     ],
 )
-def test_no_credentials_is_exit_5_with_what_to_do(runner, args):
-    result = invoke(runner, *args)
+def test_no_credentials_is_exit_5_with_what_to_do(cli_process, args):
+    result = invoke(cli_process, *args)
 
     assert_clean_exit(result, 5)
     assert "no usable AWS credentials" in result.stderr
     assert "--profile" in result.stderr
 
 
-@pytest.mark.usefixtures("no_credentials")
-def test_no_credentials_json_error_parses(runner):
-    result = invoke(runner, "list", "checkout", "production", "-o", "json")
+def test_no_credentials_json_error_parses(cli_process):
+    result = invoke(cli_process, "list", "checkout", "production", "-o", "json")
 
     assert_clean_exit(result, 5)
     body = parse_json(result)
@@ -64,15 +54,14 @@ def test_no_credentials_json_error_parses(runner):
     assert body["exitCode"] == 5
 
 
-@pytest.mark.usefixtures("no_credentials")
-def test_bad_input_is_reported_before_credentials_are_needed(runner):
-    result = invoke(runner, "put", "checkout", "production", "bad key", "1", "-r", "r")
+def test_bad_input_is_reported_before_credentials_are_needed(cli_process):
+    result = invoke(cli_process, "put", "checkout", "production", "bad key", "1", "-r", "r")
 
     assert_clean_exit(result, 2)
 
 
-def test_endpoint_down_is_exit_5_with_what_to_do(runner):
-    result = invoke(runner, "get", "checkout", "production", "k")
+def test_endpoint_down_is_exit_5_with_what_to_do(cli_process):
+    result = invoke(cli_process, "get", "checkout", "production", "k", env=CREDENTIALS)
 
     assert_clean_exit(result, 5)
     assert "could not reach AWS" in result.stderr

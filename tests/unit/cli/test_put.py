@@ -232,8 +232,8 @@ def test_missing_reason_is_a_usage_error(cli, idle_validator: Validator):
 @pytest.mark.parametrize(
     ("source", "message"), [(None, "no event source"), ("team.checkout", "--source must")]
 )
-def test_writes_need_a_team_source(cli, idle_validator: Validator, source, message, monkeypatch):
-    monkeypatch.delenv("CONFIGPIPE_SOURCE", raising=False)
+def test_writes_need_a_team_source(cli, idle_validator: Validator, source, message):
+    # (CONFIGPIPE_SOURCE is not set in the test process: tests/conftest.py removes it at import)
     result = cli("put", "checkout", "production", "k", "1", "-r", "r", source=source)
 
     assert_clean_exit(result, 2)
@@ -241,18 +241,32 @@ def test_writes_need_a_team_source(cli, idle_validator: Validator, source, messa
     assert idle_validator.changes() == []
 
 
-def test_source_can_come_from_the_environment(runner, pipeline, idle_validator: Validator):
-    from configpipe_tools.cli.main import app
+def test_source_can_come_from_the_environment(cli_process):
+    # Given a process whose only source is CONFIGPIPE_SOURCE (a process of its own: no test changes
+    # this one's environment), and no reachable AWS
+    def put(env: dict[str, str]):  # type: ignore[no-untyped-def]
+        return cli_process(
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "put",
+            "checkout",
+            "production",
+            "k",
+            "1",
+            "-r",
+            "r",
+            env={"AWS_MAX_ATTEMPTS": "1", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", **env},
+        )
 
-    result = runner.invoke(
-        app,
-        ["put", "checkout", "production", "k", "1", "-r", "r", "--no-wait"],
-        env={"CONFIGPIPE_SOURCE": CHECKOUT},
-    )
-
-    assert_clean_exit(result, 0)
-    (event,) = idle_validator.changes()
-    assert event["source"] == CHECKOUT
+    # Then without it the put is refused for want of a source; with it, it gets past that check and
+    # as far as calling AWS (which is down here)
+    without = put({})
+    assert_clean_exit(without, 2)
+    assert "no event source" in without.stderr
+    with_source = put({"CONFIGPIPE_SOURCE": CHECKOUT})
+    assert_clean_exit(with_source, 5)
+    assert "no event source" not in with_source.stderr
+    assert "could not reach AWS" in with_source.stderr
 
 
 def test_expected_version_conflict_is_reported_as_rejected(cli, validator: Validator):

@@ -23,7 +23,8 @@ import pytest
 from configpipe.handlers import release as release_handler
 from configpipe.release.contracts import ReleaseRequested
 from configpipe.release.model import AliasTarget
-from configpipe.release.settings import release_registry_document
+from configpipe.release.service import ReleaseService
+from configpipe.release.settings import ReleaseSettings, release_registry_document
 from configpipe_tools.harness.aws import REGION, Pipeline
 from configpipe_tools.harness.events import eventbridge_event
 from configpipe_tools.harness.lambda_context import LambdaContext
@@ -71,9 +72,8 @@ def lines(result: Any) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def released(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
-    """The release table, ``checkout-api`` v1-v3 with ``live`` on v1, an OK alarm, and the release
-    function's environment as the stack sets it."""
+def released(pipeline: Pipeline) -> Pipeline:
+    """The release table, ``checkout-api`` v1-v3 with ``live`` on v1, and an OK alarm."""
     role = boto3.client("iam", region_name=REGION).create_role(
         RoleName="checkout-api", AssumeRolePolicyDocument="{}"
     )["Role"]["Arn"]
@@ -101,12 +101,19 @@ def released(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pi
     )
     set_alarm("OK")
     create_release_table(boto3.client("dynamodb", region_name=REGION), TABLE)
-    monkeypatch.setenv("RELEASE_TABLE", TABLE)
-    monkeypatch.setenv("EVENT_BUS_NAME", pipeline.bus_name)
-    monkeypatch.setenv("RELEASE_REGISTRY", release_registry_document(pipeline.registry))
-    release_handler.default.cache_clear()
-    yield pipeline
-    release_handler.default.cache_clear()
+    return pipeline
+
+
+def release_service(pipeline: Pipeline) -> ReleaseService:
+    """The release function as the handler module builds it, from the settings the stack gives it
+    (a settings model, not os.environ: no test changes the process environment)."""
+    return release_handler.build(
+        ReleaseSettings(
+            release_table=TABLE,
+            event_bus_name=pipeline.bus_name,
+            release_registry=release_registry_document(pipeline.registry),
+        )
+    )
 
 
 @dataclass
@@ -121,9 +128,14 @@ class ReleaseFunction:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    #: built on the test's thread (building boto3 clients on the pump's thread would race it)
+    service: ReleaseService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.service = release_service(self.pipeline)
 
     def pump(self) -> None:
-        service = release_handler.default()
+        service = self.service
         with self._lock:
             for event in self.pipeline.bus_events():
                 self.events.append(event)
@@ -141,7 +153,6 @@ class ReleaseFunction:
         return [e for e in self.events if e["detail-type"] == detail_type]
 
     def start(self) -> None:
-        release_handler.default()  # built here: reading its settings iterates os.environ
 
         def run() -> None:
             while not self._stop.is_set():
@@ -204,7 +215,7 @@ def test_start_publishes_the_contract_the_release_handler_accepts(release, idle_
     assert detail["author"] == "arn:aws:sts::123456789012:user/moto"
 
     # And the release handler accepts that very event: 10 % of live moves to v2
-    answer = release_handler.handler(delivered(event), LambdaContext())  # type: ignore[arg-type]
+    answer = release_handler.handler(delivered(event), LambdaContext(), service=idle_release_function.service)  # type: ignore[arg-type]
     assert answer == {"outcome": "accepted", "releaseId": body["releaseId"]}
     assert alias() == AliasTarget.of("1", {"2": 0.1})
 
@@ -221,7 +232,10 @@ def test_ignore_poll_alarm_failure_is_sent_only_when_asked(release, idle_release
     default, ignoring = idle_release_function.published("ReleaseRequested")
     assert "ignorePollAlarmFailure" not in default["detail"]  # unchanged contract and hash by default
     assert ignoring["detail"]["ignorePollAlarmFailure"] is True
-    assert release_handler.handler(delivered(ignoring), LambdaContext())["outcome"] == "accepted"  # type: ignore[arg-type]
+    answer = release_handler.handler(  # type: ignore[arg-type]
+        delivered(ignoring), LambdaContext(), service=idle_release_function.service
+    )
+    assert answer["outcome"] == "accepted"
 
 
 def test_custom_strategy_as_json_is_sent_as_the_contract_object(release, idle_release_function):
@@ -231,7 +245,10 @@ def test_custom_strategy_as_json_is_sent_as_the_contract_object(release, idle_re
     assert_clean_exit(result, 0)
     (event,) = idle_release_function.published("ReleaseRequested")
     assert event["detail"]["strategy"] == {"type": "linear", "percentage": 25.0, "intervalMinutes": 2}
-    assert release_handler.handler(delivered(event), LambdaContext())["outcome"] == "accepted"  # type: ignore[arg-type]
+    answer = release_handler.handler(  # type: ignore[arg-type]
+        delivered(event), LambdaContext(), service=idle_release_function.service
+    )
+    assert answer["outcome"] == "accepted"
     assert alias() == AliasTarget.of("1", {"2": 0.25})
 
 
@@ -291,7 +308,6 @@ def test_bad_strategy_is_reported_before_any_aws_call(runner):
             "release",
             *start_args(strategy="Fast"),
         ],
-        env={"AWS_MAX_ATTEMPTS": "1"},
     )
 
     assert_clean_exit(result, 2)
@@ -561,38 +577,21 @@ def test_follow_stops_at_its_timeout_with_exit_4(release, release_function):
 # --- AWS problems -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def no_credentials(monkeypatch, tmp_path):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
-
-
-@pytest.mark.usefixtures("no_credentials")
 @pytest.mark.parametrize(
     "args",
     [start_args(), ["status", FUNCTION], ["abort", FUNCTION]],
 )
-def test_no_credentials_is_exit_5_with_what_to_do(runner, args):
-    from configpipe_tools.cli.main import app
-
-    result = runner.invoke(
-        app,
-        [
-            "--endpoint-url",
-            "http://127.0.0.1:9",
-            "--source",
-            CHECKOUT,
-            "release",
-            "--release-table",
-            TABLE,
-            *args,
-        ],
+def test_no_credentials_is_exit_5_with_what_to_do(cli_process, args):
+    # (a process with no credentials in its environment: no test changes this one's)
+    result = cli_process(
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "--source",
+        CHECKOUT,
+        "release",
+        "--release-table",
+        TABLE,
+        *args,
         env={"AWS_MAX_ATTEMPTS": "1"},
     )
 
