@@ -50,8 +50,8 @@ def version_sk(version: int) -> str:
 def change_pk(change_id: str, source: str | None = None) -> str:
     """A change record's partition. A team's change ids are its own: the record is keyed by
     the event's source too, so another team cannot take an id first (docs/security.md, L).
-    ``source=None`` is the un-namespaced form rollout controls use (and records written
-    before ids were namespaced)."""
+    Rollout controls are keyed the same way. ``source=None``: the un-namespaced form of
+    records written before ids (and control ids) were namespaced."""
     return f"CHANGE#{change_id}" if source is None else f"CHANGE#{source}#{change_id}"
 
 
@@ -354,7 +354,8 @@ class ChangeLog:
         return self.version(service, environment, key, pointer.version) if pointer else None
 
     def change(self, change_id: str, source: str | None = None) -> ChangeRecord | None:
-        """The outcome of ``source``'s change ``change_id`` (``source=None``: a rollout control)."""
+        """The outcome of ``source``'s change or rollout control ``change_id`` (``source=None``:
+        a record written before ids were namespaced)."""
         item = self._table.get_item(
             Key={"pk": change_pk(change_id, source), "sk": CHANGE_SK}, ConsistentRead=True
         ).get("Item")
@@ -632,7 +633,7 @@ class ChangeLog:
             "Put": {
                 "TableName": self.table_name,
                 "Item": {
-                    "pk": change_pk(str(control["controlId"])),
+                    "pk": change_pk(str(control["controlId"]), str(control["source"])),
                     "sk": CHANGE_SK,
                     "kind": "change",
                     "status": "accepted",
