@@ -209,7 +209,28 @@ def _registry(raw: Any) -> Registry:
         _check_tag_fields(f"registry.services.{name}", entry.owner, entry.cost_center)
     if registry.global_.publishers:
         _check_tag_fields("registry.global", registry.global_.owner, registry.global_.cost_center)
+    _check_sensitive_key_names(registry)
     return registry
+
+
+def _check_sensitive_key_names(registry: Registry) -> None:
+    """``registry.sensitiveKeyNames`` adds to the built-in list (its form is the registry
+    model's): no name twice, and none that would make a feature-flags key a secret (such a
+    key is read from Parameter Store; every write to it would be refused)."""
+    names = registry.sensitive_key_names
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SettingsError("registry.sensitiveKeyNames", f"{repeated} listed more than once")
+    flag_keys = [(GLOBAL_SERVICE, k) for k in registry.global_.feature_flags] + [
+        (name, k) for name, entry in registry.services.items() for k in entry.feature_flags
+    ]
+    for service, key in flag_keys:
+        if registry.is_sensitive(key, False):
+            raise SettingsError(
+                "registry.sensitiveKeyNames",
+                f"makes feature-flags key {key!r} of {service!r} a secret; feature flags cannot be "
+                "sensitive (rename the key or the name)",
+            )
 
 
 #: What both SSM and Secrets Manager accept as a tag value (the narrower of the two).

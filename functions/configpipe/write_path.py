@@ -35,7 +35,7 @@ from configpipe.rollout.engine import strategy_of
 from configpipe.rollout.service import new_rollout
 from configpipe.untrusted import CORRELATION_ID_LIMIT, IDENTITY_LIMIT, bounded, stable_digest
 from configpipe.validation import check_rules, check_value, parse_change
-from configpipe.values import canonical_json, is_sensitive, value_hash
+from configpipe.values import canonical_json, value_hash
 
 #: Writers without ``expectedVersion`` that lose a race re-read and try again, backing off
 #: with full jitter, for up to this long (well inside the validator's 30 s timeout). A count
@@ -157,7 +157,7 @@ class WritePath:
         scope = scope_id(change.service, change.environment, change.key)
         if (
             change.encrypted_value is None
-            and is_sensitive(change.key, change.sensitive)
+            and registry.is_sensitive(change.key, change.sensitive)
             and not self._sensitive_in_clear
         ):
             raise _Rejection(
@@ -195,7 +195,7 @@ class WritePath:
         if problems:
             raise _Rejection(*problems)
 
-        if change.encrypted_value is not None or is_sensitive(change.key, change.sensitive):
+        if change.encrypted_value is not None or registry.is_sensitive(change.key, change.sensitive):
             return _Resolved(
                 value_hash=self._secrets.hmac(scope, value),
                 sensitive=True,
@@ -393,7 +393,7 @@ class WritePath:
         # rejection stands and the second is a duplicate, which applies nothing either.
         if change.encrypted_value is not None:
             return stable_digest({"encryptedValue": change.encrypted_value})
-        if is_sensitive(change.key, change.sensitive):
+        if self._registry().is_sensitive(change.key, change.sensitive):
             return value_hash({"sensitiveValue": "withheld"})
         return stable_digest(change.value)
 
