@@ -75,9 +75,9 @@ _KNOWN_KEYS = {
 #: team's requests and controls and by its own ticks; run one invocation at a time, a tick and
 #: a control never act on the same release at once (a second one waits in Lambda's async
 #: queue, as a throttled event does, and is retried).
-#: Together they take 34 plus 5 per registered demo service of the account's concurrency (100
-#: must stay unreserved): an account at the default limit of 1,000 is fine; a new account
-#: limited to 10 needs them set to null.
+#: Together they take 34 plus 5 per registered demo service (plus 1 with a version prune) of
+#: the account's concurrency (100 must stay unreserved): an account at the default limit of
+#: 1,000 is fine; a new account limited to 10 needs them set to null.
 DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "validator": 10,
     "materialiser": 10,
@@ -87,6 +87,9 @@ DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "redrive": 1,
     #: Each service's demo update handler.
     "updateHandler": 5,
+    #: The scheduled version prune (only deployed when ``versionPrune`` names a function): a
+    #: small batch per schedule; a run that overlaps another waits in Lambda's async queue.
+    "versionPrune": 1,
 }
 MAX_RESERVED_CONCURRENCY = 1000
 
