@@ -75,9 +75,9 @@ _KNOWN_KEYS = {
 #: team's requests and controls and by its own ticks; run one invocation at a time, a tick and
 #: a control never act on the same release at once (a second one waits in Lambda's async
 #: queue, as a throttled event does, and is retried).
-#: Together they take 34 plus 5 per registered demo service of the account's concurrency (100
-#: must stay unreserved): an account at the default limit of 1,000 is fine; a new account
-#: limited to 10 needs them set to null.
+#: Together they take 34 plus 5 per registered demo service (plus 1 with a version prune) of
+#: the account's concurrency (100 must stay unreserved): an account at the default limit of
+#: 1,000 is fine; a new account limited to 10 needs them set to null.
 DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "validator": 10,
     "materialiser": 10,
@@ -87,6 +87,9 @@ DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "redrive": 1,
     #: Each service's demo update handler.
     "updateHandler": 5,
+    #: The scheduled version prune (only deployed when ``versionPrune`` names a function): a
+    #: small batch per schedule; a run that overlaps another waits in Lambda's async queue.
+    "versionPrune": 1,
 }
 MAX_RESERVED_CONCURRENCY = 1000
 
@@ -209,7 +212,28 @@ def _registry(raw: Any) -> Registry:
         _check_tag_fields(f"registry.services.{name}", entry.owner, entry.cost_center)
     if registry.global_.publishers:
         _check_tag_fields("registry.global", registry.global_.owner, registry.global_.cost_center)
+    _check_sensitive_key_names(registry)
     return registry
+
+
+def _check_sensitive_key_names(registry: Registry) -> None:
+    """``registry.sensitiveKeyNames`` adds to the built-in list (its form is the registry
+    model's): no name twice, and none that would make a feature-flags key a secret (such a
+    key is read from Parameter Store; every write to it would be refused)."""
+    names = registry.sensitive_key_names
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SettingsError("registry.sensitiveKeyNames", f"{repeated} listed more than once")
+    flag_keys = [(GLOBAL_SERVICE, k) for k in registry.global_.feature_flags] + [
+        (name, k) for name, entry in registry.services.items() for k in entry.feature_flags
+    ]
+    for service, key in flag_keys:
+        if registry.is_sensitive(key, False):
+            raise SettingsError(
+                "registry.sensitiveKeyNames",
+                f"makes feature-flags key {key!r} of {service!r} a secret; feature flags cannot be "
+                "sensitive (rename the key or the name)",
+            )
 
 
 #: What both SSM and Secrets Manager accept as a tag value (the narrower of the two).

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 CURRENT_SK = "CURRENT"
 CHANGE_SK = "CHANGE"
+#: Sort-key prefix of a refused reuse of a change id (``REUSED#{requestHash}``), beside the
+#: id's change record in its partition: the record that stands is untouched, and the refusal
+#: still reaches the stream, so it is announced as ``ConfigurationRejected`` like any other.
+REUSED_SK_PREFIX = "REUSED#"
 ROLLOUT_SK = "ROLLOUT"
 SCOPE_INDEX = "byScope"
 #: Sparse index of the rollouts still in progress (``rolloutActive`` is set only while active):
@@ -46,8 +50,8 @@ def version_sk(version: int) -> str:
 def change_pk(change_id: str, source: str | None = None) -> str:
     """A change record's partition. A team's change ids are its own: the record is keyed by
     the event's source too, so another team cannot take an id first (docs/security.md, L).
-    ``source=None`` is the un-namespaced form rollout controls use (and records written
-    before ids were namespaced)."""
+    Rollout controls are keyed the same way. ``source=None``: the un-namespaced form of
+    records written before ids (and control ids) were namespaced."""
     return f"CHANGE#{change_id}" if source is None else f"CHANGE#{source}#{change_id}"
 
 
@@ -350,7 +354,8 @@ class ChangeLog:
         return self.version(service, environment, key, pointer.version) if pointer else None
 
     def change(self, change_id: str, source: str | None = None) -> ChangeRecord | None:
-        """The outcome of ``source``'s change ``change_id`` (``source=None``: a rollout control)."""
+        """The outcome of ``source``'s change or rollout control ``change_id`` (``source=None``:
+        a record written before ids were namespaced)."""
         item = self._table.get_item(
             Key={"pk": change_pk(change_id, source), "sk": CHANGE_SK}, ConsistentRead=True
         ).get("Item")
@@ -529,14 +534,20 @@ class ChangeLog:
         received_at: str,
         request_hash: str | None = None,
         namespaced: bool = True,
+        reused: bool = False,
     ) -> None:
         """The only write a rejected change makes. Raises DuplicateChangeError if the
         source's changeId already has a record (the caller tells a redelivery from a reuse).
-        ``namespaced=False``: a rollout control's record, keyed by its id alone."""
+        ``namespaced=False``: keyed by the id alone (records written before ids were
+        namespaced). ``reused``: the refusal of another request (``request_hash``) under an id
+        that has its record already, written beside it (:data:`REUSED_SK_PREFIX`); raises
+        DuplicateChangeError if that very request was refused before."""
+        if reused and not request_hash:
+            raise ValueError("a refused reuse is keyed by its request hash")
         item = {
             **({"requestHash": request_hash} if request_hash else {}),
             "pk": change_pk(change_id, source if namespaced else None),
-            "sk": CHANGE_SK,
+            "sk": f"{REUSED_SK_PREFIX}{request_hash}" if reused else CHANGE_SK,
             "kind": "change",
             "status": "rejected",
             "payloadHash": payload_hash,
@@ -622,7 +633,7 @@ class ChangeLog:
             "Put": {
                 "TableName": self.table_name,
                 "Item": {
-                    "pk": change_pk(str(control["controlId"])),
+                    "pk": change_pk(str(control["controlId"]), str(control["source"])),
                     "sk": CHANGE_SK,
                     "kind": "change",
                     "status": "accepted",

@@ -18,6 +18,7 @@ from configpipe.contracts import (
     ROLLOUT_EVENT_TYPES,
     DetailType,
 )
+from configpipe.values import SENSITIVE_KEY_NAME_PATTERN, is_sensitive
 
 DEFAULT_ENVIRONMENTS = ("development", "staging", "production")
 HANDLER_SUFFIX = "-config-update-handler"
@@ -89,10 +90,23 @@ class GlobalEntry(_RegistryModel):
     feature_flags: list[str] = Field(default_factory=list)
 
 
+#: At most this many names may be added to the built-in sensitive-name list.
+MAX_SENSITIVE_KEY_NAMES = 100
+
+
 class Registry(_RegistryModel):
     environments: list[str] = Field(default_factory=lambda: list(DEFAULT_ENVIRONMENTS))
     services: dict[str, ServiceEntry] = Field(default_factory=dict)
     global_: GlobalEntry = Field(default_factory=GlobalEntry, alias="global")
+    #: Names that mark a key as a secret in addition to the built-in list (never instead of
+    #: it): the validator and the CLI read them from this document (docs/security.md).
+    sensitive_key_names: list[
+        Annotated[str, StringConstraints(pattern=SENSITIVE_KEY_NAME_PATTERN, min_length=2, max_length=64)]
+    ] = Field(default_factory=list, max_length=MAX_SENSITIVE_KEY_NAMES)
+
+    def is_sensitive(self, key: str, flagged: bool | None) -> bool:
+        """Whether ``key``'s value is a secret: flagged, or named like one (built-in or added)."""
+        return is_sensitive(key, flagged, self.sensitive_key_names)
 
     def handler_of(self, service: str) -> str:
         return self.services[service].handler or f"{service}{HANDLER_SUFFIX}"
@@ -169,7 +183,9 @@ class Registry(_RegistryModel):
         }
 
     def to_document(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        # Without added names the document stays as it was before they could be added.
+        unused = {"sensitive_key_names"} if not self.sensitive_key_names else None
+        return self.model_dump_json(by_alias=True, exclude=unused)
 
 
 def subscriber_queue_name(service: str, consumer: str) -> str:

@@ -26,7 +26,7 @@ from configpipe.contracts import (
 )
 from configpipe.registry import Registry
 from configpipe.untrusted import MAX_REASONS, bounded
-from configpipe.values import canonical_json, is_sensitive, nesting_depth
+from configpipe.values import canonical_json, nesting_depth
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -147,7 +147,7 @@ def check_rules(change: ConfigurationChange, source: str, registry: Registry) ->
                 )
             )
         if registry.is_feature_flags(change.service, change.key) and (
-            change.encrypted_value is not None or is_sensitive(change.key, change.sensitive)
+            change.encrypted_value is not None or registry.is_sensitive(change.key, change.sensitive)
         ):
             reasons.append(
                 Reason(

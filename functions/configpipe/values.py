@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 #: Names that mark a key as a secret whatever its flag says. Short words (dsn, auth, pwd) only
@@ -16,6 +18,11 @@ _SENSITIVE_NAME = re.compile(
     r"|(?:^|[-_.])(?:pwd|dsn|auth|passphrase|cert[-_.]?key)(?:$|[-_.])",
     re.I,
 )
+#: A name the platform adds to the list (cdk.json ``configpipe.registry.sensitiveKeyNames``):
+#: lower-case words joined by ``-``, ``_`` or ``.``. It matches as whole segments of a key, any
+#: of those separators standing for any other (``signing-key`` marks ``jwt.signing_key``, and
+#: ``iban`` marks ``customer.iban`` but not ``libanon``), case-insensitively.
+SENSITIVE_KEY_NAME_PATTERN = r"^[a-z0-9]+(?:[-_.][a-z0-9]+)*$"
 
 
 def canonical_json(value: Any) -> str:
@@ -43,6 +50,18 @@ def nesting_depth(value: Any) -> int:
     return deepest
 
 
-def is_sensitive(key: str, flagged: bool | None) -> bool:
-    """Flagged by the publisher, or named like a secret (so a forgotten flag cannot leak one)."""
-    return bool(flagged) or bool(_SENSITIVE_NAME.search(key))
+def is_sensitive(key: str, flagged: bool | None, extra_names: Sequence[str] = ()) -> bool:
+    """Flagged by the publisher, or named like a secret (so a forgotten flag cannot leak one):
+    by the built-in list or by ``extra_names``, which only ever add to it."""
+    if flagged or _SENSITIVE_NAME.search(key):
+        return True
+    extra = _extra_names(tuple(extra_names))
+    return extra is not None and extra.search(key) is not None
+
+
+@lru_cache(maxsize=16)
+def _extra_names(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not names:
+        return None
+    words = ("[-_.]".join(re.escape(part) for part in re.split(r"[-_.]", name)) for name in names)
+    return re.compile(r"(?:^|[-_.])(?:" + "|".join(words) + r")(?:$|[-_.])", re.I)

@@ -7,6 +7,7 @@ by the change log's stream (see docs/architecture.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -34,7 +35,7 @@ from configpipe.rollout.engine import strategy_of
 from configpipe.rollout.service import new_rollout
 from configpipe.untrusted import CORRELATION_ID_LIMIT, IDENTITY_LIMIT, bounded, stable_digest
 from configpipe.validation import check_rules, check_value, parse_change
-from configpipe.values import canonical_json, is_sensitive, value_hash
+from configpipe.values import canonical_json, value_hash
 
 #: Writers without ``expectedVersion`` that lose a race re-read and try again, backing off
 #: with full jitter, for up to this long (well inside the validator's 30 s timeout). A count
@@ -156,7 +157,7 @@ class WritePath:
         scope = scope_id(change.service, change.environment, change.key)
         if (
             change.encrypted_value is None
-            and is_sensitive(change.key, change.sensitive)
+            and registry.is_sensitive(change.key, change.sensitive)
             and not self._sensitive_in_clear
         ):
             raise _Rejection(
@@ -194,7 +195,7 @@ class WritePath:
         if problems:
             raise _Rejection(*problems)
 
-        if change.encrypted_value is not None or is_sensitive(change.key, change.sensitive):
+        if change.encrypted_value is not None or registry.is_sensitive(change.key, change.sensitive):
             return _Resolved(
                 value_hash=self._secrets.hmac(scope, value),
                 sensitive=True,
@@ -262,7 +263,7 @@ class WritePath:
                     request_hash=request_hash,
                 )
             except DuplicateChangeError:
-                return self._seen_before(change.change_id, source, request_hash)
+                return self._seen_before(change.change_id, source, request_hash, _identity_of(change), now)
             except VersionConflictError as conflict:
                 if change.expected_version is not None:
                     raise _Rejection(_conflict(change.expected_version, conflict.actual)) from None
@@ -329,34 +330,47 @@ class WritePath:
                 request_hash=request_hash,
             )
         except DuplicateChangeError:
-            return self._seen_before(change_id, source, request_hash)
+            return self._seen_before(change_id, source, request_hash, identity, now)
         return Outcome(status="rejected", change_id=change_id, reasons=reasons)
 
     # --- idempotency ------------------------------------------------------------------
 
-    def _seen_before(self, change_id: str, source: str, request_hash: str | None) -> Outcome:
+    def _seen_before(
+        self, change_id: str, source: str, request_hash: str | None, identity: dict[str, str], now: str
+    ) -> Outcome:
         """The source's changeId has a record already. The same request again (a redelivery, a
         re-run with the same id) is a duplicate whatever its outcome would be now; a different
-        request under that id is refused with CHANGE_ID_REUSED and changes nothing (the first
-        record stands, so a publisher reading it is not told about a change that never was)."""
+        request under that id is refused with CHANGE_ID_REUSED and changes no state (the first
+        record stands, so a publisher reading it is not told about a change that never was).
+        The refusal is recorded beside that record, once per request, so the materialiser
+        announces it as ``ConfigurationRejected`` like every other refusal."""
         first = self._log.change(change_id, source)
         if first is None or first.request_hash is None or request_hash is None:
             # A record from before requests were hashed, or a change that did not parse.
             return Outcome(status="duplicate", change_id=change_id)
         if first.request_hash == request_hash:
             return Outcome(status="duplicate", change_id=change_id)
-        return Outcome(
-            status="rejected",
-            change_id=change_id,
-            reasons=[
-                Reason(
-                    code=ReasonCode.CHANGE_ID_REUSED,
-                    message="this changeId was already used by this source for a different change; "
-                    "use a new changeId (the first change's outcome stands)",
-                    field="changeId",
-                )
-            ],
-        )
+        reasons = [
+            Reason(
+                code=ReasonCode.CHANGE_ID_REUSED,
+                message="this changeId was already used by this source for a different change; "
+                "use a new changeId (the first change's outcome stands)",
+                field="changeId",
+            )
+        ]
+        # A redelivery of this very reuse finds its refusal recorded (and announced) already.
+        with contextlib.suppress(DuplicateChangeError):
+            self._log.record_rejection(
+                change_id=change_id,
+                payload_hash=_rejection_hash(reasons, identity, source),
+                source=source,
+                reasons=[r.to_detail() for r in reasons],
+                identity=identity,
+                received_at=now,
+                request_hash=request_hash,
+                reused=True,
+            )
+        return Outcome(status="rejected", change_id=change_id, reasons=reasons)
 
     def _request_hash(self, change: ConfigurationChange, resolved: _Resolved | None) -> str:
         """What the change asked for, independent of its outcome: its fields and, for a put,
@@ -379,7 +393,7 @@ class WritePath:
         # rejection stands and the second is a duplicate, which applies nothing either.
         if change.encrypted_value is not None:
             return stable_digest({"encryptedValue": change.encrypted_value})
-        if is_sensitive(change.key, change.sensitive):
+        if self._registry().is_sensitive(change.key, change.sensitive):
             return value_hash({"sensitiveValue": "withheld"})
         return stable_digest(change.value)
 
@@ -410,6 +424,15 @@ def _conflict(expected: int, actual: int) -> Reason:
         message=f"expectedVersion {expected} but the key is at version {actual}",
         field="expectedVersion",
     )
+
+
+def _identity_of(change: ConfigurationChange) -> dict[str, str]:
+    return {
+        "service": change.service,
+        "environment": change.environment,
+        "key": change.key,
+        "operation": change.operation.value,
+    }
 
 
 def _fallback_change_id(envelope: _ChangeEvent) -> str:

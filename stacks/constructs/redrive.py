@@ -18,6 +18,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from configpipe.settings import RedriveSettings, environment_for
+from stacks.constructs import nag
 from stacks.constructs.change_log import ChangeLog
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
@@ -70,6 +71,13 @@ class RedriveFunction(Construct):
             environment=environment_for(RedriveSettings, redrive_queues=queue_map),
         )
         fn = self.function
+        nag.acknowledge(
+            fn.function,
+            "NIST.800.53.R5-LambdaDLQ",
+            "Invoked only synchronously (`configpipe ops redrive`, RequestResponse): the operator "
+            "gets its answer or its error, and a dead-letter queue applies only to asynchronous "
+            "invocations. What it fails to re-deliver stays in the queue it came from.",
+        )
         fn.allow(
             [
                 "sqs:GetQueueUrl",

@@ -10,6 +10,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.constructs import nag
+
 
 def table(
     scope: Construct,
@@ -21,7 +23,7 @@ def table(
 ) -> dynamodb.Table:
     """A table with the shared properties; encrypted with ``encryption_key`` if given, else with
     the AWS-managed key. ``properties`` adds what is particular to one table (a stream, ...)."""
-    return dynamodb.Table(
+    created = dynamodb.Table(
         scope,
         construct_id,
         partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
@@ -39,3 +41,11 @@ def table(
         removal_policy=removal_policy,
         **properties,
     )
+    nag.acknowledge(
+        created,
+        "NIST.800.53.R5-DynamoDBInBackupPlan",
+        "Point-in-time recovery is on (restore to any second of the last 35 days); a scheduled "
+        "AWS Backup plan is the account's choice, made once for all its tables (an organisation "
+        "backup policy selecting them by tag), not one stack's.",
+    )
+    return created

@@ -65,6 +65,7 @@ class VersionPrune(Construct):
             settings=settings,
             handler=HANDLER,
             service_name="version-prune",
+            concurrency_name="versionPrune",
             description="configpipe: deletes published versions no alias or release needs (scheduled)",
             environment=environment_for(
                 VersionPruneSettings,

@@ -121,6 +121,20 @@ def test_each_dlq_is_redriven_only_to_the_function_whose_failures_it_holds(
     assert queue_map[queue("Services/CheckoutAsyncDlq")] == [fn("Services/CheckoutHandler")]
 
 
+def test_a_redriven_batch_that_fails_again_returns_to_the_stream_dlq(template_json: dict[str, Any]) -> None:
+    # The redrive function re-delivers a stream batch by invoking the materialiser asynchronously;
+    # without an on-failure destination, Lambda drops it after two retries (cdk-nag NIST LambdaDLQ).
+    materialiser, _ = the_function(template_json, "configpipe.handlers.materialiser.handler")
+    (config,) = [
+        c["Properties"]
+        for c in resources(template_json, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": materialiser}
+    ]
+    queue = config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    path = template_json["Resources"][queue]["Metadata"]["aws:cdk:path"]
+    assert path == "ConfigPipe/Pipeline/StreamDlq/Resource"
+
+
 def test_the_redrive_function_is_an_output_for_the_cli(template_json: dict[str, Any]) -> None:
     redrive_id, _ = the_function(template_json, REDRIVE_HANDLER)
     assert template_json["Outputs"]["RedriveFunctionName"]["Value"] == {"Ref": redrive_id}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -65,3 +66,38 @@ def test_bad_context_is_rejected_naming_the_field(changes: dict[str, Any], field
 def test_missing_context_is_rejected() -> None:
     with pytest.raises(SettingsError, match="missing"):
         PipelineSettings.from_context(None)
+
+
+# --- sensitive key names (docs/security.md, L) ----------------------------------------------
+
+
+def _with_sensitive_names(names: list[str], **service: object) -> dict[str, object]:
+    context = _context()
+    registry = copy.deepcopy(context["registry"])
+    registry["sensitiveKeyNames"] = names
+    if service:
+        registry["services"]["checkout"] = {**registry["services"]["checkout"], **service}
+    context["registry"] = registry
+    return context
+
+
+def test_added_sensitive_names_reach_the_registry_document() -> None:
+    settings = PipelineSettings.from_context(_with_sensitive_names(["iban", "signing-key"]))
+
+    assert settings.registry.sensitive_key_names == ["iban", "signing-key"]
+    assert json.loads(settings.registry.to_document())["sensitiveKeyNames"] == ["iban", "signing-key"]
+    assert settings.registry.is_sensitive("db_password", False)  # the built-in list stays
+
+
+@pytest.mark.parametrize(
+    ("names", "service", "problem"),
+    [
+        (["IBAN"], {}, "sensitiveKeyNames"),
+        (["iban", "iban"], {}, "more than once"),
+        (["flags"], {"featureFlags": ["checkout.flags"]}, "feature-flags key 'checkout.flags'"),
+    ],
+)
+def test_bad_sensitive_names_stop_synth(names: list[str], service: dict[str, object], problem: str) -> None:
+    with pytest.raises(SettingsError, match=r"configpipe\.registry") as raised:
+        PipelineSettings.from_context(_with_sensitive_names(names, **service))
+    assert problem in str(raised.value)

@@ -1,5 +1,5 @@
-"""The synthesised template passes cfn-lint and cdk-nag AwsSolutions, and the real CDK CLI
-synthesises the app from cdk.json."""
+"""The synthesised template passes cfn-lint and cdk-nag (AwsSolutions and NIST 800-53 R5), and
+the real CDK CLI synthesises the app from cdk.json."""
 
 from __future__ import annotations
 
@@ -68,6 +68,30 @@ def test_cdk_nag_reports_a_finding_once_its_acknowledgement_is_removed(
     violations = _nag_report(tmp_path)
     assert {v["ruleName"] for v in violations} == {"AwsSolutions-SQS3"}
     assert len(violations[0]["violatingConstructs"]) == 12, "one finding per dead-letter queue"
+
+
+def test_cdk_nag_nist_800_53_r5_runs_next_to_aws_solutions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the acknowledgement of NIST's "Lambda not in a VPC" finding is dropped
+    real = nag.acknowledge
+
+    def all_but_inside_vpc(construct: Any, finding: str, reason: str) -> None:
+        if finding != "NIST.800.53.R5-LambdaInsideVPC":
+            real(construct, finding, reason)
+
+    monkeypatch.setattr(nag, "acknowledge", all_but_inside_vpc)
+    # When the app is synthesised with the checks attached, then synthesis fails on it alone
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        synth_app(str(tmp_path), with_nag=True).synth()
+    violations = _nag_report(tmp_path)
+    assert {v["ruleName"] for v in violations} == {"NIST.800.53.R5-LambdaInsideVPC"}
+    assert len(violations[0]["violatingConstructs"]) == 9, "one finding per function"
+
+
+def test_an_acknowledgement_names_a_finding_of_an_attached_pack() -> None:
+    with pytest.raises(ValueError, match="not a finding"):
+        nag.acknowledge(None, "HIPAA.Security-LambdaDLQ", "a reason long enough to pass the length check")  # type: ignore[arg-type]
 
 
 def test_cdk_cli_synthesises_the_app(synth_dir: Path) -> None:

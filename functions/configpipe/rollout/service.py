@@ -8,7 +8,7 @@ changes). So a crash anywhere leaves either the old state (the next tick decides
 the new one (the stream announces it).
 
 A person's control (``ConfigurationRolloutControl``) is checked like a change (structure,
-the service's publishers) and recorded under its ``controlId`` in the same write as its
+the service's publishers) and recorded under its source and ``controlId`` in the same write as its
 effect, so a redelivered control has one effect; a refused control is a rejection record,
 announced as ``ConfigurationRejected`` by the materialiser.
 """
@@ -51,6 +51,7 @@ from configpipe.rollout.engine import (
     elapsed_seconds,
     strategy_of,
 )
+from configpipe.untrusted import IDENTITY_LIMIT, bounded
 from configpipe.validation import parse_model
 from configpipe.values import value_hash
 
@@ -323,15 +324,18 @@ class RolloutService:
             digest = hashlib.sha256(repr(event).encode("utf-8", "replace")).hexdigest()[:32]
             reason = Reason(code=ReasonCode.MALFORMED_EVENT, message="not an EventBridge event")
             return self._refuse(f"malformed:{digest}", "unknown", [reason], {}, now)
+        # The control's record is keyed by source and id, as a change's is: a team's control ids
+        # are its own, so another team can neither take one first nor replay it (security.md, L).
+        source = bounded(envelope.source, IDENTITY_LIMIT)
         control, reasons = parse_model(ConfigurationRolloutControl, envelope.detail)
         if control is None:
-            return self._refuse(_control_id_of(envelope), envelope.source, reasons, {}, now)
+            return self._refuse(_control_id_of(envelope), source, reasons, {}, now)
         identity = {"service": control.service, "environment": control.environment, "key": control.key}
         try:
-            self._authorise(control, envelope.source)
-            return self._apply_control(control, envelope.source, now)
+            self._authorise(control, source)
+            return self._apply_control(control, source, now)
         except _Refused as refused:
-            return self._refuse(control.control_id, envelope.source, refused.reasons, identity, now)
+            return self._refuse(control.control_id, source, refused.reasons, identity, now)
 
     def _authorise(self, control: ConfigurationRolloutControl, source: str) -> None:
         if source not in self._registry().publishers_of(control.service):
@@ -349,7 +353,7 @@ class RolloutService:
         for _ in range(MAX_ROUNDS):
             record = self._log.rollout(control.service, control.environment, control.key)
             if record is None or not record.active or (control.rollout_id not in (None, record.rollout_id)):
-                if self._log.change(control.control_id) is not None:
+                if self._log.change(control.control_id, source) is not None:
                     return ControlResult("duplicate", control.control_id)
                 raise _Refused(
                     Reason(
@@ -427,11 +431,10 @@ class RolloutService:
                 payload_hash=value_hash(
                     {"identity": identity, "source": source, "codes": [r.code.value for r in reasons]}
                 ),
-                source=source[:256],
+                source=source,
                 reasons=[r.to_detail() for r in reasons],
                 identity=identity,
                 received_at=now.isoformat(),
-                namespaced=False,
             )
         except DuplicateChangeError:
             return ControlResult("duplicate", control_id)

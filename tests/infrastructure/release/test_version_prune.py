@@ -149,6 +149,17 @@ def test_on_one_schedule_per_function_with_its_name_as_input(enabled: tuple[dict
     )
 
 
+def test_on_the_prune_function_reserves_its_concurrency(enabled: tuple[dict[str, Any], Path]) -> None:
+    # Like every function (docs/security.md, L): `reservedConcurrency.versionPrune`, default 1
+    template_json, _ = enabled
+    [prune] = [
+        f
+        for f in resources(template_json, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == HANDLER
+    ]
+    assert prune["Properties"]["ReservedConcurrentExecutions"] == 1
+
+
 def test_on_cfn_lint_clean(enabled: tuple[dict[str, Any], Path]) -> None:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(

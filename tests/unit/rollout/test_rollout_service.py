@@ -24,6 +24,7 @@ KEY = ("checkout", "production", "max_items")
 
 
 SOURCE = "configpipe.team.checkout"
+PAYMENTS = "configpipe.team.payments"
 
 
 def submit(write_path, detail: dict[str, Any], source: str = SOURCE):
@@ -367,8 +368,36 @@ def test_controls_are_refused_with_stable_codes_and_recorded(write_path, service
     assert [r.code.value for r in wrong_id.reasons] == ["NO_ACTIVE_ROLLOUT"]
     assert bad_action.outcome == "rejected"
     assert log.rollout(*KEY).status == "ROLLING_OUT"  # type: ignore[union-attr]
-    for control_id in ("n-1", "n-2", "n-3", "n-4"):
-        assert log.change(control_id).status == "rejected"  # type: ignore[union-attr]
+    for control_id, source in (("n-1", SOURCE), ("n-2", PAYMENTS), ("n-3", SOURCE), ("n-4", SOURCE)):
+        assert log.change(control_id, source).status == "rejected"  # type: ignore[union-attr]
+
+
+def test_another_team_taking_a_control_id_first_does_not_swallow_the_real_control(
+    write_path, service, log, pipeline
+):
+    # Given payments sent a control under the id checkout is about to use (refused: not its service)
+    start(write_path)
+    squatted = control(service, "abort", "p-1", source=PAYMENTS)
+
+    # When checkout pauses its rollout with that id
+    real = control(service, "pause", "p-1")
+
+    # Then checkout's control takes effect, each recorded under its own source
+    assert (squatted.outcome, real.outcome) == ("rejected", "accepted")
+    assert log.rollout(*KEY).paused  # type: ignore[union-attr]
+    assert log.change("p-1", PAYMENTS).status == "rejected"  # type: ignore[union-attr]
+    assert log.change("p-1", SOURCE).status == "accepted"  # type: ignore[union-attr]
+    control_records = {i["pk"] for i in items(pipeline) if i["pk"].endswith("#p-1")}
+    assert control_records == {f"CHANGE#{PAYMENTS}#p-1", f"CHANGE#{SOURCE}#p-1"}
+
+
+def test_a_control_replayed_by_its_own_team_after_the_rollout_ended_is_a_duplicate(write_path, service, log):
+    start(write_path)
+    assert control(service, "promote", "go-1").outcome == "accepted"
+
+    # The rollout has ended: only the control's own record, under its source, makes this a duplicate
+    assert control(service, "promote", "go-1").outcome == "duplicate"
+    assert control(service, "promote", "go-1", source=PAYMENTS).outcome == "rejected"
 
 
 # --- riding on a code release -----------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from configpipe.changelog import ChangeLog, ChangeRecord, VersionRecord
@@ -162,6 +162,15 @@ def prepare(ctx: CliContext, request: WriteRequest) -> PreparedWrite:
 
     # 2. Registry rules and value rules, with the validator's own functions.
     registry = ctx.registry()
+    if (
+        registry is not None
+        and request.operation is Operation.PUT
+        and not request.sensitive
+        and registry.is_sensitive(request.key, False)
+    ):
+        # Named like a secret by the platform's own list (registry sensitiveKeyNames): encrypt
+        # it, as for --sensitive; the validator would refuse it in clear.
+        request = replace(request, sensitive_flag=True)
     reasons: list[Reason] = []
     schema = None
     if registry is not None:

@@ -600,7 +600,7 @@ def _control(
         return ExitCode.OK
 
     def verdict() -> Any:
-        found = log.change(cid)
+        found = log.change(cid, team)
         return found
 
     outcome = _poll(time.monotonic() + timeout, verdict)
