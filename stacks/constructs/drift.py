@@ -41,6 +41,8 @@ from stacks.constructs.retries import (
 from stacks.settings import PipelineSettings
 
 HANDLER = "configpipe.handlers.drift.handler"
+#: Fixed, like the redrive function's: `configpipe drift` finds it without a stack lookup.
+FUNCTION_NAME = "configpipe-drift"
 #: A sweep reads two or three items and one or two store entries per key.
 TIMEOUT = Duration.minutes(5)
 
@@ -69,6 +71,7 @@ class DriftReconcile(Construct):
             settings=settings,
             handler=HANDLER,
             service_name="drift",
+            function_name=FUNCTION_NAME,
             description="configpipe: checks each key's stores against the change log; repairs drift",
             environment=environment_for(
                 DriftSettings,

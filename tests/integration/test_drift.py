@@ -226,3 +226,73 @@ def test_a_bad_request_is_refused_and_changes_nothing(pipeline: Pipeline, chain:
         answer = run(pipeline, event)
         assert answer["error"]["code"] == "INVALID_DRIFT_REQUEST"
     assert parameter() == 999 and announced(pipeline) == []
+
+
+# --- `configpipe drift` -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def drift_function(monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline) -> list[tuple[str, Any]]:
+    """Lambda's synchronous Invoke of the drift function, in process: the real handler, built
+    from the settings the stack gives it (report mode, as a scheduled run would not repair)."""
+    from configpipe_tools.cli.context import CliContext
+
+    calls: list[tuple[str, Any]] = []
+
+    def invoke(self: CliContext, function: str, request: dict[str, Any]) -> dict[str, Any]:
+        calls.append((function, request))
+        return dict(json.loads(json.dumps(run(pipeline, json.loads(json.dumps(request)), mode="report"))))
+
+    monkeypatch.setattr(CliContext, "invoke", invoke)
+    return calls
+
+
+def report(result: Any) -> Any:
+    """The command's JSON (the in-process handler's EMF lines share its stdout)."""
+    return json.loads(
+        "\n".join(line for line in result.stdout.splitlines() if not line.startswith('{"_aws"'))
+    )
+
+
+def cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from configpipe_tools.cli.main import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_reports_drift_with_exit_3_and_repairs_it_with_exit_0(
+    pipeline: Pipeline, chain: Chain, drift_function: list[tuple[str, Any]]
+):
+    ssm().put_parameter(Name=PARAM, Value='"hand-edited"', Type="String", Overwrite=True)
+
+    reported = cli("drift", "checkout", "production", "-o", "json")
+    assert reported.exit_code == 3, reported.output
+    body = report(reported)
+    assert drifted(body) == {"max_items": [("ssm", "changed")]} and body["mode"] == "report"
+    assert parameter() == "hand-edited"
+
+    text = cli("drift", "checkout", "production")
+    assert text.exit_code == 3 and "drift max_items (should be v1): not repaired" in text.stdout
+    assert f"ssm {PARAM}: changed" in text.stdout and "hand-edited" not in text.stdout
+
+    repaired = cli("drift", "checkout", "production", "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert "repaired" in repaired.stdout and parameter() == 10
+    assert drift_function[-1] == (
+        "configpipe-drift",
+        {"service": "checkout", "environment": "production", "repair": True},
+    )
+
+    clean = cli("drift", "checkout", "production")
+    assert clean.exit_code == 0 and "3 key(s) match the change log" in clean.stdout
+
+
+def test_cli_refuses_a_bad_scope_without_invoking(
+    pipeline: Pipeline, chain: Chain, drift_function: list[tuple[str, Any]]
+):
+    result = cli("drift", "Checkout!", "production", "-o", "json")
+    assert result.exit_code == 2
+    assert report(result)["error"]["code"] == "INVALID_SCOPE"
+    assert drift_function == []

@@ -29,6 +29,7 @@ from configpipe_tools.cli.context import (
     CliContext,
     OutputFormat,
 )
+from configpipe_tools.cli.drift import drift_command
 from configpipe_tools.cli.errors import CliError, ExitCode, invalid
 from configpipe_tools.cli.flags import app as flag_app
 from configpipe_tools.cli.local import app as local_app
@@ -639,6 +640,8 @@ app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(versions_app, name="versions")
+# issue 14: know what every service runs
+app.command("drift")(drift_command)
 
 
 if __name__ == "__main__":
