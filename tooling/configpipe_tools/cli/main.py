@@ -43,6 +43,7 @@ from configpipe_tools.cli.output import (
     value_text,
     version_view,
 )
+from configpipe_tools.cli.promote import promote
 from configpipe_tools.cli.publishing import WriteRequest, WriteResult, submit
 from configpipe_tools.cli.release import app as release_app
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt
@@ -642,6 +643,7 @@ app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(versions_app, name="versions")
 # issue 14: know what every service runs
 app.command("drift")(drift_command)
+app.command("promote")(promote)
 
 
 if __name__ == "__main__":
