@@ -197,7 +197,7 @@ class Reconciler:
                 continue
             report.checked += 1
             record = self._readers_record(service, environment, key, pointer)
-            if settle and self._fresh(service, environment, key, pointer):
+            if settle and self._fresh(service, environment, key, pointer, record):
                 report.in_flight.append(scope_id(service, environment, key))
                 continue
             findings = self.findings(service, environment, key, pointer, record)
@@ -209,7 +209,10 @@ class Reconciler:
                 continue
             repaired = False
             if repair:
-                self._materialiser.materialise_current(service, environment, key, sensitivity_flipped=True)
+                # A copy in the store the key does not use is cleaned only when one was found
+                # (each clean is one more call per key otherwise).
+                stray = any(f.problem is DriftProblem.UNEXPECTED for f in findings)
+                self._materialiser.materialise_current(service, environment, key, sensitivity_flipped=stray)
                 after = self._log.current(service, environment, key)
                 if after is not None:
                     again = self.findings(
@@ -273,8 +276,19 @@ class Reconciler:
         version = pointer.version_for_readers()
         return None if version is None else self._log.version(service, environment, key, version)
 
-    def _fresh(self, service: str, environment: str, key: str, pointer: CurrentPointer) -> bool:
-        latest = self._log.version(service, environment, key, pointer.version)
+    def _fresh(
+        self,
+        service: str,
+        environment: str,
+        key: str,
+        pointer: CurrentPointer,
+        readers: VersionRecord | None,
+    ) -> bool:
+        latest = (
+            readers
+            if readers is not None and readers.version == pointer.version
+            else self._log.version(service, environment, key, pointer.version)
+        )
         if latest is None:
             return False
         return self._now() - datetime.fromisoformat(latest.applied_at) < self._settle
