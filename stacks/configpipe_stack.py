@@ -13,6 +13,7 @@ from stacks.constructs.bus_routes import BusRoutes
 from stacks.constructs.change_log import ChangeLog
 from stacks.constructs.config_bus import ConfigBus
 from stacks.constructs.dead_letters import DeadLetterQueue
+from stacks.constructs.drift import DriftReconcile
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import SharedCode
 from stacks.constructs.operations import Operations
@@ -98,6 +99,19 @@ class ConfigPipeStack(Stack):
             release_table=self.releases.table,
         )
 
+        # --- issue 14: the drift reconcile (before the redrive function and Operations) ------
+        self.drift = DriftReconcile(
+            self,
+            "Drift",
+            settings=settings,
+            shared=shared,
+            keys=self.keys,
+            change_log=self.change_log,
+            bus=self.config_bus.bus,
+            registry_parameter=self.registry.parameter,
+        )
+        # --- end issue 14 ----------------------------------------------------------------------
+
         # --- queue consumers (issue 18): before Operations, which alarms on their DLQs -----
         self.subscribers = SubscriberQueues(
             self,
@@ -128,7 +142,12 @@ class ConfigPipeStack(Stack):
         )
         # M4: a direct Decrypt with the secrets key only by the functions that need one.
         self.keys.restrict_secret_decryption(
-            [self.pipeline.validator.role, self.pipeline.materialiser.role, self.rollouts.function.role]
+            [
+                self.pipeline.validator.role,
+                self.pipeline.materialiser.role,
+                self.rollouts.function.role,
+                self.drift.function.role,  # issue 14: re-materialises a secret from the change log
+            ]
         )
         # --- end security --------------------------------------------------------------------
 
@@ -144,6 +163,7 @@ class ConfigPipeStack(Stack):
                 self.releases.manager,
                 self.redrive.function,
                 *([self.version_prune.function] if self.version_prune else []),
+                self.drift.function,
             ],
             dead_letter_queues=[c for c in self.node.find_all() if isinstance(c, DeadLetterQueue)],
             stream_consumer=self.pipeline.materialiser,
@@ -154,7 +174,12 @@ class ConfigPipeStack(Stack):
         # Announcements are trusted by every handler and release watcher, so only the
         # functions that make them may publish with the pipeline's source.
         self.config_bus.reserve_pipeline_source(
-            [self.pipeline.materialiser.role, self.pipeline.propagator.role, self.releases.role]
+            [
+                self.pipeline.materialiser.role,
+                self.pipeline.propagator.role,
+                self.releases.role,
+                self.drift.function.role,  # issue 14: ConfigurationDriftDetected
+            ]
         )
         # --- security (issue 10, H2): each team source only for principals tagged as that team
         self.config_bus.bind_team_sources(
@@ -186,6 +211,8 @@ class ConfigPipeStack(Stack):
             change_log=self.change_log.table,
             change_log_key=self.keys.secrets_key,
         )
+        # issue 14: `configpipe drift` is the operator's, through the drift function only
+        self.operator.policy.add_statements(self.drift.invoke_statement())
         self._outputs()
 
     def _outputs(self) -> None:
@@ -206,6 +233,7 @@ class ConfigPipeStack(Stack):
             "ReleaseTableName": self.releases.table.table_name,
             "ReleaseFunctionName": self.releases.function.function_name,
             "RedriveFunctionName": self.redrive.function.function_name,
+            "DriftFunctionName": self.drift.function.function_name,
         }
         for service, handler in self.services.handlers.items():
             outputs[f"{service.title().replace('-', '')}HandlerFunctionName"] = handler.function_name

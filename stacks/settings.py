@@ -65,6 +65,7 @@ _KNOWN_KEYS = {
     "allowSensitiveValuesInClear",
     "versionPrune",
     "reservedConcurrency",
+    "drift",
 }
 
 #: Reserved concurrency per function (docs/security.md, L): a flood of events cannot take the
@@ -75,7 +76,7 @@ _KNOWN_KEYS = {
 #: team's requests and controls and by its own ticks; run one invocation at a time, a tick and
 #: a control never act on the same release at once (a second one waits in Lambda's async
 #: queue, as a throttled event does, and is retried).
-#: Together they take 34 plus 5 per registered demo service (plus 1 with a version prune) of
+#: Together they take 35 plus 5 per registered demo service (plus 1 with a version prune) of
 #: the account's concurrency (100 must stay unreserved): an account at the default limit of
 #: 1,000 is fine; a new account limited to 10 needs them set to null.
 DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
@@ -85,6 +86,8 @@ DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "release": 1,
     "rollout": 2,
     "redrive": 1,
+    #: One reconcile at a time: a scheduled sweep and `configpipe drift` never announce one key twice.
+    "drift": 1,
     #: Each service's demo update handler.
     "updateHandler": 5,
     #: The scheduled version prune (only deployed when ``versionPrune`` names a function): a
@@ -101,6 +104,16 @@ class VersionPruneSchedule:
 
     keep: int
     schedule: str = "rate(1 day)"
+
+
+@dataclass(frozen=True)
+class DriftSchedule:
+    """``drift``: reconcile every registered scope on ``schedule`` (issue 14); ``mode`` is what
+    a scheduled run does with drift: ``repair`` (re-materialise from the change log) or
+    ``report`` (announce and alarm only)."""
+
+    schedule: str = "rate(1 hour)"
+    mode: str = "repair"
 
 
 class SettingsError(ValueError):
@@ -131,6 +144,8 @@ class PipelineSettings:
     #: The scheduled version prune (issue 16), per registered release function; empty (the
     #: default) means no prune function, no schedule and no lambda:DeleteFunction anywhere.
     version_prune: dict[str, VersionPruneSchedule] = dataclass_field(default_factory=dict)
+    #: The scheduled drift reconcile (issue 14): hourly, repairing, unless cdk.json says otherwise.
+    drift: DriftSchedule = dataclass_field(default_factory=DriftSchedule)
     #: Reserved concurrency by function (keys of DEFAULT_RESERVED_CONCURRENCY); None: unreserved.
     reserved_concurrency: Mapping[str, int | None] = dataclass_field(
         default_factory=lambda: dict(DEFAULT_RESERVED_CONCURRENCY)
@@ -180,6 +195,7 @@ class PipelineSettings:
             ),
             version_prune=_version_prune(raw.get("versionPrune", {}), registry),
             reserved_concurrency=_reserved_concurrency(raw.get("reservedConcurrency", {})),
+            drift=_drift(raw.get("drift", {})),
         )
 
 
@@ -355,3 +371,20 @@ def _version_prune(raw: Any, registry: Registry) -> dict[str, VersionPruneSchedu
             )
         parsed[function] = VersionPruneSchedule(keep=keep, schedule=schedule)
     return parsed
+
+
+_DRIFT_FIELDS = {"schedule", "mode"}
+
+
+def _drift(raw: Any) -> DriftSchedule:
+    if not isinstance(raw, dict):
+        raise SettingsError("drift", "must be an object {schedule, mode}")
+    unknown = sorted(set(raw) - _DRIFT_FIELDS)
+    if unknown:
+        raise SettingsError(f"drift.{unknown[0]}", "unknown setting (known: mode, schedule)")
+    schedule = raw.get("schedule", DriftSchedule.schedule)
+    if not isinstance(schedule, str) or not _SCHEDULE.fullmatch(schedule):
+        raise SettingsError("drift.schedule", f"{schedule!r} is not a rate(...) or cron(...) expression")
+    return DriftSchedule(
+        schedule=schedule, mode=_choice("drift.mode", raw.get("mode", "repair"), ("repair", "report"))
+    )

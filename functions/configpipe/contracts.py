@@ -53,6 +53,8 @@ class DetailType(StrEnum):
     CONFIGURATION_ROLLOUT_COMPLETED = "ConfigurationRolloutCompleted"
     CONFIGURATION_ROLLOUT_ROLLED_BACK = "ConfigurationRolloutRolledBack"
     CONFIGURATION_ROLLOUT_ABORTED = "ConfigurationRolloutAborted"
+    #: issue 14: a key's store no longer held what the change log says (docs/operations.md)
+    CONFIGURATION_DRIFT_DETECTED = "ConfigurationDriftDetected"
 
 
 #: The rollout lifecycle announcements (one model, :class:`ConfigurationRolloutEvent`).
@@ -438,6 +440,48 @@ class ConfigurationDeliveryFailed(_DeliveryOutcome):
 
 
 ChangeOutcome = Literal["accepted", "rejected", "duplicate"]
+
+
+# --- drift (issue 14): a store changed outside configpipe -------------------------------------
+
+
+class DriftProblem(StrEnum):
+    #: The store holds another value than the change log's version (edited by hand).
+    CHANGED = "changed"
+    #: The key has a value, but its parameter / secret is gone (deleted by hand).
+    MISSING = "missing"
+    #: The store holds something where the key has no value there: a deleted key's parameter
+    #: or live secret, or a clear copy in SSM of a sensitive key.
+    UNEXPECTED = "unexpected"
+
+
+class DriftFinding(Announcement):
+    """One store of one key that does not hold what the change log says. Names the parameter
+    or secret; never its value, nor a hash of what was found."""
+
+    store: Literal["ssm", "secretsmanager"]
+    name: str
+    problem: DriftProblem
+
+
+class ConfigurationDriftDetected(Announcement):
+    """A reconcile found a key's stores differing from the change log (issue 14). ``version``
+    is what readers should get (None: no value); ``repaired`` says whether the key was
+    re-materialised from the change log and then checked clean."""
+
+    service: str
+    environment: str
+    key: str
+    version: int | None = None
+    findings: list[DriftFinding] = Field(min_length=1)
+    repaired: bool
+    #: "repair" or "report": what this reconcile was asked to do.
+    mode: str
+    detected_at: datetime
+
+    _scope = field_validator("service", "environment", "key")(
+        lambda v, info: _check_scope(v, info.field_name)
+    )
 
 
 # --- progressive rollouts (docs/rollouts.md) ------------------------------------------------

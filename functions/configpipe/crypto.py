@@ -53,6 +53,23 @@ class SecretsKey:
             raise
         return plaintext.decode("utf-8")
 
+    def re_encrypt(self, from_scope: str, to_scope: str, ciphertext: bytes) -> bytes:
+        """``ciphertext`` of ``from_scope`` as a ciphertext of ``to_scope``, under the same key:
+        KMS decrypts and encrypts inside the service, so the value never exists in clear here
+        (``configpipe promote``; the publisher policy allows it on the same key only)."""
+        try:
+            return self._client.re_encrypt(
+                CiphertextBlob=ciphertext,
+                SourceEncryptionContext={SCOPE_CONTEXT_KEY: from_scope},
+                SourceKeyId=self._key_id,
+                DestinationKeyId=self._key_id,
+                DestinationEncryptionContext={SCOPE_CONTEXT_KEY: to_scope},
+            )["CiphertextBlob"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in {"InvalidCiphertextException", "IncorrectKeyException"}:
+                raise UndecryptableValueError(f"ciphertext is not valid for {from_scope}") from error
+            raise
+
     def decrypt_b64(self, scope: str, encoded: str) -> tuple[bytes, str]:
         """(ciphertext, canonical JSON) from the base64 ``encryptedValue`` of a change."""
         try:

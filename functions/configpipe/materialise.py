@@ -216,7 +216,7 @@ class Materialiser:
             if pointer is None:
                 raise PointerMissingError(f"no current version for {scope_id(service, environment, key)}")
             target = pointer.version_for_readers()
-            keep_secret = _candidate_in_secret(pointer)
+            keep_secret = candidate_in_secret(pointer)
             if target is None:
                 materialised = self._clear(service, environment, key, keep_secret)
             else:
@@ -632,7 +632,7 @@ def _flipped(record: VersionRecord) -> bool:
     return record.previous_sensitive is None or record.previous_sensitive != record.sensitive
 
 
-def _candidate_in_secret(pointer: CurrentPointer) -> bool:
+def candidate_in_secret(pointer: CurrentPointer) -> bool:
     """Does an active rollout keep its candidate in the key's secret (so it must not be
     emptied while the main store holds the stable version)? The pointer describes the
     candidate while it names a rollout."""

@@ -48,6 +48,14 @@ ROLLOUT_CONTROLS_ACCEPTED = "RolloutControlsAccepted"
 ROLLOUT_CONTROLS_REJECTED = "RolloutControlsRejected"
 ROLLOUT_CONTROLS_DUPLICATE = "RolloutControlsDuplicate"
 
+# --- drift reconcile (issue 14) ---------------------------------------------------------
+#: Keys found differing from the change log, keys re-materialised and then checked clean, and
+#: reconciles that failed (their keys unchecked). DRIFT_DETECTED has its own alarm.
+DRIFT_DETECTED = "DriftDetected"
+DRIFT_REPAIRED = "DriftRepaired"
+KEYS_RECONCILED = "KeysReconciled"
+DRIFT_CHECKS_FAILED = "DriftChecksFailed"
+
 #: What the configuration pipeline (validator, materialiser, propagator) emits.
 PIPELINE_METRICS = (
     CHANGES_ACCEPTED,
@@ -84,5 +92,7 @@ ROLLOUT_METRICS = (
     ROLLOUT_CONTROLS_REJECTED,
     ROLLOUT_CONTROLS_DUPLICATE,
 )
+#: What the drift reconcile emits.
+DRIFT_METRICS = (DRIFT_DETECTED, DRIFT_REPAIRED, KEYS_RECONCILED, DRIFT_CHECKS_FAILED)
 #: Every metric any function emits.
-ALL_METRICS = PIPELINE_METRICS + ROLLOUT_METRICS + RELEASE_METRICS
+ALL_METRICS = PIPELINE_METRICS + ROLLOUT_METRICS + RELEASE_METRICS + DRIFT_METRICS

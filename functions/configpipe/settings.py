@@ -88,6 +88,18 @@ class RolloutSettings(Settings):
     release_table: str = Field(alias="RELEASE_TABLE", min_length=1)
 
 
+class DriftSettings(Settings):
+    """The drift reconcile (issue 14): the materialiser's stores and announcements, plus its mode."""
+
+    change_log_table: str = Field(alias="CHANGE_LOG_TABLE", min_length=1)
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    secrets_key_id: str = Field(alias="SECRETS_KEY_ID", min_length=1)
+    registry_parameter: str = Field(alias="REGISTRY_PARAMETER", min_length=1)
+    #: What a scheduled reconcile does with drift (cdk.json ``drift.mode``); an on-demand
+    #: request says it itself (``configpipe drift [--repair]``).
+    drift_mode: Literal["repair", "report"] = Field(alias="DRIFT_MODE", default="repair")
+
+
 #: How long a function trusts its cached copy of the registry.
 REGISTRY_MAX_AGE_SECONDS = 60
 

@@ -324,6 +324,17 @@ class SecretStore:
             raise StoreUnavailableError("DeleteSecret", name, _code(error)) from error
         return True
 
+    def describe(self, name: str) -> dict[str, Any] | None:
+        """DescribeSecret (metadata and version stages, never the value); ``None`` if missing."""
+        try:
+            return dict(self.client.describe_secret(SecretId=name))
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                return None
+            raise StoreUnavailableError("DescribeSecret", name, _code(error)) from error
+        except BotoCoreError as error:
+            raise StoreUnavailableError("DescribeSecret", name, _code(error)) from error
+
     def arn(self, name: str) -> str | None:
         try:
             return self.client.describe_secret(SecretId=name)["ARN"]

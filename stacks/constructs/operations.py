@@ -13,7 +13,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from configpipe.metrics import NAMESPACE, PIPELINE_METRICS, RELEASE_METRICS, ROLLOUT_METRICS
+from configpipe.metrics import (
+    DRIFT_DETECTED,
+    DRIFT_METRICS,
+    NAMESPACE,
+    PIPELINE_METRICS,
+    RELEASE_METRICS,
+    ROLLOUT_METRICS,
+)
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction
 
@@ -82,12 +89,27 @@ class Operations(Construct):
             notify,
         )
 
+        # issue 14: a store was found differing from the change log (docs/operations.md, "Drift")
+        self.drift_alarm = cloudwatch.Metric(
+            namespace=NAMESPACE, metric_name=DRIFT_DETECTED, statistic="Sum", period=PERIOD
+        ).create_alarm(
+            self,
+            "DriftDetected",
+            alarm_description="configpipe: a parameter or secret differed from the change log (drift)",
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self._notify(self.drift_alarm, notify)
+
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name="configpipe")
         # One row per emitter: the EMF metrics (Powertools Metrics) the functions emit.
         for title, names in (
             ("Pipeline outcomes", PIPELINE_METRICS),
             ("Config rollout outcomes", ROLLOUT_METRICS),
             ("Release outcomes", RELEASE_METRICS),
+            ("Drift reconcile", DRIFT_METRICS),
         ):
             self.dashboard.add_widgets(
                 cloudwatch.GraphWidget(

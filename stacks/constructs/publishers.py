@@ -101,6 +101,20 @@ class PublisherPolicies(Construct):
                         "StringLike": {"kms:EncryptionContext:configpipe:scope": [f"{s}/*" for s in services]}
                     },
                 ),
+                # issue 14: `configpipe promote` moves a secret between environments of the
+                # team's own services as ciphertext: KMS decrypts and re-encrypts inside the
+                # service, on the same key only (never onto a key the caller could decrypt with).
+                iam.PolicyStatement(
+                    sid="PromoteSecretsOfOwnServices",
+                    actions=["kms:ReEncryptFrom", "kms:ReEncryptTo"],
+                    resources=[secrets_key.key_arn],
+                    conditions={
+                        "StringLike": {
+                            "kms:EncryptionContext:configpipe:scope": [f"{s}/*" for s in services]
+                        },
+                        "Bool": {"kms:ReEncryptOnSameKey": "true"},
+                    },
+                ),
                 iam.PolicyStatement(
                     sid="ReadRegistryAndStack",
                     actions=["ssm:GetParameter", "cloudformation:DescribeStacks"],

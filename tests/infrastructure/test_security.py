@@ -50,10 +50,15 @@ def pipeline_dead_letter_queues(template_json: dict[str, Any]) -> set[str]:
 def test_the_operator_may_invoke_the_redrive_function_and_no_other(template_json: dict[str, Any]) -> None:
     statements = _managed_policy(template_json, "configpipe-operator")
     redrive_id, _ = the_function(template_json, REDRIVE_HANDLER)
+    # issue 14: and the drift reconcile, which takes no payload but a scope and writes only what
+    # the change log holds
+    drift_id, _ = the_function(template_json, "configpipe.handlers.drift.handler")
 
     invoking = [s for s in statements.values() if any(a.startswith("lambda:") for a in actions_of(s))]
-    assert [actions_of(s) for s in invoking] == [["lambda:InvokeFunction"]]
-    assert resources_of(invoking[0]) == [{"Fn::GetAtt": [redrive_id, "Arn"]}]
+    assert [actions_of(s) for s in invoking] == [["lambda:InvokeFunction"]] * 2
+    assert sorted(str(resources_of(s)) for s in invoking) == sorted(
+        str([{"Fn::GetAtt": [fid, "Arn"]}]) for fid in (redrive_id, drift_id)
+    )
 
 
 def test_the_operator_neither_reads_dead_letters_nor_changes_anything(template_json: dict[str, Any]) -> None:
@@ -252,7 +257,7 @@ def test_the_validator_refuses_clear_secrets_unless_the_context_allows_them(
 # --- M4: the secrets key decrypts directly only for the functions that need it --------------
 
 
-def test_the_secrets_key_denies_a_direct_decrypt_to_all_but_three_functions(
+def test_the_secrets_key_denies_a_direct_decrypt_to_all_but_four_functions(
     template_json: dict[str, Any], ids: dict[str, str]
 ) -> None:
     key = template_json["Resources"][ids["secrets_key"]]["Properties"]["KeyPolicy"]["Statement"]
@@ -265,6 +270,7 @@ def test_the_secrets_key_denies_a_direct_decrypt_to_all_but_three_functions(
             "Pipeline/Validator/Role/Resource",
             "Pipeline/Materialiser/Role/Resource",
             "Rollouts/Function/Role/Resource",
+            "Drift/Function/Role/Resource",  # issue 14: re-materialises a secret
         )
     }
     assert {rendered(v) for v in deny["Condition"]["StringNotEquals"]["kms:ViaService"]} == {

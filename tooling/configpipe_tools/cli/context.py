@@ -28,6 +28,7 @@ DEFAULT_SECRETS_KEY = "alias/configpipe-secrets"
 DEFAULT_REGISTRY_PARAMETER = "/configpipe/registry"
 #: The stack names its redrive function so (stacks/constructs/redrive.py).
 DEFAULT_REDRIVE_FUNCTION = "configpipe-redrive"
+DEFAULT_DRIFT_FUNCTION = "configpipe-drift"
 
 #: botocore's own retries (standard mode) and short connect timeout: a down endpoint fails
 #: in seconds, not minutes. ``AWS_MAX_ATTEMPTS`` still overrides the attempt count.
@@ -103,6 +104,10 @@ class CliContext:
     @property
     def redrive_function_name(self) -> str:
         return self._stack_output("RedriveFunctionName") or DEFAULT_REDRIVE_FUNCTION
+
+    @property
+    def drift_function_name(self) -> str:
+        return self._stack_output("DriftFunctionName") or DEFAULT_DRIFT_FUNCTION
 
     def _stack_output(self, name: str) -> str | None:
         """One DescribeStacks call, only when --stack is given and a name is not explicit."""

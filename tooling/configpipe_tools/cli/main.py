@@ -29,6 +29,7 @@ from configpipe_tools.cli.context import (
     CliContext,
     OutputFormat,
 )
+from configpipe_tools.cli.drift import drift_command
 from configpipe_tools.cli.errors import CliError, ExitCode, invalid
 from configpipe_tools.cli.flags import app as flag_app
 from configpipe_tools.cli.local import app as local_app
@@ -42,6 +43,7 @@ from configpipe_tools.cli.output import (
     value_text,
     version_view,
 )
+from configpipe_tools.cli.promote import promote
 from configpipe_tools.cli.publishing import WriteRequest, WriteResult, submit
 from configpipe_tools.cli.release import app as release_app
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt
@@ -639,6 +641,9 @@ app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(versions_app, name="versions")
+# issue 14: know what every service runs
+app.command("drift")(drift_command)
+app.command("promote")(promote)
 
 
 if __name__ == "__main__":

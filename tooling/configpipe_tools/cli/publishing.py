@@ -61,8 +61,13 @@ class WriteRequest:
     change_id: str | None = None
     #: The change's ``rollout`` (camelCase detail), checked by ``cli.rollout.rollout_request``.
     rollout: dict[str, Any] | None = None
-    #: ``configpipe snapshot restore``: the id every change of one restore carries.
+    #: ``configpipe snapshot restore``: the id every change of one restore carries (and
+    #: ``configpipe promote``'s promotion id).
     restore_id: str | None = None
+    #: A secret's value already in KMS ciphertext form, bound to *this* key's scope
+    #: (``configpipe promote`` re-encrypts the source key's inside KMS): sent as it is, never
+    #: decrypted here, and its value rules are the validator's to check after decrypting.
+    sealed: bytes | None = None
 
     @property
     def sensitive(self) -> bool:
@@ -176,7 +181,7 @@ def prepare(ctx: CliContext, request: WriteRequest) -> PreparedWrite:
     if registry is not None:
         reasons.extend(check_rules(change, source, registry))
         schema = _schema(registry, request)
-    if request.operation is Operation.PUT:
+    if request.operation is Operation.PUT and request.sealed is None:
         flags = registry is not None and registry.is_feature_flags(request.service, request.key)
         reasons.extend(check_value(request.value, schema, feature_flags=flags))
     if reasons:
@@ -194,7 +199,9 @@ def publish(ctx: CliContext, prepared: PreparedWrite) -> None:
     """Encrypt a secret client-side, fill in the real author, publish."""
     request, change_id = prepared.request, prepared.change_id
     encrypted = None
-    if request.sensitive:
+    if request.sensitive and request.sealed is not None:
+        encrypted = encode_ciphertext(request.sealed)
+    elif request.sensitive:
         scope = scope_id(request.service, request.environment, request.key)
         encrypted = encode_ciphertext(ctx.secrets().encrypt(scope, request.value))
     change = _parse(request.detail(change_id, author=ctx.author(), encrypted_value=encrypted))
@@ -230,6 +237,43 @@ def send(ctx: CliContext, prepared: PreparedWrite, *, wait: bool, timeout: float
     if not wait:
         return WriteResult(change_id=prepared.change_id, status="published", change=prepared.summary)
     return verdict(ctx, prepared, timeout)
+
+
+def send_all(
+    ctx: CliContext,
+    prepared: list[PreparedWrite],
+    changes: list[dict[str, Any]],
+    *,
+    wait: bool,
+    timeout: float,
+) -> ExitCode:
+    """Publish every prepared write (all of them passed :func:`prepare` first: a batch is sent
+    whole or not at all), then record each one's verdict in its ``changes`` entry: ``status``,
+    ``version``, ``reasons``. Exit 3 if any was rejected, 4 if any had no verdict in time.
+    Shared by ``snapshot restore`` / ``import`` and ``promote``."""
+    for write in prepared:
+        publish(ctx, write)
+    if not wait:
+        for change in changes:
+            change["status"] = "published"
+        return ExitCode.OK
+    deadline = time.monotonic() + timeout
+    code = ExitCode.OK
+    for write, change in zip(prepared, changes, strict=True):
+        record = wait_for_outcome(
+            ctx.change_log(), write.change_id, write.source, max(deadline - time.monotonic(), 0.0)
+        )
+        if record is None:
+            change["status"] = "timeout"
+            code = max(code, ExitCode.TIMEOUT)
+            continue
+        change["status"] = record.status
+        if record.version is not None:
+            change["version"] = record.version
+        if record.reasons:
+            change["reasons"] = [dict(r) for r in record.reasons]
+            code = max(code, ExitCode.REJECTED)
+    return ExitCode(code)
 
 
 def wait_for_outcome(

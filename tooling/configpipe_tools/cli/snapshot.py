@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -25,7 +24,7 @@ from configpipe_tools.cli.common import OutputOpt, SourceOpt, guarded
 from configpipe_tools.cli.context import CliContext
 from configpipe_tools.cli.errors import ExitCode, invalid
 from configpipe_tools.cli.output import Output, pretty_json, reason_text
-from configpipe_tools.cli.publishing import PreparedWrite, WriteRequest, prepare, publish, wait_for_outcome
+from configpipe_tools.cli.publishing import WriteRequest, prepare, send_all
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt, rollout_request
 from configpipe_tools.snapshots import (
     EXPORT_FORMAT,
@@ -345,14 +344,7 @@ def restore(
         Output(cli.json).result(payload, lambda console: _render_restore(console, payload))
         return ExitCode.OK
 
-    for write in prepared:
-        publish(cli, write)
-    exit_code = ExitCode.OK
-    if wait:
-        exit_code = _verdicts(cli, prepared, payload["changes"], timeout)
-    else:
-        for change in payload["changes"]:
-            change["status"] = "published"
+    exit_code = send_all(cli, prepared, payload["changes"], wait=wait, timeout=timeout)
     Output(cli.json).result(payload, lambda console: _render_restore(console, payload))
     return exit_code
 
@@ -367,28 +359,6 @@ def _step_view(step: RestoreStep) -> dict[str, Any]:
     if step.to_version is not None:
         view["toVersion"] = step.to_version
     return view
-
-
-def _verdicts(
-    cli: CliContext, prepared: list[PreparedWrite], changes: list[dict[str, Any]], timeout: float
-) -> ExitCode:
-    deadline = time.monotonic() + timeout
-    code = ExitCode.OK
-    for write, change in zip(prepared, changes, strict=True):
-        record = wait_for_outcome(
-            cli.change_log(), write.change_id, write.source, max(deadline - time.monotonic(), 0.0)
-        )
-        if record is None:
-            change["status"] = "timeout"
-            code = max(code, ExitCode.TIMEOUT)
-            continue
-        change["status"] = record.status
-        if record.version is not None:
-            change["version"] = record.version
-        if record.reasons:
-            change["reasons"] = [dict(r) for r in record.reasons]
-            code = max(code, ExitCode.REJECTED)
-    return ExitCode(code)
 
 
 def _render_restore(console: Console, payload: dict[str, Any]) -> None:
@@ -534,13 +504,7 @@ def import_command(
     }
     code = ExitCode.OK
     if not dry_run:
-        for write in prepared:
-            publish(cli, write)
-        if wait:
-            code = _verdicts(cli, prepared, changes, timeout)
-        else:
-            for change in changes:
-                change["status"] = "published"
+        code = send_all(cli, prepared, changes, wait=wait, timeout=timeout)
 
     def render(console: Console) -> None:
         verb = "would put" if dry_run else "put"
