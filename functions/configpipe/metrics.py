@@ -48,6 +48,17 @@ ROLLOUT_CONTROLS_ACCEPTED = "RolloutControlsAccepted"
 ROLLOUT_CONTROLS_REJECTED = "RolloutControlsRejected"
 ROLLOUT_CONTROLS_DUPLICATE = "RolloutControlsDuplicate"
 
+# --- delivery ledger (issue 14) -----------------------------------------------------------
+#: Acknowledgements that moved the ledger (an applied or refused version newer than it held).
+ACKS_RECORDED = "AcksRecorded"
+#: Duplicates and out-of-order acknowledgements: the ledger already held something as new.
+ACKS_STALE = "AcksStale"
+#: A service's own check refused a version (it keeps the last good one): alarmed.
+ACKS_REFUSED = "AcksRefused"
+#: Events on the ack rule that are not an acknowledgement, or whose source is not the
+#: acknowledging service's own (a forged ack).
+ACKS_REJECTED = "AcksRejected"
+
 #: What the configuration pipeline (validator, materialiser, propagator) emits.
 PIPELINE_METRICS = (
     CHANGES_ACCEPTED,
@@ -84,5 +95,7 @@ ROLLOUT_METRICS = (
     ROLLOUT_CONTROLS_REJECTED,
     ROLLOUT_CONTROLS_DUPLICATE,
 )
+#: What the delivery-ledger function emits.
+LEDGER_METRICS = (ACKS_RECORDED, ACKS_STALE, ACKS_REFUSED, ACKS_REJECTED)
 #: Every metric any function emits.
-ALL_METRICS = PIPELINE_METRICS + ROLLOUT_METRICS + RELEASE_METRICS
+ALL_METRICS = PIPELINE_METRICS + ROLLOUT_METRICS + RELEASE_METRICS + LEDGER_METRICS
