@@ -67,9 +67,9 @@ def config_update_handler(
     With ``acknowledgements`` each update's outcome is reported there."""
     # Imported here, not at module import: the contracts pull in pydantic, which only the
     # update handler (not every reader of the client) needs.
-    from pydantic import ValidationError
-
     from datetime import UTC, datetime
+
+    from pydantic import ValidationError
 
     from configpipe.contracts import (
         ROLLOUT_EVENT_TYPES,
