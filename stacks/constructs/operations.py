@@ -13,7 +13,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from configpipe.metrics import NAMESPACE, PIPELINE_METRICS, RELEASE_METRICS, ROLLOUT_METRICS
+from configpipe.metrics import (
+    LEDGER_METRICS,
+    NAMESPACE,
+    PIPELINE_METRICS,
+    RELEASE_METRICS,
+    ROLLOUT_METRICS,
+)
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.observed_function import ObservedFunction
 
@@ -88,6 +94,7 @@ class Operations(Construct):
             ("Pipeline outcomes", PIPELINE_METRICS),
             ("Config rollout outcomes", ROLLOUT_METRICS),
             ("Release outcomes", RELEASE_METRICS),
+            ("Delivery ledger (acknowledgements)", LEDGER_METRICS),
         ):
             self.dashboard.add_widgets(
                 cloudwatch.GraphWidget(

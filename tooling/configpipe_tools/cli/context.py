@@ -104,6 +104,10 @@ class CliContext:
     def redrive_function_name(self) -> str:
         return self._stack_output("RedriveFunctionName") or DEFAULT_REDRIVE_FUNCTION
 
+    def stack_output(self, name: str) -> str | None:
+        """A named output of ``--stack`` (None without a stack, or if it has no such output)."""
+        return self._stack_output(name)
+
     def _stack_output(self, name: str) -> str | None:
         """One DescribeStacks call, only when --stack is given and a name is not explicit."""
         if not self.stack:
