@@ -175,3 +175,35 @@ def test_history_refuses_a_bad_since_and_a_missing_scope(cli, idle_validator: Va
     assert_clean_exit(bad, 2)
     assert "INVALID_SINCE" in bad.output or "neither an ISO 8601 time" in bad.stderr
     assert_clean_exit(missing, 2)
+
+
+# --- a key nobody receives (issue 14, item 7) ---------------------------------------------------
+
+
+def test_put_of_a_key_no_service_subscribes_to_warns_and_says_so_in_the_outcome(cli, validator: Validator):
+    # payments subscribes only to payments. and feature. keys
+    result = cli(
+        "put",
+        "payments",
+        "production",
+        "max_items",
+        "5",
+        "--reason",
+        "r",
+        "-o",
+        "json",
+        source="configpipe.team.payments",
+    )
+
+    assert_clean_exit(result, 0)
+    body = parse_json(result)
+    assert (body["status"], body["receivers"]) == ("accepted", [])
+    assert "no service receives payments/production/max_items" in result.stderr
+
+
+def test_put_of_a_subscribed_key_names_its_receivers_without_a_warning(cli, validator: Validator):
+    result = cli("put", "checkout", "production", "max_items", "5", "--reason", "r", "-o", "json")
+
+    assert_clean_exit(result, 0)
+    assert parse_json(result)["receivers"] == ["checkout"]
+    assert "no service receives" not in result.stderr

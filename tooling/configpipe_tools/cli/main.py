@@ -319,7 +319,15 @@ def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool,
         from configpipe_tools.cli.rollout import way_out
 
         payload["hint"] = way_out(request.service, request.environment, request.key)
-    Output(cli.json).result(payload, lambda console: _render_write(console, result, payload.get("hint")))
+    out = Output(cli.json)
+    if result.receivers == [] and result.status in {"accepted", "published", "would-accept"}:
+        # issue 14: stored and materialised, but no update handler will ever be told
+        out.warn(
+            f"no service receives {request.service}/{request.environment}/{request.key}: no registered "
+            "service subscribes to it (the registry's keyPrefixes and environments); it is stored, never "
+            "delivered"
+        )
+    out.result(payload, lambda console: _render_write(console, result, payload.get("hint")))
     return result.exit_code
 
 
