@@ -63,8 +63,9 @@ def test_updated_rule_matches_only_pipeline_announcements_and_targets_the_propag
 def test_every_rule_target_retries_for_a_day_then_dead_letters(template_json: dict[str, Any]) -> None:
     rules = resources(template_json, "AWS::Events::Rule")
     # configuration changes, announcements, release commands, the release reconcile tick,
-    # rollout controls, the rollout tick, and the demo's queue consumer (checkout's worker)
-    assert len(rules) == 7
+    # rollout controls, the rollout tick, the demo's queue consumer (checkout's worker) and the
+    # services' acknowledgements (issue 14)
+    assert len(rules) == 8
     queues = resources(template_json, "AWS::SQS::Queue")
     dlqs = []
     for rule in rules.values():

@@ -67,7 +67,9 @@ def test_cdk_nag_reports_a_finding_once_its_acknowledgement_is_removed(
         synth_app(str(tmp_path), with_nag=True).synth()
     violations = _nag_report(tmp_path)
     assert {v["ruleName"] for v in violations} == {"AwsSolutions-SQS3"}
-    assert len(violations[0]["violatingConstructs"]) == 14, "one finding per dead-letter queue (2 of them the delivery ledger's)"
+    assert len(violations[0]["violatingConstructs"]) == 14, (
+        "one finding per dead-letter queue (2 of them the delivery ledger's)"
+    )
 
 
 def test_cdk_cli_synthesises_the_app(synth_dir: Path) -> None:
