@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 from configpipe.contracts import AckOutcome, ConfigurationAcknowledged
@@ -207,3 +208,45 @@ def test_put_of_a_subscribed_key_names_its_receivers_without_a_warning(cli, vali
     assert_clean_exit(result, 0)
     assert parse_json(result)["receivers"] == ["checkout"]
     assert "no service receives" not in result.stderr
+
+
+# --- watch: applied versions rebuilt from the ledger after a disconnect ---------------------
+
+
+def test_a_resumed_watch_knows_from_the_ledger_what_each_service_runs(
+    cli, pipeline, idle_validator: Validator
+):
+    # Given checkout applied max_items v2 and refused v3 while no watch was connected
+    seed(idle_validator, "max_items", 10, 20, 30)
+    seed(idle_validator, "feature.x", True, service="global")
+    acknowledge(pipeline, "checkout", 2)
+    acknowledge(pipeline, "checkout", 3, outcome=AckOutcome.REFUSED, reason="too many")
+    acknowledge(pipeline, "checkout", 1, key="feature.x", service="global")
+    acknowledge(pipeline, "payments", 1, key="feature.x", service="global")  # another service: filtered out
+
+    # When a watch resumes
+    result = cli(
+        "watch",
+        "--service",
+        "checkout",
+        "--env",
+        "production",
+        "--since-version",
+        "1",
+        "--timeout",
+        "0",
+        "-o",
+        "json",
+    )
+
+    # Then the summary has checkout's applied versions without any live delivery
+    assert_clean_exit(result, 0)
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    applied = [
+        (e["key"], e["targetService"], e.get("appliedVersion")) for e in events if e["type"] == "applied"
+    ]
+    assert applied == [("max_items", "checkout", 2), ("feature.x", "checkout", 1)]
+    rows = {r["key"]: r for r in events[-1]["services"]}
+    assert (rows["max_items"]["appliedVersion"], rows["max_items"]["state"]) == (2, "failed")
+    assert rows["max_items"]["error"] == "refused: too many"
+    assert (rows["feature.x"]["appliedVersion"], rows["feature.x"]["state"]) == (1, "converged")

@@ -722,12 +722,16 @@ def watch(
     max_events: Annotated[
         int | None, typer.Option("--max-events", min=1, help="Stop after N live events.")
     ] = None,
+    ledger_table: LedgerTableOpt = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0, help="Stop after this many seconds of following.")
     ] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Follow updates and deliveries; show per service which version it has applied."""
+    """Follow updates and deliveries; show per service which version it has applied (with
+    --since-version, first rebuilt from the delivery ledger)."""
+    from configpipe_tools.cli.status import delivery_ledger
+
     cli: CliContext = ctx.obj
     run_watch(
         cli,
@@ -736,6 +740,7 @@ def watch(
         since_version=since_version,
         max_events=max_events,
         timeout=timeout,
+        ledger=delivery_ledger(cli, ledger_table) if since_version is not None else None,
     )
 
 
