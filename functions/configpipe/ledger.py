@@ -67,7 +67,7 @@ class LedgerEntry:
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
         def opt_int(name: str) -> int | None:
             value = item.get(name)
-            return int(value) if value is not None else None  # type: ignore[arg-type]
+            return int(value) if value is not None else None
 
         def opt_str(name: str) -> str | None:
             value = item.get(name)
