@@ -11,6 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from configpipe.client import BusAcknowledgements, ConfigurationRefusedError, config_update_handler
 from configpipe.contracts import AckOutcome, ConfigurationAcknowledged, ConfigurationUpdated
@@ -19,10 +21,15 @@ from configpipe.ledger import DeliveryLedger
 from configpipe.values import value_hash
 from configpipe_tools.harness.aws import REGION
 from configpipe_tools.harness.events import eventbridge_event
+from configpipe_tools.harness.hostile import WriteMeter
 from configpipe_tools.harness.lambda_context import LambdaContext
 from sample_service import app
 from sample_service.settings import SampleServiceSettings
+from tests.unit.hostile import any_text, broken_envelopes, mutated
 
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
@@ -282,3 +289,40 @@ def test_a_refusal_reason_is_bounded(ledger):
     a = ack(1, AckOutcome.REFUSED, reason="x" * 5000)
     ledger_handler.handler(ack_event(a), LambdaContext(), ledger=ledger)
     assert len(only_entry(ledger).failure_reason) < 600
+
+
+# --- hostile input: whatever arrives, an outcome; a write only for a valid ack from its source ----
+
+
+@PROPERTY
+@given(data=st.data())
+def test_the_ledger_function_answers_anything_and_writes_only_a_valid_ack_from_its_own_service(
+    pipeline, logs, data
+):
+    valid = ack_event(ack(data.draw(st.integers(1, 50)), data.draw(st.sampled_from(list(AckOutcome)))))
+    event = data.draw(
+        st.one_of(
+            broken_envelopes(valid),
+            st.builds(lambda d: {**valid, "detail": d}, mutated(valid["detail"])),
+            st.builds(lambda s: {**valid, "source": s}, any_text),
+        )
+    )
+    meter = WriteMeter()
+    session = boto3.Session(region_name=REGION)
+    session.events.register("after-call.*.*", meter)
+    ledger = DeliveryLedger(
+        pipeline.ledger_table_name, table=session.resource("dynamodb").Table(pipeline.ledger_table_name)
+    )
+    logs.seek(0)
+    logs.truncate()
+
+    result = ledger_handler.handler(event, LambdaContext(), ledger=ledger)
+
+    assert isinstance(result["recorded"], bool)
+    if "code" in result:
+        assert result["code"] in {"MALFORMED_ACK", "ACK_SOURCE_MISMATCH"}
+        assert meter.take() == []
+        assert all(len(problem) <= 512 for problem in result["problems"])
+    else:
+        assert event["source"] == f"configpipe.consumer.{event['detail']['targetService']}"
+    assert all(len(line.encode("utf-8", "replace")) < 4096 for line in logs.getvalue().splitlines())
