@@ -326,3 +326,11 @@ def test_the_ledger_function_answers_anything_and_writes_only_a_valid_ack_from_i
     else:
         assert event["source"] == f"configpipe.consumer.{event['detail']['targetService']}"
     assert all(len(line.encode("utf-8", "replace")) < 4096 for line in logs.getvalue().splitlines())
+
+
+def test_an_ack_with_a_field_the_ledger_does_not_know_is_recorded(ledger):
+    # Announcements tolerate unknown fields: a newer client library must not break the ledger.
+    event = ack_event(ack(4))
+    event["detail"]["appliedBy"] = "a field from the future"
+    assert ledger_handler.handler(event, LambdaContext(), ledger=ledger)["recorded"] is True
+    assert only_entry(ledger).applied_version == 4
