@@ -13,6 +13,7 @@ from stacks.constructs.bus_routes import BusRoutes
 from stacks.constructs.change_log import ChangeLog
 from stacks.constructs.config_bus import ConfigBus
 from stacks.constructs.dead_letters import DeadLetterQueue
+from stacks.constructs.delivery_ledger import DeliveryLedger
 from stacks.constructs.drift import DriftReconcile
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import SharedCode
@@ -72,7 +73,13 @@ class ConfigPipeStack(Stack):
             propagator=self.pipeline.propagator,
             changes_key=self.keys.events_key,
         )
-        self.services = ServiceHandlers(self, "Services", settings=settings, shared=shared, keys=self.keys)
+        self.services = ServiceHandlers(
+            self, "Services", settings=settings, shared=shared, keys=self.keys, bus=self.config_bus.bus
+        )
+        # issue 14: the delivery ledger (before the redrive and Operations: its DLQs are theirs too)
+        self.ledger = DeliveryLedger(
+            self, "Ledger", settings=settings, shared=shared, bus=self.config_bus.bus
+        )
 
         self.releases = ReleaseManager(
             self, "Releases", bus=self.config_bus.bus, settings=settings, shared=shared
@@ -162,6 +169,7 @@ class ConfigPipeStack(Stack):
                 *self.services.handlers.values(),
                 self.releases.manager,
                 self.redrive.function,
+                self.ledger.function,
                 *([self.version_prune.function] if self.version_prune else []),
                 self.drift.function,
             ],
@@ -171,6 +179,8 @@ class ConfigPipeStack(Stack):
         # queue consumers (issue 18): their backlog alarms notify like every other alarm
         for alarm in self.subscribers.backlog_alarms:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.operations.topic))
+        # issue 14: a service refused a version
+        self.ledger.refused_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.operations.topic))
         # Announcements are trusted by every handler and release watcher, so only the
         # functions that make them may publish with the pipeline's source.
         self.config_bus.reserve_pipeline_source(
@@ -186,6 +196,8 @@ class ConfigPipeStack(Stack):
             [team_of(source) for source in services_by_publisher(settings.registry)]
         )
         # --- end security --------------------------------------------------------------------
+        # issue 14: each service's acknowledgements only from its tagged handler role
+        self.config_bus.bind_consumer_sources(list(settings.registry.services))
         self.publishers = PublisherPolicies(
             self,
             "Publishers",
@@ -196,6 +208,7 @@ class ConfigPipeStack(Stack):
             change_log=self.change_log.table,
             registry_parameter=self.registry.parameter,
             release_table=self.releases.table,
+            delivery_ledger=self.ledger.table,
         )
         # --- issue 19: one reader policy per (service, environment) ---------------------------
         self.readers = ReaderPolicies(
@@ -210,6 +223,7 @@ class ConfigPipeStack(Stack):
             redrive_function=self.redrive.function.function,
             change_log=self.change_log.table,
             change_log_key=self.keys.secrets_key,
+            delivery_ledger=self.ledger.table,
         )
         # issue 14: `configpipe drift` is the operator's, through the drift function only
         self.operator.policy.add_statements(self.drift.invoke_statement())
@@ -220,6 +234,7 @@ class ConfigPipeStack(Stack):
             "EventBusName": self.config_bus.bus.event_bus_name,
             "EventBusArn": self.config_bus.bus.event_bus_arn,
             "ChangeLogTableName": self.change_log.table.table_name,
+            "DeliveryLedgerTableName": self.ledger.table.table_name,
             "AppliedTableName": self.services.applied.table_name,
             "SecretsKeyArn": self.keys.secrets_key.key_arn,
             "HashKeyArn": self.keys.hash_key.key_arn,

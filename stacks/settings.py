@@ -76,7 +76,7 @@ _KNOWN_KEYS = {
 #: team's requests and controls and by its own ticks; run one invocation at a time, a tick and
 #: a control never act on the same release at once (a second one waits in Lambda's async
 #: queue, as a throttled event does, and is retried).
-#: Together they take 35 plus 5 per registered demo service (plus 1 with a version prune) of
+#: Together they take 37 plus 5 per registered demo service (plus 1 with a version prune) of
 #: the account's concurrency (100 must stay unreserved): an account at the default limit of
 #: 1,000 is fine; a new account limited to 10 needs them set to null.
 DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
@@ -88,6 +88,8 @@ DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "redrive": 1,
     #: One reconcile at a time: a scheduled sweep and `configpipe drift` never announce one key twice.
     "drift": 1,
+    #: The delivery ledger (issue 14): one conditional write per acknowledgement.
+    "ledger": 2,
     #: Each service's demo update handler.
     "updateHandler": 5,
     #: The scheduled version prune (only deployed when ``versionPrune`` names a function): a

@@ -37,6 +37,14 @@ from configpipe.untrusted import FIELD_LIMIT, MESSAGE_LIMIT, bounded
 PIPELINE_SOURCE = "configpipe.pipeline"
 #: Each publishing team owns ``configpipe.team.<team>``.
 TEAM_SOURCE_PREFIX = "configpipe.team."
+#: Each service's update handler acknowledges as ``configpipe.consumer.<service>`` (issue 14); the
+#: bus policy binds that source to principals tagged ``configpipe-consumer=<service>``.
+CONSUMER_SOURCE_PREFIX = "configpipe.consumer."
+
+
+def consumer_source(service: str) -> str:
+    """The source ``service``'s update handler acknowledges with."""
+    return f"{CONSUMER_SOURCE_PREFIX}{service}"
 
 
 class DetailType(StrEnum):
@@ -55,6 +63,8 @@ class DetailType(StrEnum):
     CONFIGURATION_ROLLOUT_ABORTED = "ConfigurationRolloutAborted"
     #: issue 14: a key's store no longer held what the change log says (docs/operations.md)
     CONFIGURATION_DRIFT_DETECTED = "ConfigurationDriftDetected"
+    #: A service's update handler reports what it did with a version (issue 14).
+    CONFIGURATION_ACKNOWLEDGED = "ConfigurationAcknowledged"
 
 
 #: The rollout lifecycle announcements (one model, :class:`ConfigurationRolloutEvent`).
@@ -601,3 +611,50 @@ class ConfigurationRolloutEvent(RolloutView):
     author: str
     reason: str
     outcome: RolloutOutcome | None = None
+
+
+# --- acknowledgements (issue 14, docs/architecture.md "Delivery ledger") --------------------
+
+
+class AckOutcome(StrEnum):
+    #: The service's callback took the version: it runs it now.
+    APPLIED = "applied"
+    #: The service's own check refused the value; it keeps the last good one.
+    REFUSED = "refused"
+
+
+#: A refusal's reason is the service's own words about a value: bounded, and never the value.
+ACK_REASON_LIMIT = 512
+
+
+class ConfigurationAcknowledged(Announcement):
+    """What one service's update handler did with one version of one key. Published by the
+    service (source ``configpipe.consumer.<targetService>``), recorded in the delivery ledger.
+    Carries no value and no hash of one: the ledger is about versions."""
+
+    change_id: str
+    target_service: str = Field(description="The service that applied or refused the version")
+    service: str = Field(description="The configuration's service (or 'global')")
+    environment: str
+    key: str
+    version: int = Field(ge=1)
+    outcome: AckOutcome
+    reason: str | None = Field(default=None, description="Why the service refused it (refused only)")
+    reported_at: datetime
+
+    _change_id = field_validator("change_id")(lambda v: _check_change_id(v))
+    _scope = field_validator("service", "environment", "key")(
+        lambda v, info: _check_scope(v, info.field_name)
+    )
+
+    @field_validator("target_service")
+    @classmethod
+    def _target_service(cls, v: str) -> str:
+        if not SERVICE_PATTERN.fullmatch(v):
+            raise ValueError("targetService must match ^[a-z][a-z0-9-]{0,41}$")
+        return v
+
+    @field_validator("reason")
+    @classmethod
+    def _bounded_reason(cls, v: str | None) -> str | None:
+        return None if v is None else bounded(v, ACK_REASON_LIMIT)

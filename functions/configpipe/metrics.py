@@ -55,6 +55,16 @@ DRIFT_DETECTED = "DriftDetected"
 DRIFT_REPAIRED = "DriftRepaired"
 KEYS_RECONCILED = "KeysReconciled"
 DRIFT_CHECKS_FAILED = "DriftChecksFailed"
+# --- delivery ledger (issue 14) -----------------------------------------------------------
+#: Acknowledgements that moved the ledger (an applied or refused version newer than it held).
+ACKS_RECORDED = "AcksRecorded"
+#: Duplicates and out-of-order acknowledgements: the ledger already held something as new.
+ACKS_STALE = "AcksStale"
+#: A service's own check refused a version (it keeps the last good one): alarmed.
+ACKS_REFUSED = "AcksRefused"
+#: Events on the ack rule that are not an acknowledgement, or whose source is not the
+#: acknowledging service's own (a forged ack).
+ACKS_REJECTED = "AcksRejected"
 
 #: What the configuration pipeline (validator, materialiser, propagator) emits.
 PIPELINE_METRICS = (
@@ -94,5 +104,7 @@ ROLLOUT_METRICS = (
 )
 #: What the drift reconcile emits.
 DRIFT_METRICS = (DRIFT_DETECTED, DRIFT_REPAIRED, KEYS_RECONCILED, DRIFT_CHECKS_FAILED)
+#: What the delivery-ledger function emits.
+LEDGER_METRICS = (ACKS_RECORDED, ACKS_STALE, ACKS_REFUSED, ACKS_REJECTED)
 #: Every metric any function emits.
-ALL_METRICS = PIPELINE_METRICS + ROLLOUT_METRICS + RELEASE_METRICS + DRIFT_METRICS
+ALL_METRICS = PIPELINE_METRICS + ROLLOUT_METRICS + RELEASE_METRICS + DRIFT_METRICS + LEDGER_METRICS

@@ -108,3 +108,9 @@ class RedriveSettings(Settings):
     #: JSON ``{"<queue name>": [function names]}``: the stack's DLQs and
     #: the functions each one holds failures of (configpipe.redrive.parse_queues).
     redrive_queues: str = Field(alias="REDRIVE_QUEUES", min_length=2)
+
+
+class LedgerSettings(Settings):
+    """The delivery-ledger function (issue 14): it writes acknowledgements to this table only."""
+
+    delivery_ledger_table: str = Field(alias="DELIVERY_LEDGER_TABLE", min_length=1)

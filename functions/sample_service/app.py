@@ -15,6 +15,11 @@ means something at least as new is already recorded, which is success, not an er
 
 Values themselves are never written (only hashes), so a secret cannot leak into the table.
 
+Its own check (issue 14): a ``timeout_ms`` key (or one ending ``.timeout_ms``) must be a positive
+integer of milliseconds the service can use; any other value is refused with
+:class:`~configpipe.client.ConfigurationRefusedError` — the last good value stays, and with
+``ACK_BUS_NAME`` set the refusal is acknowledged on the bus, where the delivery ledger records it.
+
 The function also answers a direct invoke ``{"tenant": "t-1", "key": "max_items"}`` (optional
 ``"environment"``) with the value that tenant reads through ``ConfigClient.get(key,
 subject=tenant)`` — the per-tenant read the rollout demo and e2e tests observe — and a direct
@@ -38,7 +43,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from configpipe.client import ConfigClient, config_update_handler
+from configpipe.client import (
+    BusAcknowledgements,
+    ConfigClient,
+    ConfigurationRefusedError,
+    config_update_handler,
+)
 from configpipe.values import value_hash
 from sample_service.settings import SampleServiceSettings
 
@@ -55,6 +65,20 @@ FLAGS_KEY = "flags"
 MAINTENANCE_FLAG = "maintenance"
 RATE_LIMIT_FLAG = "rate_limit"
 DEFAULT_RATE_LIMIT = 100
+#: Keys the sample's own check guards, and the largest timeout it accepts (one minute).
+TIMEOUT_KEY = "timeout_ms"
+MAX_TIMEOUT_MS = 60_000
+
+
+def check(update: ConfigurationUpdated, value: Any) -> None:
+    """The service's own check of a value before it runs with it ("an invalid value keeps the
+    last good one"). The reason names the rule, never the value."""
+    if update.deleted or not (update.key == TIMEOUT_KEY or update.key.endswith(f".{TIMEOUT_KEY}")):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TIMEOUT_MS:
+        raise ConfigurationRefusedError(
+            f"{update.key} must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}"
+        )
 
 
 class AppliedVersions:
@@ -216,7 +240,11 @@ _domains: set[str] = set()
 
 
 def build(
-    settings: SampleServiceSettings, *, table: Table | None = None, client: ConfigClient | None = None
+    settings: SampleServiceSettings,
+    *,
+    table: Table | None = None,
+    client: ConfigClient | None = None,
+    events_client: Any = None,
 ) -> LambdaHandler:
     """The function's handler: config announcements go to the update handler; a direct
     invoke naming a ``tenant`` is a per-tenant read."""
@@ -244,6 +272,7 @@ def build(
     readers: dict[str, ConfigClient] = {client.environment: client} if client else {}
 
     def on_update(update: ConfigurationUpdated, value: Any) -> None:
+        check(update, value)
         applied.record(update, value)
         # Readers this environment made for direct invokes hear the push too (the settings'
         # client gets it from the update handler itself), so a flag change shows at once.
@@ -257,8 +286,17 @@ def build(
         if reader is not None and reader is not client:
             reader.apply_rollout(event)  # reads the candidate itself: None may mean "gone"
 
+    acks = (
+        BusAcknowledgements(settings.service_name, settings.ack_bus_name, events_client)
+        if settings.ack_bus_name
+        else None
+    )
     updates = config_update_handler(
-        settings.service_name, on_update=on_update, client=client, on_rollout=on_rollout
+        settings.service_name,
+        on_update=on_update,
+        client=client,
+        on_rollout=on_rollout,
+        acknowledgements=acks,
     )
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

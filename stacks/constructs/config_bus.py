@@ -10,12 +10,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX
+from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX, consumer_source
 
 ARCHIVE_RETENTION = Duration.days(30)
 #: The principal tag that says which team a role or user publishes for (docs/security.md):
 #: ``configpipe-team=checkout`` may publish as ``configpipe.team.checkout`` and nothing else.
 TEAM_TAG = "configpipe-team"
+#: The principal tag that says which service's update handler a role is (issue 14):
+#: ``configpipe-consumer=checkout`` may acknowledge as ``configpipe.consumer.checkout`` only.
+CONSUMER_TAG = "configpipe-consumer"
 
 
 class ConfigBus(Construct):
@@ -142,6 +145,27 @@ class ConfigBus(Construct):
                     conditions={
                         "ForAnyValue:StringEquals": {"events:source": [f"{TEAM_SOURCE_PREFIX}{team}"]},
                         "StringNotEquals": {f"aws:PrincipalTag/{TEAM_TAG}": team},
+                    },
+                )
+            )
+
+    # --- issue 14: an acknowledgement is bound to the service's own role ---------------------
+
+    def bind_consumer_sources(self, services: Sequence[str]) -> None:
+        """Deny PutEvents with ``configpipe.consumer.<s>`` to every principal not tagged
+        ``configpipe-consumer=<s>`` (untagged included), one statement per registered service,
+        exactly as team sources are bound: a service cannot acknowledge for another."""
+        for service in sorted(set(services)):
+            self.policy.add_statements(
+                iam.PolicyStatement(
+                    sid=f"OnlyTagged{''.join(p.title() for p in service.split('-'))}Acknowledges",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["events:PutEvents"],
+                    resources=[self._own_arn],
+                    conditions={
+                        "ForAnyValue:StringEquals": {"events:source": [consumer_source(service)]},
+                        "StringNotEquals": {f"aws:PrincipalTag/{CONSUMER_TAG}": service},
                     },
                 )
             )

@@ -16,6 +16,7 @@ from constructs import Construct
 from configpipe.metrics import (
     DRIFT_DETECTED,
     DRIFT_METRICS,
+    LEDGER_METRICS,
     NAMESPACE,
     PIPELINE_METRICS,
     RELEASE_METRICS,
@@ -110,6 +111,7 @@ class Operations(Construct):
             ("Config rollout outcomes", ROLLOUT_METRICS),
             ("Release outcomes", RELEASE_METRICS),
             ("Drift reconcile", DRIFT_METRICS),
+            ("Delivery ledger (acknowledgements)", LEDGER_METRICS),
         ):
             self.dashboard.add_widgets(
                 cloudwatch.GraphWidget(

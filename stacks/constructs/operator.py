@@ -34,6 +34,7 @@ class OperatorPolicy(Construct):
         redrive_function: lambda_.IFunction,
         change_log: dynamodb.ITable,
         change_log_key: kms.IKey | None = None,
+        delivery_ledger: dynamodb.ITable | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.policy = iam.ManagedPolicy(
@@ -59,6 +60,15 @@ class OperatorPolicy(Construct):
                 ),
             ],
         )
+        if delivery_ledger is not None:
+            # issue 14: `configpipe status` reads what each service applied.
+            self.policy.add_statements(
+                iam.PolicyStatement(
+                    sid="ReadTheDeliveryLedger",
+                    actions=["dynamodb:Query"],
+                    resources=[delivery_ledger.table_arn],
+                )
+            )
         if change_log_key is not None:
             # The table is under the secrets key: a read is a Decrypt through DynamoDB.
             self.policy.add_statements(

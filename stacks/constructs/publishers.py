@@ -72,6 +72,7 @@ class PublisherPolicies(Construct):
         change_log: dynamodb.ITable,
         registry_parameter: ssm.IStringParameter,
         release_table: dynamodb.ITable | None = None,
+        delivery_ledger: dynamodb.ITable | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -129,6 +130,26 @@ class PublisherPolicies(Construct):
                     conditions={
                         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": readable_partitions(services)}
                     },
+                ),
+                *(
+                    # issue 14 (`configpipe status`): what each service applied of the keys of the
+                    # team's own services and of global (partitions "<service>#<environment>").
+                    [
+                        iam.PolicyStatement(
+                            sid="ReadDeliveryLedger",
+                            actions=["dynamodb:Query"],
+                            resources=[delivery_ledger.table_arn],
+                            conditions={
+                                "ForAllValues:StringLike": {
+                                    "dynamodb:LeadingKeys": [
+                                        f"{s}#*" for s in sorted({*services, GLOBAL_SERVICE})
+                                    ]
+                                }
+                            },
+                        )
+                    ]
+                    if delivery_ledger is not None
+                    else []
                 ),
                 # The table is under the secrets key: a read is a Decrypt through DynamoDB.
                 iam.PolicyStatement(

@@ -1,16 +1,21 @@
 """The demo services' ``<service>-config-update-handler`` functions and the table where
-they record what they applied (so tests and the demo can see delivery happen)."""
+they record what they applied (so tests and the demo can see delivery happen). Each handler
+acknowledges what it applied or refused on the config bus (issue 14) as
+``configpipe.consumer.<service>``: its role carries the tag ``configpipe-consumer=<service>``
+that the bus policy binds that source to, and may publish only that source and detail type."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, Tags
+from aws_cdk import aws_events as events
 from constructs import Construct
 
-from configpipe.contracts import GLOBAL_SERVICE
+from configpipe.contracts import GLOBAL_SERVICE, DetailType, consumer_source
 from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
 from configpipe.settings import environment_for
 from sample_service.settings import SampleServiceSettings
 from stacks.constructs import nag
+from stacks.constructs.config_bus import CONSUMER_TAG
 from stacks.constructs.dead_letters import DeadLetterQueue
 from stacks.constructs.keys import PipelineKeys
 from stacks.constructs.observed_function import ObservedFunction, SharedCode
@@ -28,8 +33,10 @@ class ServiceHandlers(Construct):
         settings: PipelineSettings,
         shared: SharedCode,
         keys: PipelineKeys,
+        bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._bus = bus
         # pk = service, sk = "<environment>#<key>": one row per key, the highest version applied.
         # Demo state only: it is rebuilt by re-delivering, so it never outlives the stack.
         self.applied = table(self, "DemoApplied", removal_policy=RemovalPolicy.DESTROY)
@@ -55,8 +62,25 @@ class ServiceHandlers(Construct):
             memory_size=128,
             extra_layers=[shared.openfeature],
             environment=environment_for(
-                SampleServiceSettings, service_name=service, applied_table=self.applied.table_name
+                SampleServiceSettings,
+                service_name=service,
+                applied_table=self.applied.table_name,
+                ack_bus_name=self._bus.event_bus_name,
             ),
+        )
+        # issue 14: acknowledgements, only as this service and only of this contract; the tag is
+        # what the bus policy checks (docs/security.md, A1), so no other role can speak for it.
+        Tags.of(handler.role).add(CONSUMER_TAG, service)
+        handler.allow(
+            ["events:PutEvents"],
+            [self._bus.event_bus_arn],
+            conditions={
+                "ForAllValues:StringEquals": {
+                    "events:source": [consumer_source(service)],
+                    "events:detail-type": [DetailType.CONFIGURATION_ACKNOWLEDGED.value],
+                },
+                "Null": {"events:source": "false"},
+            },
         )
         handler.allow(["dynamodb:GetItem", "dynamodb:PutItem"], [self.applied.table_arn])
         scopes = (service, GLOBAL_SERVICE)

@@ -63,9 +63,9 @@ def test_updated_rule_matches_only_pipeline_announcements_and_targets_the_propag
 def test_every_rule_target_retries_for_a_day_then_dead_letters(template_json: dict[str, Any]) -> None:
     rules = resources(template_json, "AWS::Events::Rule")
     # configuration changes, announcements, release commands, the release reconcile tick,
-    # rollout controls, the rollout tick, the demo's queue consumer (checkout's worker), and the
-    # drift reconcile's schedule (issue 14)
-    assert len(rules) == 8
+    # rollout controls, the rollout tick, the demo's queue consumer (checkout's worker), the drift
+    # reconcile's schedule and the services' acknowledgements (issue 14)
+    assert len(rules) == 9
     queues = resources(template_json, "AWS::SQS::Queue")
     dlqs = []
     for rule in rules.values():

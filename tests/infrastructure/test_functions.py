@@ -42,8 +42,8 @@ def test_every_function_is_traced_logs_json_and_uses_the_powertools_layer(
     template_json: dict[str, Any],
 ) -> None:
     functions = resources(template_json, "AWS::Lambda::Function")
-    # validator, materialiser, propagator, rollouts, 3 demo handlers, releases, redrive, drift
-    assert len(functions) == 10
+    # validator, materialiser, propagator, rollouts, 3 demo handlers, releases, redrive, drift, ledger
+    assert len(functions) == 11
     log_groups = resources(template_json, "AWS::Logs::LogGroup")
     for fn in functions.values():
         props = fn["Properties"]

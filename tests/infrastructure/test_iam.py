@@ -62,7 +62,7 @@ def test_no_role_uses_aws_managed_policies_and_each_function_has_its_own(
         assert "ManagedPolicyArns" not in role["Properties"]
     functions = resources(template_json, "AWS::Lambda::Function").values()
     roles = [role_of(fn) for fn in functions]
-    assert len(roles) == len(set(roles)) == 10  # + the drift reconcile (issue 14)
+    assert len(roles) == len(set(roles)) == 11  # + the drift reconcile and the delivery ledger (issue 14)
 
 
 def test_validator_writes_only_the_change_log(template_json: dict[str, Any], ids: dict[str, str]) -> None:

@@ -21,8 +21,9 @@ def _alarms(template_json: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_every_queue_is_an_encrypted_two_week_dlq_with_ssl_enforced(template_json: dict[str, Any]) -> None:
     queues = resources(template_json, "AWS::SQS::Queue")
-    # 8 for the pipeline, 2 for rollouts, 2 for releases, 2 for the demo's queue consumer, 1 for drift
-    assert len(queues) == 15
+    # 8 for the pipeline, 2 for rollouts, 2 for releases, 2 for the demo's queue consumer, 1 for drift,
+    # 2 for the delivery ledger (its rule's DLQ and its async DLQ)
+    assert len(queues) == 17
     for queue in queues.values():
         # SQS-managed, or (the two that may hold a team's change) the events key: test_security.py
         assert (

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from configpipe.contracts import (
     ROLLOUT_EVENT_TYPES,
     Command,
+    ConfigurationAcknowledged,
     ConfigurationChange,
     ConfigurationDelivered,
     ConfigurationDeliveryFailed,
@@ -62,6 +63,7 @@ CATALOG: dict[str, type[Contract]] = {
     DetailType.CONFIGURATION_ROLLOUT_CONTROL: ConfigurationRolloutControl,
     **{detail_type: ConfigurationRolloutEvent for detail_type in ROLLOUT_EVENT_TYPES},
     DetailType.CONFIGURATION_DRIFT_DETECTED: ConfigurationDriftDetected,
+    DetailType.CONFIGURATION_ACKNOWLEDGED: ConfigurationAcknowledged,
     ReleaseDetailType.RELEASE_REQUESTED: ReleaseRequested,
     ReleaseDetailType.RELEASE_CONTROL: ReleaseControl,
     ReleaseDetailType.RELEASE_REJECTED: ReleaseRejected,

@@ -4,6 +4,7 @@ building block of its ``<service>-config-update-handler``, and a durable queue
 
 Cheap to import (no boto3, pydantic or Powertools at import time)."""
 
+from configpipe.client.acks import Acknowledgements, BusAcknowledgements, ConfigurationRefusedError
 from configpipe.client.config import (
     ConfigClient,
     ConfigTypeError,
@@ -17,10 +18,13 @@ from configpipe.client.subscription import Backoff, Subscription, SubscriptionSc
 from configpipe.client.update_handler import config_update_handler
 
 __all__ = [
+    "Acknowledgements",
     "Backoff",
+    "BusAcknowledgements",
     "ConfigClient",
     "ConfigTypeError",
     "ConfigUnavailableError",
+    "ConfigurationRefusedError",
     "Subscription",
     "SubscriptionScope",
     "SupersededValueError",

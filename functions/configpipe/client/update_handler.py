@@ -19,7 +19,15 @@ the propagator fans out, told apart by the EventBridge ``detail-type``:
   ``Subscription``).
 
 What was applied is remembered only after the callback returns, so a failing callback makes
-the invocation fail and Lambda's async retries deliver the event again. The in-memory guard
+the invocation fail and Lambda's async retries deliver the event again. A callback that refuses
+the value with its own check raises :class:`~configpipe.client.acks.ConfigurationRefusedError`
+instead: the last good value stays (nothing is remembered, the client is not refreshed) and the
+invocation succeeds, since a retry would refuse it again.
+
+With ``acknowledgements`` (issue 14), every applied version and every refusal is reported as a
+``ConfigurationAcknowledged`` event (no value), after the callback. A redelivery of the version
+already applied is acknowledged again, so an ack lost to a crash (or a failed publish, which fails
+the invocation) is made good by the retry; the delivery ledger ignores the repeat. The in-memory guard
 covers duplicates within one execution environment; a callback that must survive cold
 starts keeps its own durable guard (the sample service uses a conditional write).
 """
@@ -30,6 +38,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from configpipe.client.acks import Acknowledgements, ConfigurationRefusedError
 from configpipe.client.config import ConfigClient, SupersededValueError, fetch_value
 from configpipe.client.rollout_events import AppliedRollouts, RolloutCallback
 from configpipe.stores import ParameterStore, SecretStore
@@ -50,16 +59,22 @@ def config_update_handler(
     parameters: ParameterStore | None = None,
     secrets: SecretStore | None = None,
     on_rollout: RolloutCallback | None = None,
+    acknowledgements: Acknowledgements | None = None,
 ) -> LambdaHandler:
     """A Lambda handler for ``service``'s config updates and rollout announcements.
     ``parameters`` / ``secrets`` default to the client's stores (or fresh ones) and are
-    injectable for tests. Without ``on_rollout`` a rollout event is only applied to the client."""
+    injectable for tests. Without ``on_rollout`` a rollout event is only applied to the client.
+    With ``acknowledgements`` each update's outcome is reported there."""
     # Imported here, not at module import: the contracts pull in pydantic, which only the
     # update handler (not every reader of the client) needs.
+    from datetime import UTC, datetime
+
     from pydantic import ValidationError
 
     from configpipe.contracts import (
         ROLLOUT_EVENT_TYPES,
+        AckOutcome,
+        ConfigurationAcknowledged,
         ConfigurationRolloutEvent,
         ConfigurationUpdated,
         EventBridgeEnvelope,
@@ -72,6 +87,23 @@ def config_update_handler(
     applied: dict[tuple[str, str, str], int] = {}
     rollouts = AppliedRollouts(service, parameter_store, secret_store, on_rollout, client)
 
+    def acknowledge(update: ConfigurationUpdated, outcome: AckOutcome, reason: str | None = None) -> None:
+        if acknowledgements is None:
+            return
+        acknowledgements.report(
+            ConfigurationAcknowledged(
+                change_id=update.change_id,
+                target_service=service,
+                service=update.service,
+                environment=update.environment,
+                key=update.key,
+                version=update.version,
+                outcome=outcome,
+                reason=reason,
+                reported_at=datetime.now(UTC),
+            )
+        )
+
     def handle_update(update: ConfigurationUpdated) -> dict[str, Any]:
         scope = (update.service, update.environment, update.key)
         identity = {
@@ -83,7 +115,12 @@ def config_update_handler(
             "version": update.version,
         }
         held = applied.get(scope, 0)
-        if update.version <= held:
+        if update.version == held:
+            # A redelivery of what this environment applied: its ack may be what was lost.
+            log.info("duplicate update: acknowledged again", extra=identity)
+            acknowledge(update, AckOutcome.APPLIED)
+            return {"applied": False, "reason": "duplicate", "version": update.version, "heldVersion": held}
+        if update.version < held:
             log.info("stale or duplicate update ignored", extra={**identity, "heldVersion": held})
             return {"applied": False, "reason": "stale", "version": update.version, "heldVersion": held}
         try:
@@ -92,11 +129,18 @@ def config_update_handler(
             # A newer version replaced this one in the store; its own update is on its way.
             log.info("update superseded before it could be read", extra=identity)
             return {"applied": False, "reason": "superseded", "version": update.version}
-        on_update(update, value)
+        try:
+            on_update(update, value)
+        except ConfigurationRefusedError as refusal:
+            # The service's own check: it keeps the last good value; a retry would refuse again.
+            log.warning("update refused by the service's check", extra=identity)
+            acknowledge(update, AckOutcome.REFUSED, refusal.reason)
+            return {"applied": False, "reason": "refused", "version": update.version}
         applied[scope] = update.version
         if client is not None:
             client.apply_update(update, value)
         log.info("update applied", extra=identity)
+        acknowledge(update, AckOutcome.APPLIED)
         return {"applied": True, "version": update.version}
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

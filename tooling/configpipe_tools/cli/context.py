@@ -109,6 +109,10 @@ class CliContext:
     def drift_function_name(self) -> str:
         return self._stack_output("DriftFunctionName") or DEFAULT_DRIFT_FUNCTION
 
+    def stack_output(self, name: str) -> str | None:
+        """A named output of ``--stack`` (None without a stack, or if it has no such output)."""
+        return self._stack_output(name)
+
     def _stack_output(self, name: str) -> str | None:
         """One DescribeStacks call, only when --stack is given and a name is not explicit."""
         if not self.stack:

@@ -49,6 +49,7 @@ from configpipe_tools.cli.release import app as release_app
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt
 from configpipe_tools.cli.rollout import app as rollout_app
 from configpipe_tools.cli.snapshot import app as snapshot_app
+from configpipe_tools.cli.status import HistoryFormat, LedgerTableOpt
 from configpipe_tools.cli.versions import app as versions_app
 from configpipe_tools.cli.watching import WatchFilter, run_watch
 
@@ -320,7 +321,15 @@ def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool,
         from configpipe_tools.cli.rollout import way_out
 
         payload["hint"] = way_out(request.service, request.environment, request.key)
-    Output(cli.json).result(payload, lambda console: _render_write(console, result, payload.get("hint")))
+    out = Output(cli.json)
+    if result.receivers == [] and result.status in {"accepted", "published", "would-accept"}:
+        # issue 14: stored and materialised, but no update handler will ever be told
+        out.warn(
+            f"no service receives {request.service}/{request.environment}/{request.key}: no registered "
+            "service subscribes to it (the registry's keyPrefixes and environments); it is stored, never "
+            "delivered"
+        )
+    out.result(payload, lambda console: _render_write(console, result, payload.get("hint")))
     return result.exit_code
 
 
@@ -471,16 +480,62 @@ def list_keys(ctx: typer.Context, service: ServiceArg, environment: EnvArg, outp
 @guarded
 def history(
     ctx: typer.Context,
-    service: ServiceArg,
-    environment: EnvArg,
-    key: KeyArg,
+    service: Annotated[
+        str | None, typer.Argument(metavar="[SERVICE]", help="Service name, or 'global'.", show_default=False)
+    ] = None,
+    environment: Annotated[
+        str | None, typer.Argument(metavar="[ENV]", help="Environment.", show_default=False)
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[KEY]", help="One key; without it, every key (the audit export).", show_default=False
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the newest N versions.")] = None,
-    output: OutputOpt = None,
+    service_option: Annotated[
+        str | None, typer.Option("--service", help="The service (instead of SERVICE).", show_default=False)
+    ] = None,
+    environment_option: Annotated[
+        str | None, typer.Option("--env", help="The environment (instead of ENV).", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Across keys: only versions from this time (ISO 8601, or 30m / 24h / 7d back from now).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        HistoryFormat | None,
+        typer.Option(
+            "--output", "-o", help="table, json, or csv (the audit export across keys).", show_default=False
+        ),
+    ] = None,
 ) -> None:
-    """Every version of KEY, newest first: who, when, why, hash (secrets masked)."""
+    """Every version of KEY, newest first: who, when, why, hash (secrets masked). Without KEY
+    (or with --service/--env/--since): every version of every key, oldest first — the audit export."""
     from configpipe_tools.cli.rollout import history_rollouts, history_text
 
     cli: CliContext = ctx.obj
+    fmt = output or HistoryFormat(str(cli.output))
+    # `guarded` applied --output as given; only json is the CLI's own JSON mode (csv is this command's)
+    cli.output = OutputFormat.JSON if fmt is HistoryFormat.JSON else OutputFormat.TABLE
+    if (service and service_option) or (environment and environment_option):
+        raise invalid(
+            "give the service and environment either as arguments or as options, not both", code="USAGE"
+        )
+    service, environment = service or service_option, environment or environment_option
+    if not service or not environment:
+        raise invalid(
+            "history needs a service and an environment",
+            code="USAGE",
+            hint="e.g. configpipe history --service checkout --env production --since 7d --output csv",
+        )
+    if key is None or since is not None or fmt is HistoryFormat.CSV:
+        _audit_export(cli, service, environment, key, since, fmt)
+        return
     log = cli.change_log()
     records = list(log.history(service, environment, key, newest_first=True, limit=limit))
     if not records:
@@ -526,6 +581,58 @@ def history(
         console.print(table)
 
     Output(cli.json).result(payload, render)
+
+
+def _audit_export(
+    cli: CliContext, service: str, environment: str, key: str | None, since: str | None, fmt: HistoryFormat
+) -> None:
+    from configpipe_tools.cli.status import audit_csv, audit_rows, parse_since, render_audit
+
+    start = parse_since(since) if since else None
+    rows = audit_rows(cli.change_log(), service, environment, start)
+    if key is not None:
+        rows = [r for r in rows if r["key"] == key]
+    if fmt is HistoryFormat.CSV:
+        typer.echo(audit_csv(rows), nl=False)
+        return
+    payload = {
+        "service": service,
+        "environment": environment,
+        "since": start.isoformat() if start else None,
+        "versions": rows,
+    }
+    Output(cli.json).result(payload, lambda console: render_audit(console, payload))
+
+
+@app.command()
+@guarded
+def status(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    key: Annotated[
+        str | None, typer.Argument(metavar="[KEY]", help="Only this key.", show_default=False)
+    ] = None,
+    require_converged: Annotated[
+        bool,
+        typer.Option(
+            "--require-converged",
+            help="Exit 6 unless every subscribed service applied every key (CI/CD gate).",
+        ),
+    ] = False,
+    ledger_table: LedgerTableOpt = None,
+    output: OutputOpt = None,
+) -> ExitCode | int:
+    """Per key: the current version (and rollout), each subscribed service's applied version,
+    lag and refusals, from the delivery ledger."""
+    from configpipe_tools.cli.status import NOT_CONVERGED_EXIT, delivery_ledger, render_status, status_payload
+
+    cli: CliContext = ctx.obj
+    payload = status_payload(
+        cli.change_log(), delivery_ledger(cli, ledger_table), cli.registry(), service, environment, key
+    )
+    Output(cli.json).result(payload, lambda console: render_status(console, payload))
+    return NOT_CONVERGED_EXIT if require_converged and not payload["converged"] else ExitCode.OK
 
 
 @app.command()
@@ -617,12 +724,16 @@ def watch(
     max_events: Annotated[
         int | None, typer.Option("--max-events", min=1, help="Stop after N live events.")
     ] = None,
+    ledger_table: LedgerTableOpt = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0, help="Stop after this many seconds of following.")
     ] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Follow updates and deliveries; show per service which version it has applied."""
+    """Follow updates and deliveries; show per service which version it has applied (with
+    --since-version, first rebuilt from the delivery ledger)."""
+    from configpipe_tools.cli.status import delivery_ledger
+
     cli: CliContext = ctx.obj
     run_watch(
         cli,
@@ -631,6 +742,7 @@ def watch(
         since_version=since_version,
         max_events=max_events,
         timeout=timeout,
+        ledger=delivery_ledger(cli, ledger_table) if since_version is not None else None,
     )
 
 

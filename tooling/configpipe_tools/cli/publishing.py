@@ -110,6 +110,8 @@ class WriteResult:
     dry_run: dict[str, Any] | None = None
     #: The rollout an accepted change started (``cli.rollout.rollout_view``).
     rollout: dict[str, Any] | None = None
+    #: The services whose update handlers receive this key (issue 14); None: registry unreadable.
+    receivers: list[str] | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -125,6 +127,8 @@ class WriteResult:
             body["dryRun"] = self.dry_run
         if self.rollout is not None:
             body["rollout"] = self.rollout
+        if self.receivers is not None:
+            body["receivers"] = self.receivers
         return body
 
 
@@ -137,12 +141,28 @@ class PreparedWrite:
     source: str
     summary: dict[str, Any]
     registry_checked: bool
+    #: ``Registry.affected_services`` of the key (the propagator's rule); None without a registry.
+    receivers: list[str] | None = None
 
 
 def submit(
     ctx: CliContext, request: WriteRequest, *, dry_run: bool, wait: bool, timeout: float
 ) -> WriteResult:
     prepared = prepare(ctx, request)
+    result = _submit(ctx, prepared, request, dry_run=dry_run, wait=wait, timeout=timeout)
+    result.receivers = prepared.receivers
+    return result
+
+
+def _submit(
+    ctx: CliContext,
+    prepared: PreparedWrite,
+    request: WriteRequest,
+    *,
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+) -> WriteResult:
     if dry_run:
         return _dry_run(
             ctx.change_log(),
@@ -192,7 +212,12 @@ def prepare(ctx: CliContext, request: WriteRequest) -> PreparedWrite:
             hint=_hint_for(reasons),
             details={"reasons": [r.to_detail() for r in reasons], "changeId": change_id},
         )
-    return PreparedWrite(request, change_id, source, _identity(request), registry is not None)
+    receivers = (
+        registry.affected_services(request.service, request.environment, request.key)
+        if registry is not None
+        else None
+    )
+    return PreparedWrite(request, change_id, source, _identity(request), registry is not None, receivers)
 
 
 def publish(ctx: CliContext, prepared: PreparedWrite) -> None:

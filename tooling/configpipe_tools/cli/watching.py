@@ -13,8 +13,9 @@ Subscribing before reading means nothing published during the catch-up is missed
 queue and rule are deleted on exit, including Ctrl-C; if that fails the commands to
 delete them are printed.
 
-Deliveries are not recorded in the change log, so after a disconnect a service's applied
-version is known again only from its next ``ConfigurationDelivered`` event.
+After the catch-up, each service's applied version is rebuilt from the delivery ledger (issue
+14: what each service's update handler acknowledged, including refusals), so a watch that
+reconnects knows at once who runs what, instead of waiting for each service's next delivery.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from configpipe.contracts import (
     ConfigurationUpdated,
     DetailType,
 )
+from configpipe.ledger import DeliveryLedger
 from configpipe.registry import DEFAULT_ENVIRONMENTS, Registry
 from configpipe_tools.cli.context import CliContext
 from configpipe_tools.cli.errors import invalid
@@ -278,19 +280,58 @@ class Watch:
             shown += 1
         return shown
 
+    def rebuild_applied(self, ledger: DeliveryLedger) -> int:
+        """What each service in scope has applied (and refused), from the delivery ledger: the
+        state a disconnected watch lost. Returns the number of entries shown."""
+        flt = self._filter
+        assert flt.service is not None  # checked by the command
+        shown = 0
+        for service in self._services():
+            for environment in self._environments():
+                for entry in ledger.entries(service, environment, flt.key):
+                    if not flt.wants_target(entry.target_service):
+                        continue
+                    scope = (service, environment, entry.key)
+                    if entry.applied_version is not None:
+                        self.state.delivered(entry.target_service, scope, entry.applied_version)
+                    if entry.failing and entry.failed_version is not None:
+                        reason = f"refused: {entry.failure_reason}"
+                        self.state.delivery_failed(entry.target_service, scope, entry.failed_version, reason)
+                    applied = f"v{entry.applied_version}" if entry.applied_version is not None else "nothing"
+                    refused = f", refused v{entry.failed_version}" if entry.failing else ""
+                    self._out.event(
+                        {
+                            "type": "applied",
+                            "service": service,
+                            "environment": environment,
+                            **entry.to_view(),
+                            "key": entry.key,
+                        },
+                        Text("≡ ", style="dim")
+                        + Text(
+                            f"{'/'.join(scope)} → {entry.target_service} runs {applied}{refused} (ledger)"
+                        ),
+                    )
+                    shown += 1
+        return shown
+
+    def _services(self) -> list[str]:
+        service = self._filter.service
+        assert service is not None
+        return [service] if service == GLOBAL_SERVICE else [service, GLOBAL_SERVICE]
+
+    def _environments(self) -> list[str]:
+        if self._filter.environment:
+            return [self._filter.environment]
+        return list(self._registry.environments if self._registry else DEFAULT_ENVIRONMENTS)
+
     def _missed(self, since_version: int) -> Iterator[VersionRecord]:
         """The same catch-up as ``configpipe.client.Subscription``'s, from one version for
         every key (a watcher holds no per-key versions)."""
         flt = self._filter
         assert flt.service is not None  # checked by the command
-        environments = (
-            [flt.environment]
-            if flt.environment
-            else list(self._registry.environments if self._registry else DEFAULT_ENVIRONMENTS)
-        )
-        services = [flt.service] if flt.service == GLOBAL_SERVICE else [flt.service, GLOBAL_SERVICE]
         log = self._ctx.change_log()
-        for scope, _ in missed_keys(log, services, environments):
+        for scope, _ in missed_keys(log, self._services(), self._environments()):
             if not flt.key or scope[2] == flt.key:
                 yield from versions_after(log, *scope, since_version)
 
@@ -446,7 +487,9 @@ def run_watch(
     since_version: int | None,
     max_events: int | None,
     timeout: float | None,
+    ledger: DeliveryLedger | None = None,
 ) -> None:
+    """``ledger``: with ``since_version``, rebuild applied versions from it after the catch-up."""
     if since_version is not None and not flt.service:
         raise invalid(
             "--since-version needs --service: catch-up reads that service's keys from the change log",
@@ -459,6 +502,13 @@ def run_watch(
         subscription.open()  # before the catch-up, so nothing falls in between
         if since_version is not None:
             watch.catch_up(since_version)
+            if ledger is not None:
+                try:
+                    watch.rebuild_applied(ledger)
+                except ClientError as error:
+                    # A stack from before the ledger (or no read permission): the live events remain.
+                    code = error.response["Error"]["Code"]
+                    out.warn(f"applied versions not rebuilt from the delivery ledger ({code})")
         out.note(f"following the bus {ctx.bus_name} (Ctrl-C to stop)")
         with contextlib.suppress(KeyboardInterrupt):
             watch.follow(subscription, max_events, timeout)

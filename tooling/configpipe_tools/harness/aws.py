@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from configpipe.contracts import PIPELINE_SOURCE
+from configpipe.contracts import CONSUMER_SOURCE_PREFIX, PIPELINE_SOURCE
 from configpipe.registry import SUBSCRIBER_MAX_RECEIVES, Registry, subscriber_queue_name
 from configpipe.settings import MaterialiserSettings, PropagatorSettings, ValidatorSettings, environment_for
 from sample_service.settings import SampleServiceSettings
@@ -66,6 +66,7 @@ DEMO_REGISTRY: dict[str, Any] = {
 class Pipeline:
     table_name: str = "ChangeLog"
     applied_table_name: str = "DemoApplied"
+    ledger_table_name: str = "DeliveryLedger"
     bus_name: str = "configpipe-config-bus"
     registry_parameter: str = "/configpipe/registry"
     secrets_key_id: str = ""
@@ -194,6 +195,16 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+    # the delivery ledger (issue 14): keys as stacks/constructs/delivery_ledger.py
+    dynamodb.create_table(
+        TableName=pipeline.ledger_table_name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
     kms = boto3.client("kms", region_name=REGION)
     pipeline.secrets_key_id = kms.create_key(Description="configpipe secrets")["KeyMetadata"]["KeyId"]
     pipeline.hash_key_id = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"][
@@ -210,11 +221,19 @@ def provision(registry: dict[str, Any] | None = None) -> Pipeline:
     queue_arn = sqs.get_queue_attributes(QueueUrl=pipeline.capture_queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    # Everything the pipeline announces, and everything teams publish, is captured.
+    # Everything the pipeline announces, teams publish and services acknowledge is captured.
     events.put_rule(
         Name="capture-all",
         EventBusName=pipeline.bus_name,
-        EventPattern=json.dumps({"source": [PIPELINE_SOURCE, {"prefix": "configpipe.team."}]}),
+        EventPattern=json.dumps(
+            {
+                "source": [
+                    PIPELINE_SOURCE,
+                    {"prefix": "configpipe.team."},
+                    {"prefix": CONSUMER_SOURCE_PREFIX},
+                ]
+            }
+        ),
     )
     events.put_targets(
         Rule="capture-all", EventBusName=pipeline.bus_name, Targets=[{"Id": "q", "Arn": queue_arn}]

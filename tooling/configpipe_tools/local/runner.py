@@ -280,6 +280,8 @@ class LocalPipeline:
         return {
             "CONFIGPIPE_BUS": str(outputs.get("EventBusName", "configpipe-config-bus")),
             "CONFIGPIPE_TABLE": str(outputs.get("ChangeLogTableName", "")),
+            # issue 14: `configpipe status` / `watch` read what each service applied
+            "CONFIGPIPE_LEDGER_TABLE": str(outputs.get("DeliveryLedgerTableName", "")),
             "CONFIGPIPE_SECRETS_KEY": str(outputs.get("SecretsKeyArn", "")),
             "CONFIGPIPE_REGISTRY_PARAMETER": str(
                 outputs.get("RegistryParameterName", "/configpipe/registry")
