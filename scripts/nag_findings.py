@@ -15,16 +15,23 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
-
-from app import build_app
-from stacks.constructs import nag
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # app.py and stacks/ live at the repo root, not in a package
+
+from configpipe_tools.local.template import jsii_quiet_environment  # noqa: E402
+
+os.environ.update(jsii_quiet_environment())  # before jsii starts: no Node end-of-life banner
+
+import aws_cdk as cdk  # noqa: E402
+
+from app import build_app  # noqa: E402
+from stacks.constructs import nag  # noqa: E402
 
 
 def findings(context: dict[str, Any]) -> list[tuple[str, str]]:

@@ -88,7 +88,7 @@ def test_cdk_nag_nist_800_53_r5_runs_next_to_aws_solutions(
         synth_app(str(tmp_path), with_nag=True).synth()
     violations = _nag_report(tmp_path)
     assert {v["ruleName"] for v in violations} == {"NIST.800.53.R5-LambdaInsideVPC"}
-    assert len(violations[0]["violatingConstructs"]) == 9, "one finding per function"
+    assert len(violations[0]["violatingConstructs"]) == 11, "one finding per function"
 
 
 def test_an_acknowledgement_names_a_finding_of_an_attached_pack() -> None:

@@ -27,7 +27,9 @@ from configpipe.release.service import ReleaseService
 from configpipe.release.store import ReleaseStore
 from configpipe.release.version_metrics import VersionMetrics
 
-REGION = "eu-west-1"
+#: the session's default region (tests/conftest.py): a function built from its settings makes its
+#: clients in the default region, as in Lambda, and must find these resources there
+REGION = "us-east-1"
 FUNCTION = "checkout-api"
 HOOK = "checkout-smoke"
 ALIAS = "live"

@@ -3,7 +3,7 @@
 No background thread: the pipeline's functions run on the test thread at the moments they would
 run against AWS — the CLI's wait for a change's verdict first hands what is on the bus to the
 validator's :class:`WritePath`, and its wait for the release to start first hands it to the
-release function's service (the ``released`` fixture of test_release sets its environment).
+release function's service (built from its settings as test_release builds it).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import boto3
 import pytest
 
 from configpipe.crypto import SecretsKey
-from configpipe.handlers import release as release_handler
 from configpipe.rollout.service import RolloutService
 from configpipe.write_path import WritePath
 from configpipe_tools.cli import publishing, release_config
@@ -26,7 +25,7 @@ from configpipe_tools.cli.errors import CliError
 from configpipe_tools.cli.release_config import parse_config
 from configpipe_tools.harness.aws import REGION, Pipeline
 from tests.unit.cli.conftest import CHECKOUT, assert_clean_exit, change_log, parse_json
-from tests.unit.cli.test_release import FUNCTION, TABLE, released
+from tests.unit.cli.test_release import FUNCTION, TABLE, release_service, released
 
 __all__ = ["released"]  # the fixture, imported so pytest finds it here
 
@@ -55,6 +54,7 @@ class Pipe:
             ),
         )
         self.rollouts = RolloutService(self.log, _OkAlarms(), registry=lambda: self.pipeline.registry)
+        self.releases = release_service(self.pipeline)
 
     def pump(self) -> None:
         for event in self.pipeline.bus_events():
@@ -65,7 +65,7 @@ class Pipe:
             elif kind == "ConfigurationRolloutControl":
                 self.rollouts.control(event)
             elif kind == "ReleaseRequested":
-                release_handler.default().handle_request(event["detail"], event["source"])
+                self.releases.handle_request(event["detail"], event["source"])
 
     def published(self) -> list[tuple[str, dict[str, Any]]]:
         """What the CLI (a team) sent, in order; the functions' announcements left out."""
