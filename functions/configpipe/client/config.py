@@ -28,7 +28,6 @@ pydantic nor Powertools (boto3 is imported on the first real read if no client i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -332,11 +331,22 @@ class ConfigClient:
         service's, else the global one (tenant → service → global), else ``default``.
 
         A tenant's values are read on its first read (one paginated GetParametersByPath of
-        ``/config/{service}/{environment}.tenants/{tenant}/``: one call for up to 10 values,
-        two for 20; a tenant without values costs that one call) and kept for ``ttl_seconds``;
+        ``/config/{service}/{environment}.tenants/{tenant}/``: one call per page of 10 values,
+        and one more, empty, when the last page is full (SSM returns a token then); a tenant
+        without values costs that one call) and kept for ``ttl_seconds``;
         the ``max_tenants`` most recently read tenants are kept. Rollouts do not apply to a
         tenant's values; a sensitive key is read with :meth:`get_secret` (service values)."""
-        values = self._tenant_values(tenant)
+        # The hot path (a held tenant): no lock, no validation (a held tenant was valid), two
+        # dict lookups; a cold or expired tenant is read by _tenant_values.
+        held = self._tenants.get(tenant)
+        if held is not None and self._clock() - held.loaded_at < self.ttl:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the read itself
+                self._tenants.move_to_end(tenant)
+            except KeyError:  # evicted by another thread just now
+                pass
+            values = held.values
+        else:
+            values = self._tenant_values(tenant)
         value = values.get(key, _MISSING)
         if value is _MISSING:
             return self.get(key, default)
@@ -352,9 +362,6 @@ class ConfigClient:
         now = self._clock()
         held = self._tenants.get(tenant)
         if held is not None and now - held.loaded_at < self.ttl:
-            # The hot path takes no lock: another thread may have just evicted it.
-            with contextlib.suppress(KeyError):
-                self._tenants.move_to_end(tenant)
             return held.values
         with self._lock:
             tree = _read_tree(self.parameters, parameter_path(self.service, self.environment, tenant=tenant))
