@@ -80,6 +80,10 @@ def test_a_tenant_value_has_its_own_versions_store_and_announcement(chain: Chain
     assert log.keys("checkout", "production") == [("max_items", 2)]
     assert log.keys("checkout", "production", tenant="acme") == [("max_items", 2)]
     assert log.tenant_overrides("checkout", "production", "max_items") == ["acme"]
+    tags = boto3.client("ssm", region_name=REGION).list_tags_for_resource(
+        ResourceType="Parameter", ResourceId="/config/checkout/production.tenants/acme/max_items"
+    )["TagList"]
+    assert {t["Key"]: t["Value"] for t in tags}.items() >= {"Service": "checkout", "Tenant": "acme"}.items()
 
     # The announcement carries the tenant and the tenant's parameter; the sample service
     # applied it beside (not over) the service's value.
