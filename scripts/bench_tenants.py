@@ -1,10 +1,12 @@
 """Tenant reads in ``ConfigClient`` against moto (in-process): AWS calls and memory for 10,000
 tenants, and what a cached read with a tenant costs (issue 17).
 
-    .venv/bin/python scripts/bench_tenants.py [--tenants 10000] [--full-tenants 1000] [--keys 20]
+    .venv/bin/python scripts/bench_tenants.py [--tenants 10000] [--full-tenants 200] [--keys 20]
 
-Seeds the service's ``--keys`` keys, one global key, and ``--full-tenants`` tenants that each
-override every key (the rest of the ``--tenants`` have no values of their own). Then one client
+Seeds the service's ``--keys`` keys, one global key, and ``--full-tenants`` tenants, spread
+evenly over the ``--tenants``, that each override every key (the rest have no values of their
+own; moto's GetParametersByPath scans every parameter, so thousands of full tenants make the
+run itself, not the client, slow). Then one client
 with the default bound (``DEFAULT_MAX_TENANTS``) reads one key for every tenant, and the same
 sweep runs on a client without a bound for comparison. Memory is what ``tracemalloc`` sees the
 client hold after the sweep (the client's own allocations; boto3's are made before). Cached
@@ -36,13 +38,20 @@ def tenant(i: int) -> str:
     return f"t{i:05d}"
 
 
-def seed(ssm: Any, keys: int, full_tenants: int) -> None:
+def full(tenants: int, full_tenants: int) -> list[int]:
+    """Which tenants override every key: spread evenly, so any 1,000 consecutive tenants of the
+    sweep (what a bounded client ends up holding) have their share of them."""
+    step = max(1, tenants // max(1, full_tenants))
+    return list(range(0, tenants, step))[:full_tenants]
+
+
+def seed(ssm: Any, keys: int, tenants: int, full_tenants: int) -> None:
     from configpipe.naming import parameter_name
 
     for k in range(keys):
         ssm.put_parameter(Name=parameter_name(SERVICE, ENV, f"key{k}"), Value=str(k), Type="String")
     ssm.put_parameter(Name=parameter_name("global", ENV, "flag"), Value="true", Type="String")
-    for t in range(full_tenants):
+    for t in full(tenants, full_tenants):
         for k in range(keys):
             name = parameter_name(SERVICE, ENV, f"key{k}", tenant=tenant(t))
             ssm.put_parameter(Name=name, Value=str(1000 * t + k), Type="String")
@@ -71,7 +80,7 @@ def per_read(reads: Callable[[], None], n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=10_000)
-    parser.add_argument("--full-tenants", type=int, default=1_000)
+    parser.add_argument("--full-tenants", type=int, default=200)
     parser.add_argument("--keys", type=int, default=20)
     parser.add_argument("--reads", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=15)
@@ -88,7 +97,7 @@ def main() -> None:
         with mock_aws():
             ssm = boto3.client("ssm")
             started = time.perf_counter()
-            seed(ssm, args.keys, args.full_tenants)
+            seed(ssm, args.keys, args.tenants, args.full_tenants)
             print(
                 f"seeded {args.keys} service keys, {args.full_tenants} tenants x {args.keys} values "
                 f"in {time.perf_counter() - started:.0f} s"
@@ -100,11 +109,10 @@ def main() -> None:
             bounded.get("key0")  # the service's own read, outside the sweep
             service_calls = len(calls)
             sweep_calls, bounded_bytes = sweep(bounded, args.tenants, calls)
-            cold_full = sweep_calls_for(
-                bounded, calls, [tenant(t) for t in range(args.full_tenants)][:1], fresh=True
-            )
+            cold_full = sweep_calls_for(bounded, calls, [tenant(0)], fresh=True)
             # Tenants without values still held: reading them again costs nothing.
-            held_empty = [tenant(t) for t in range(args.tenants - 100, args.tenants)]
+            spread = set(full(args.tenants, args.full_tenants))
+            held_empty = [tenant(t) for t in range(args.tenants - 100, args.tenants) if t not in spread]
             before = len(calls)
             for name in held_empty:
                 bounded.get_for_tenant(name, "key0")
@@ -115,8 +123,8 @@ def main() -> None:
             _, unbounded_bytes = sweep(unbounded, args.tenants, calls)
 
             # Cached reads with a tenant (an override, and a fall-back to the service's value).
-            with_override = tenant(args.full_tenants - 1)
-            without = tenant(args.tenants - 1)
+            with_override = tenant(full(args.tenants, args.full_tenants)[-1])
+            without = tenant(max(t for t in range(args.tenants) if t not in spread))
             bounded.get_for_tenant(with_override, "key0")
             bounded.get_for_tenant(without, "key0")
             names = [f"key{i % args.keys}" for i in range(args.reads)]
@@ -150,7 +158,7 @@ def main() -> None:
         f"({sweep_calls / args.tenants:.2f} per tenant; a tenant without values: 1)"
     )
     print(f"  cold read of one tenant with {args.keys} values: {cold_full} calls (pages of 10)")
-    print(f"  re-reading 100 held tenants without values: {rerun_calls} calls")
+    print(f"  re-reading {len(held_empty)} held tenants without values: {rerun_calls} calls")
     print(
         f"  client memory after the sweep, bounded to {DEFAULT_MAX_TENANTS:,} tenants: "
         f"{bounded_bytes / 1024 / 1024:.1f} MiB ({bounded.tenants_held:,} tenants held)"
