@@ -63,7 +63,7 @@ class ReaderPolicies(Construct):
             secret_scopes = [f"{s}/{environment}" for s in owners] + [
                 f"{service}/{environment}{TENANTS_SUFFIX}"
             ]
-            secrets = [arn("secretsmanager", f"secret:{SECRET_ROOT}/{scope}/*") for scope in secret_scopes]
+            secrets = [arn("secretsmanager", f"secret:{SECRET_ROOT}/{s}/*") for s in secret_scopes]
             policy = iam.ManagedPolicy(
                 self,
                 output_name(service, environment).removesuffix("Arn"),
@@ -99,9 +99,9 @@ class ReaderPolicies(Construct):
                     "keys are created at run time by ConfigurationChange events; the wildcard is confined to "
                     "one service's (or the global) keys in one environment",
                 )
-            for scope in secret_scopes:
+            for secret_scope in secret_scopes:
                 resource = rendered.format(
-                    service="secretsmanager", resource=f"secret:{SECRET_ROOT}/{scope}/*"
+                    service="secretsmanager", resource=f"secret:{SECRET_ROOT}/{secret_scope}/*"
                 )
                 nag.acknowledge(
                     policy,
