@@ -121,3 +121,19 @@ def test_a_tenant_dry_run_diffs_against_the_tenant_value(cli, idle_validator: Va
     assert "(tenant acme) (absent)" in first["dryRun"]["diff"]
     # compare-and-set is against the tenant's version (0), not the service's (1)
     assert [r["code"] for r in conflict["reasons"]] == ["VERSION_CONFLICT"]
+
+
+def test_watch_follows_one_tenant_or_only_service_values() -> None:
+    from configpipe_tools.cli.watching import WatchFilter, watch_pattern
+
+    service_only, acme = WatchFilter(service="checkout"), WatchFilter(service="checkout", tenant="acme")
+
+    # without --tenant: service (and global) values only, whose versions convergence tracks
+    assert service_only.wants_scope("checkout", "production", "max_items")
+    assert not service_only.wants_scope("checkout", "production", "max_items", "acme")
+    # with --tenant: that tenant's values only, and the rule asks EventBridge for them alone
+    assert acme.wants_scope("checkout", "production", "max_items", "acme")
+    assert not acme.wants_scope("checkout", "production", "max_items", "globex")
+    assert not acme.wants_scope("checkout", "production", "max_items")
+    assert watch_pattern(acme)["detail"] == {"tenant": ["acme"]}
+    assert "detail" not in watch_pattern(service_only)
