@@ -625,6 +625,32 @@ class Demo:
         say(f"tenant-7 served again {time.monotonic() - accepted:.1f}s after the change was accepted")
         self.run(None, "flag", "list", "checkout", "development")
 
+    def a_tenant_value(self) -> None:
+        step("9. A tenant with its own value: tenant-9's larger cart, the others keep the service's")
+        team = "configpipe.team.checkout"
+        target = ("checkout", "development", "max_items")
+        self.run(
+            team, "put", *target, "300", "--tenant", "tenant-9", "--reason", "demo: tenant-9's larger cart"
+        )
+        self.wait_for(
+            lambda: self.parameter("/config/checkout/development.tenants/tenant-9/max_items") == "300",
+            "tenant-9's parameter",
+        )
+        self.run(None, "get", *target, "--tenant", "tenant-9")
+        self.run(None, "diff", *target, "--tenant", "tenant-9")
+        # the service's own Lambda reads tenant → service (sample_service.app.answer)
+        tenant_9 = self.wait_for(
+            lambda: (answer := self.tenant_read("tenant-9", "max_items")).get("value") == 300 and answer,
+            "the checkout service reading tenant-9's value",
+        )
+        table = Table("tenant", "max_items the checkout service reads", "its own value?")
+        for tenant, answer in (
+            ("tenant-1", self.tenant_read("tenant-1", "max_items")),
+            ("tenant-9", tenant_9),
+        ):
+            table.add_row(tenant, str(answer.get("value")), "yes" if answer.get("tenantOverride") else "no")
+        console.print(table)
+
     def served(self, tenant: str) -> dict[str, Any]:
         """How the checkout service serves ``tenant``: its OpenFeature flags (sample_service.app.serve)."""
         response = self.p.client("lambda").invoke(
@@ -824,6 +850,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.releases()
         demo.a_config_canary()
         demo.feature_flags()
+        demo.a_tenant_value()
     except DemoError as error:
         console.print(f"[red]demo failed:[/red] {error}")
         console.print(f"function logs: {pipeline.log_dir}")
@@ -841,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     say("the CLI:                             docs/cli.md   releases: docs/releases.md")
     say("config rollouts:                     docs/rollouts.md")
     say("feature flags:                       docs/feature-flags.md")
+    say("tenants:                             docs/architecture.md#tenants, docs/security.md")
     say("the end-to-end tests:                .venv/bin/pytest tests/e2e -q")
     say("releases, yourself:                  .venv/bin/configpipe local up --schedule-speedup 30")
     say("                                     (stand-ins checkout-api/payments-api/search-api:live → v1)")

@@ -18,6 +18,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from configpipe.errors import DuplicateChangeError, RolloutConflictError, VersionConflictError
+from configpipe.naming import environment_segment
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -39,8 +40,16 @@ ACTIVE = "ACTIVE"
 SNAPSHOT_PREFIX = "SNAPSHOT#"
 
 
-def key_pk(service: str, environment: str, key: str) -> str:
-    return f"KEY#{service}#{environment}#{key}"
+#: Sort key prefix of the marker a tenant's value leaves in the service key's partition
+#: (``TENANT#{tenant}``), so the key's tenant overrides are counted with one query.
+TENANT_SK_PREFIX = "TENANT#"
+
+
+def key_pk(service: str, environment: str, key: str, tenant: str | None = None) -> str:
+    """A key's partition; a tenant's value of it has its own (``environment_segment`` holds
+    ``.tenants/{tenant}``, which no environment can), so history, versions, the pointer and
+    ``expectedVersion`` are per tenant exactly as they are per key."""
+    return f"KEY#{service}#{environment_segment(environment, tenant)}#{key}"
 
 
 def version_sk(version: int) -> str:
@@ -60,8 +69,8 @@ def change_id_of(pk: str) -> str:
     return pk.rpartition("#")[2]
 
 
-def scope_pk(service: str, environment: str) -> str:
-    return f"SCOPE#{service}#{environment}"
+def scope_pk(service: str, environment: str, tenant: str | None = None) -> str:
+    return f"SCOPE#{service}#{environment_segment(environment, tenant)}"
 
 
 def utc_now() -> datetime:
@@ -98,10 +107,12 @@ class VersionRecord:
     rollout: dict[str, Any] | None = None
     #: The snapshot restore this version was written by (``configpipe snapshot restore``).
     restore_id: str | None = None
+    #: Set on a tenant's value of the key (its own partition, history and pointer).
+    tenant: str | None = None
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "pk": key_pk(self.service, self.environment, self.key),
+            "pk": key_pk(self.service, self.environment, self.key, self.tenant),
             "sk": version_sk(self.version),
             "kind": "version",
             "service": self.service,
@@ -127,6 +138,7 @@ class VersionRecord:
             # JSON text: a custom strategy may carry non-integer numbers (DynamoDB wants Decimals)
             "rollout": json.dumps(self.rollout, sort_keys=True) if self.rollout is not None else None,
             "restoreId": self.restore_id,
+            "tenant": self.tenant,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
         return item
@@ -160,6 +172,7 @@ class VersionRecord:
             previous_sensitive=bool(previous_sensitive) if previous_sensitive is not None else None,
             rollout=json.loads(str(item["rollout"])) if item.get("rollout") is not None else None,
             restore_id=str(item["restoreId"]) if item.get("restoreId") else None,
+            tenant=str(item["tenant"]) if item.get("tenant") else None,
         )
 
 
@@ -328,9 +341,11 @@ class ChangeLog:
 
     # --- reads ------------------------------------------------------------------------
 
-    def current(self, service: str, environment: str, key: str) -> CurrentPointer | None:
+    def current(
+        self, service: str, environment: str, key: str, tenant: str | None = None
+    ) -> CurrentPointer | None:
         item = self._table.get_item(
-            Key={"pk": key_pk(service, environment, key), "sk": CURRENT_SK}, ConsistentRead=True
+            Key={"pk": key_pk(service, environment, key, tenant), "sk": CURRENT_SK}, ConsistentRead=True
         ).get("Item")
         if item is None:
             return None
@@ -343,15 +358,20 @@ class ChangeLog:
             stable_version=int(item["stableVersion"]) if item.get("stableVersion") is not None else None,  # type: ignore[arg-type]
         )
 
-    def version(self, service: str, environment: str, key: str, version: int) -> VersionRecord | None:
+    def version(
+        self, service: str, environment: str, key: str, version: int, tenant: str | None = None
+    ) -> VersionRecord | None:
         item = self._table.get_item(
-            Key={"pk": key_pk(service, environment, key), "sk": version_sk(version)}, ConsistentRead=True
+            Key={"pk": key_pk(service, environment, key, tenant), "sk": version_sk(version)},
+            ConsistentRead=True,
         ).get("Item")
         return VersionRecord.from_item(item) if item else None
 
-    def current_record(self, service: str, environment: str, key: str) -> VersionRecord | None:
-        pointer = self.current(service, environment, key)
-        return self.version(service, environment, key, pointer.version) if pointer else None
+    def current_record(
+        self, service: str, environment: str, key: str, tenant: str | None = None
+    ) -> VersionRecord | None:
+        pointer = self.current(service, environment, key, tenant)
+        return self.version(service, environment, key, pointer.version, tenant) if pointer else None
 
     def change(self, change_id: str, source: str | None = None) -> ChangeRecord | None:
         """The outcome of ``source``'s change or rollout control ``change_id`` (``source=None``:
@@ -372,11 +392,17 @@ class ChangeLog:
         )
 
     def history(
-        self, service: str, environment: str, key: str, newest_first: bool = True, limit: int | None = None
+        self,
+        service: str,
+        environment: str,
+        key: str,
+        newest_first: bool = True,
+        limit: int | None = None,
+        tenant: str | None = None,
     ) -> Iterator[VersionRecord]:
-        """Every version of a key, paginated lazily."""
+        """Every version of a key (or of one tenant's value of it), paginated lazily."""
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(key_pk(service, environment, key))
+            "KeyConditionExpression": Key("pk").eq(key_pk(service, environment, key, tenant))
             & Key("sk").begins_with("V#"),
             "ScanIndexForward": not newest_first,
         }
@@ -394,11 +420,13 @@ class ChangeLog:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def keys(self, service: str, environment: str, include_deleted: bool = False) -> list[tuple[str, int]]:
-        """(key, current version) for every key of one service+environment."""
+    def keys(
+        self, service: str, environment: str, include_deleted: bool = False, tenant: str | None = None
+    ) -> list[tuple[str, int]]:
+        """(key, current version) for every key of one service+environment (or of one tenant)."""
         kwargs: dict[str, Any] = {
             "IndexName": SCOPE_INDEX,
-            "KeyConditionExpression": Key("gsi1pk").eq(scope_pk(service, environment)),
+            "KeyConditionExpression": Key("gsi1pk").eq(scope_pk(service, environment, tenant)),
         }
         found: list[tuple[str, int]] = []
         while True:
@@ -408,6 +436,22 @@ class ChangeLog:
                     found.append((str(item["gsi1sk"]), int(item["version"])))  # type: ignore[arg-type]
             if "LastEvaluatedKey" not in page:
                 return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def tenant_overrides(self, service: str, environment: str, key: str) -> list[str]:
+        """The tenants that hold a value of their own for the key now (not deleted), sorted:
+        one query of the markers in the service key's partition."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(key_pk(service, environment, key))
+            & Key("sk").begins_with(TENANT_SK_PREFIX),
+            "ConsistentRead": True,
+        }
+        found: list[str] = []
+        while True:
+            page = self._table.query(**kwargs)
+            found += [str(i["tenant"]) for i in page.get("Items", []) if not i.get("deleted", False)]
+            if "LastEvaluatedKey" not in page:
+                return sorted(found)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # --- writes -----------------------------------------------------------------------
@@ -441,6 +485,8 @@ class ChangeLog:
         ]
         if rollout is not None:
             items.append({"Put": {"TableName": self.table_name, "Item": rollout.to_item()}})
+        if record.tenant is not None:
+            items.append({"Put": {"TableName": self.table_name, "Item": _tenant_marker(record)}})
         try:
             # The resource's client serialises plain Python values itself (boto3's
             # transformation injector), so items are written here as plain dicts.
@@ -452,7 +498,7 @@ class ChangeLog:
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise DuplicateChangeError(record.change_id) from error
             if "ConditionalCheckFailed" in reasons:
-                current = self.current(record.service, record.environment, record.key)
+                current = self.current(record.service, record.environment, record.key, record.tenant)
                 raise VersionConflictError(
                     record.previous_version, current.version if current else 0
                 ) from error
@@ -479,6 +525,7 @@ class ChangeLog:
                     "operation": record.operation,
                     "source": record.source,
                     "receivedAt": received_at,
+                    **({"tenant": record.tenant} if record.tenant is not None else {}),
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
@@ -507,7 +554,7 @@ class ChangeLog:
                 "ExpressionAttributeValues": {":expected": expected_version, ":rollout": expected_rollout},
             }
         item: dict[str, Any] = {
-            "pk": key_pk(record.service, record.environment, record.key),
+            "pk": key_pk(record.service, record.environment, record.key, record.tenant),
             "sk": CURRENT_SK,
             "kind": "current",
             "version": record.version,
@@ -515,9 +562,11 @@ class ChangeLog:
             "sensitive": record.sensitive,
             "changeId": record.change_id,
             "updatedAt": record.applied_at,
-            "gsi1pk": scope_pk(record.service, record.environment),
+            "gsi1pk": scope_pk(record.service, record.environment, record.tenant),
             "gsi1sk": record.key,
         }
+        if record.tenant is not None:
+            item["tenant"] = record.tenant
         if rollout is not None:
             item["rolloutId"] = rollout.rollout_id
             if rollout.stable_version is not None:
@@ -688,6 +737,20 @@ class ChangeLog:
                 self._pointer_put(restore, record.candidate_version, expected_rollout=record.rollout_id),
             ]
         self._transact(items, record.rollout_id, control)
+
+
+def _tenant_marker(record: VersionRecord) -> dict[str, Any]:
+    """The marker a tenant's value keeps in the service key's partition, rewritten with every
+    version in the same transaction (so it is never out of step with the tenant's pointer)."""
+    return {
+        "pk": key_pk(record.service, record.environment, record.key),
+        "sk": f"{TENANT_SK_PREFIX}{record.tenant}",
+        "kind": "tenant",
+        "tenant": record.tenant,
+        "version": record.version,
+        "deleted": record.deleted,
+        "updatedAt": record.applied_at,
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from configpipe.naming import TENANT_PATTERN
 from configpipe.naming import parameter_name as key_parameter_name
 from configpipe.untrusted import FIELD_LIMIT, MESSAGE_LIMIT, bounded
 
@@ -130,6 +131,12 @@ def check_environment(v: str) -> str:
     return v
 
 
+def check_tenant(v: str | None) -> str | None:
+    if v is not None and not TENANT_PATTERN.fullmatch(v):
+        raise ValueError("tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    return v
+
+
 def _check_change_id(v: str) -> str:
     if not CHANGE_ID_PATTERN.fullmatch(v):
         raise ValueError("changeId must be 1-128 characters of A-Z a-z 0-9 . _ : -")
@@ -192,6 +199,11 @@ class ReasonCode(StrEnum):
     SENSITIVE_VALUE_IN_CLEAR = "SENSITIVE_VALUE_IN_CLEAR"
     #: The source already used this changeId for a different change (docs/security.md, L).
     CHANGE_ID_REUSED = "CHANGE_ID_REUSED"
+    #: A tenant id that breaks TENANT_PATTERN, or a tenant on a ``global`` key.
+    INVALID_TENANT = "INVALID_TENANT"
+    #: The source may change the service but the registry restricts this tenant's values to
+    #: other publishers (``services.<s>.tenants.<t>.publishers``).
+    TENANT_NOT_AUTHORIZED = "TENANT_NOT_AUTHORIZED"
 
 
 class Operation(StrEnum):
@@ -315,10 +327,16 @@ class ConfigurationChange(Command):
         description="Set by `configpipe snapshot restore`: the one id shared by every change of a restore, "
         "kept in the change log and announced, so history and events tie them together",
     )
+    tenant: str | None = Field(
+        default=None,
+        description="The tenant whose value this is: overrides the service's value for that tenant only "
+        "(not for global keys)",
+    )
     author: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=1024)
 
     _restore_id = field_validator("restore_id")(lambda v: _check_restore_id(v))
+    _tenant = field_validator("tenant")(lambda v: check_tenant(v))
 
     @field_validator("change_id")
     @classmethod
@@ -367,6 +385,8 @@ class ConfigurationUpdated(Announcement):
     rolled_back_to: int | None = None
     #: The snapshot restore this version was part of (``ConfigurationChange.restoreId``).
     restore_id: str | None = None
+    #: Set when this is one tenant's value of the key (it overrides the service's for that tenant).
+    tenant: str | None = None
     author: str = Field(max_length=256)
     reason: str = Field(max_length=1024)
     applied_at: datetime
@@ -375,6 +395,7 @@ class ConfigurationUpdated(Announcement):
     # corrupted, and a consumer refuses it rather than acting on (or logging) it.
     _change_id = field_validator("change_id")(lambda v: _check_change_id(v))
     _restore_id = field_validator("restore_id")(lambda v: _check_restore_id(v))
+    _tenant = field_validator("tenant")(lambda v: check_tenant(v))
     _scope = field_validator("service", "environment", "key")(
         lambda v, info: _check_scope(v, info.field_name)
     )
@@ -384,7 +405,7 @@ class ConfigurationUpdated(Announcement):
         # Consumers read a non-inline value from parameterName: a forged one would point them
         # at another key's parameter (or at a name SSM refuses, failing every retry).
         if self.parameter_name is not None and self.parameter_name != key_parameter_name(
-            self.service, self.environment, self.key
+            self.service, self.environment, self.key, tenant=self.tenant
         ):
             raise ValueError("parameterName must be the key's own parameter")
         return self
@@ -418,6 +439,7 @@ class ConfigurationRejected(Announcement):
     environment: str | None = None
     key: str | None = None
     operation: str | None = None
+    tenant: str | None = None
     source: str
     reasons: list[Reason] = Field(min_length=1)
     rejected_at: datetime
@@ -433,6 +455,7 @@ class _DeliveryOutcome(Announcement):
     key: str
     version: int
     function_name: str
+    tenant: str | None = None
 
 
 class ConfigurationDelivered(_DeliveryOutcome):

@@ -176,6 +176,7 @@ class FanOut:
             "configService": update.service,
             "environment": update.environment,
             "key": update.key,
+            "tenant": getattr(update, "tenant", None),
             "version": announced_version(update),
             "detailType": event.get("detail-type"),
         }
@@ -217,6 +218,7 @@ class FanOut:
             "key": update.key,
             "version": announced_version(update),
             "function_name": delivery.function_name,
+            "tenant": getattr(update, "tenant", None),
         }
         if delivery.ok:
             return self._bus.entry(

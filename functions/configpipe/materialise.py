@@ -47,6 +47,7 @@ from configpipe.contracts import (
     check_environment,
     check_key,
     check_service,
+    check_tenant,
 )
 from configpipe.errors import ConfigpipeError
 from configpipe.naming import (
@@ -144,15 +145,16 @@ class Materialiser:
         self._inline_max = inline_value_max_bytes
         self._max_rounds = max_rounds
 
-    def _tags(self, service: str, environment: str) -> dict[str, str]:
+    def _tags(self, service: str, environment: str, tenant: str | None = None) -> dict[str, str]:
         """Tags of every parameter and secret written for the scope: Service, Environment,
         Owner, CostCenter (from the registry) and ManagedBy, plus the ``configpipe:`` pair
-        secrets have always carried."""
+        secrets have always carried (and ``Tenant`` on a tenant's value)."""
         registry = self._registry() if self._registry is not None else Registry()
         return {
             **registry.tags_for(service, environment),
             "configpipe:service": service,
             "configpipe:environment": environment,
+            **({"Tenant": tenant} if tenant is not None else {}),
         }
 
     # --- entry point: one stream image ----------------------------------------------------
@@ -167,7 +169,7 @@ class Materialiser:
             return self.on_rollout(image)
         if kind == "change" and image.get("status") == "rejected":
             return Outcome("rejected", announced=self.on_rejection(image))
-        if kind in {"change", "current", "snapshot"}:
+        if kind in {"change", "current", "snapshot", "tenant"}:
             # Not in the ESM filter; tolerated so a widened filter cannot wedge the stream.
             return Outcome("skipped")
         raise UnknownItemError(f"stream item of kind {bounded_text(kind, 64)} has no materialisation rule")
@@ -177,7 +179,12 @@ class Materialiser:
     def on_version(self, record: VersionRecord) -> Outcome:
         context = _log_context(record)
         materialised = self.materialise_current(
-            record.service, record.environment, record.key, sensitivity_flipped=_flipped(record), known=record
+            record.service,
+            record.environment,
+            record.key,
+            sensitivity_flipped=_flipped(record),
+            known=record,
+            tenant=record.tenant,
         )
         if record.rollout is not None:
             # A rollout's candidate: its rollout item's own record announces it (Started) and,
@@ -198,6 +205,7 @@ class Materialiser:
         key: str,
         sensitivity_flipped: bool = False,
         known: VersionRecord | None = None,
+        tenant: str | None = None,
     ) -> Materialised:
         """Write the version readers keep to the key's main store; repeat while it moves.
 
@@ -210,33 +218,32 @@ class Materialiser:
         has a sensitive candidate, its secret is never emptied: it holds the candidate.
         ``known``: the stream's copy of a version item, used instead of reading the item
         again when it is the version to write and complete (not a secret: the stream
-        image's ciphertext is not used)."""
-        pointer = self._log.current(service, environment, key)
+        image's ciphertext is not used). ``tenant``: one tenant's value of the key."""
+        scope = scope_id(service, environment, key, tenant)
+        pointer = self._log.current(service, environment, key, tenant)
         for _ in range(self._max_rounds):
             if pointer is None:
-                raise PointerMissingError(f"no current version for {scope_id(service, environment, key)}")
+                raise PointerMissingError(f"no current version for {scope}")
             target = pointer.version_for_readers()
             keep_secret = candidate_in_secret(pointer)
             if target is None:
-                materialised = self._clear(service, environment, key, keep_secret)
+                materialised = self._clear(service, environment, key, keep_secret, tenant)
             else:
                 current = (
                     known
                     if known is not None
                     and known.version == target
                     and (known.deleted or not known.sensitive)
-                    else self._log.version(service, environment, key, target)
+                    else self._log.version(service, environment, key, target, tenant)
                 )
                 if current is None:
-                    raise PointerMissingError(
-                        f"version {target} of {scope_id(service, environment, key)} is missing"
-                    )
+                    raise PointerMissingError(f"version {target} of {scope} is missing")
                 materialised = self._write(
                     current,
                     clean_other_store=sensitivity_flipped or _flipped(current),
                     keep_secret=keep_secret,
                 )
-            pointer = self._log.current(service, environment, key)
+            pointer = self._log.current(service, environment, key, tenant)
             if pointer is not None and pointer.version_for_readers() == target:
                 return materialised
             logger.info(
@@ -245,19 +252,20 @@ class Materialiser:
                     "configService": service,
                     "environment": environment,
                     "key": key,
+                    "tenant": tenant,
                     "version": target,
                     "movedTo": pointer.version_for_readers() if pointer else None,
                 },
             )
-        raise PointerKeepsMovingError(
-            f"current version of {scope_id(service, environment, key)} moved {self._max_rounds} times"
-        )
+        raise PointerKeepsMovingError(f"current version of {scope} moved {self._max_rounds} times")
 
-    def _clear(self, service: str, environment: str, key: str, keep_secret: bool) -> Materialised:
+    def _clear(
+        self, service: str, environment: str, key: str, keep_secret: bool, tenant: str | None = None
+    ) -> Materialised:
         """The key has no value for readers (a rollout of a key that had none before)."""
-        self._parameters.delete(parameter_name(service, environment, key))
+        self._parameters.delete(parameter_name(service, environment, key, tenant=tenant))
         if not keep_secret:
-            self._secrets.schedule_deletion(secret_name(service, environment, key))
+            self._secrets.schedule_deletion(secret_name(service, environment, key, tenant=tenant))
         logger.info(
             "no stable value: main store emptied",
             extra={"configService": service, "environment": environment, "key": key},
@@ -267,8 +275,8 @@ class Materialiser:
     def _write(
         self, record: VersionRecord, clean_other_store: bool, keep_secret: bool = False
     ) -> Materialised:
-        name = parameter_name(record.service, record.environment, record.key)
-        secret = secret_name(record.service, record.environment, record.key)
+        name = parameter_name(record.service, record.environment, record.key, tenant=record.tenant)
+        secret = secret_name(record.service, record.environment, record.key, tenant=record.tenant)
         context = _log_context(record)
         if record.deleted:
             # A tombstone removes the key from both stores (it may have changed sensitivity).
@@ -282,13 +290,13 @@ class Materialiser:
                 raise ConfigpipeError(
                     f"sensitive version {record.version} of {context['scope']} has no ciphertext"
                 )
-            scope = scope_id(record.service, record.environment, record.key)
+            scope = scope_id(record.service, record.environment, record.key, record.tenant)
             plaintext = self._key.decrypt(scope, record.secret_ciphertext)
             arn = self._secrets.put_version(
                 secret,
                 plaintext,
                 token=secret_version_token(scope, record.version),
-                tags=self._tags(record.service, record.environment),
+                tags=self._tags(record.service, record.environment, record.tenant),
             )
             if clean_other_store:
                 # The key was not sensitive before: no clear copy may remain in SSM.
@@ -297,7 +305,9 @@ class Materialiser:
             return Materialised(record.version, secret_arn=arn)
         if record.value_json is None:
             raise ConfigpipeError(f"version {record.version} of {context['scope']} has no value")
-        self._parameters.put(name, record.value_json, self._tags(record.service, record.environment))
+        self._parameters.put(
+            name, record.value_json, self._tags(record.service, record.environment, record.tenant)
+        )
         if clean_other_store and not keep_secret:
             # The key was sensitive before: its old secret must not outlive it.
             self._secrets.schedule_deletion(secret)
@@ -310,10 +320,12 @@ class Materialiser:
         if record.sensitive and not record.deleted:
             arn = materialised.secret_arn if materialised.version == record.version else None
             fields["secret_arn"] = arn or self._secrets.arn(
-                secret_name(record.service, record.environment, record.key)
+                secret_name(record.service, record.environment, record.key, tenant=record.tenant)
             )
         elif not record.deleted:
-            fields["parameter_name"] = parameter_name(record.service, record.environment, record.key)
+            fields["parameter_name"] = parameter_name(
+                record.service, record.environment, record.key, tenant=record.tenant
+            )
             if record.value_json is not None and len(record.value_json.encode("utf-8")) <= self._inline_max:
                 fields["value"] = json.loads(record.value_json)
                 fields["value_inline"] = True
@@ -330,6 +342,7 @@ class Materialiser:
             sensitive=record.sensitive,
             rolled_back_to=record.rolled_back_to,
             restore_id=record.restore_id,
+            tenant=record.tenant,
             author=record.author,
             reason=record.reason,
             applied_at=datetime.fromisoformat(record.applied_at),
@@ -518,6 +531,8 @@ def _parsed(parse: Callable[[dict[str, Any]], P], image: dict[str, Any]) -> P:
     scope = [getattr(parsed, name, None) for name in ("service", "environment", "key")]
     if isinstance(parsed, VersionRecord | RolloutRecord) and not _valid_scope(*scope):
         raise RecordRefusedError("service, environment or key is not one a change could name")
+    if isinstance(parsed, VersionRecord) and not _valid_tenant(parsed.tenant):
+        raise RecordRefusedError("tenant is not one a change could name")
     return parsed
 
 
@@ -581,6 +596,14 @@ def _valid_scope(service: Any, environment: Any, key: Any) -> bool:
     return True
 
 
+def _valid_tenant(tenant: Any) -> bool:
+    try:
+        check_tenant(tenant)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 #: Bounds of a rejection record's announcement. The validator writes records within them; a
 #: record beyond them was not written by it, and is announced cut (with a visible marker), so
 #: the event stays far below EventBridge's 256 KB.
@@ -602,6 +625,7 @@ def _rejection_from_image(image: dict[str, Any]) -> ConfigurationRejected:
         environment=text("environment"),
         key=text("key"),
         operation=text("operation"),
+        tenant=text("tenant"),
         source=bounded_text(image.get("source", "")),
         reasons=[
             Reason(
@@ -669,8 +693,9 @@ def _log_context(record: VersionRecord) -> dict[str, Any]:
         "configService": record.service,
         "environment": record.environment,
         "key": record.key,
+        "tenant": record.tenant,
         "version": record.version,
-        "scope": scope_id(record.service, record.environment, record.key),
+        "scope": scope_id(record.service, record.environment, record.key, record.tenant),
     }
 
 

@@ -1,13 +1,34 @@
-"""Where each piece of a key lives: SSM parameter names, Secrets Manager names, table keys."""
+"""Where each piece of a key lives: SSM parameter names, Secrets Manager names, table keys.
+
+A tenant's value of a key (``tenant`` set) lives under ``{environment}.tenants/{tenant}``
+where the service's value lives under ``{environment}``: an environment name cannot hold a
+``.`` (``ENVIRONMENT_PATTERN``) and a key cannot hold a ``/``, so no key, environment or
+rollout view can produce a tenant's name, and a recursive read of the service's own path
+(``/config/{service}/{environment}/``, what ``ConfigClient`` refreshes) never pays for the
+tenants' values (docs/architecture.md, "Tenants").
+"""
 
 from __future__ import annotations
 
+import re
+
+#: Tenants become SSM / Secrets Manager path segments and KMS encryption context: lower-case,
+#: digits and hyphens, so a tenant id cannot add a segment, a wildcard or a ``.``.
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PARAMETER_ROOT = "/config"
 SECRET_ROOT = "configpipe"  # noqa: S105 - a name prefix, not a secret
+TENANTS_SUFFIX = ".tenants"
 
 
-def parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:
-    return f"{root}/{service}/{environment}/{key}"
+def environment_segment(environment: str, tenant: str | None = None) -> str:
+    """``environment`` for the service's values; ``{environment}.tenants/{tenant}`` for a tenant's."""
+    return environment if tenant is None else f"{environment}{TENANTS_SUFFIX}/{tenant}"
+
+
+def parameter_name(
+    service: str, environment: str, key: str, root: str = PARAMETER_ROOT, tenant: str | None = None
+) -> str:
+    return f"{root}/{service}/{environment_segment(environment, tenant)}/{key}"
 
 
 def rollout_parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:
@@ -21,14 +42,24 @@ def candidate_parameter_name(service: str, environment: str, key: str, root: str
     return f"{parameter_name(service, environment, key, root)}/candidate"
 
 
-def parameter_path(service: str, environment: str, root: str = PARAMETER_ROOT) -> str:
-    return f"{root}/{service}/{environment}/"
+def parameter_path(
+    service: str, environment: str, root: str = PARAMETER_ROOT, tenant: str | None = None
+) -> str:
+    return f"{root}/{service}/{environment_segment(environment, tenant)}/"
 
 
-def secret_name(service: str, environment: str, key: str, root: str = SECRET_ROOT) -> str:
-    return f"{root}/{service}/{environment}/{key}"
+def tenants_parameter_path(service: str, environment: str, root: str = PARAMETER_ROOT) -> str:
+    """The path under which every tenant of the service keeps its values in ``environment``."""
+    return f"{root}/{service}/{environment}{TENANTS_SUFFIX}/"
 
 
-def scope_id(service: str, environment: str, key: str) -> str:
-    """The identity of one key, used as encryption context and in logs."""
-    return f"{service}/{environment}/{key}"
+def secret_name(
+    service: str, environment: str, key: str, root: str = SECRET_ROOT, tenant: str | None = None
+) -> str:
+    return f"{root}/{service}/{environment_segment(environment, tenant)}/{key}"
+
+
+def scope_id(service: str, environment: str, key: str, tenant: str | None = None) -> str:
+    """The identity of one key (or one tenant's value of it), used as the KMS encryption
+    context (so a tenant's ciphertext is bound to its tenant) and in logs."""
+    return f"{service}/{environment_segment(environment, tenant)}/{key}"

@@ -51,6 +51,12 @@ class _RegistryModel(BaseModel):
 MANAGED_BY_TAG = ("ManagedBy", "configpipe")
 
 
+class TenantEntry(_RegistryModel):
+    #: Event sources allowed to change this tenant's values, on top of the service's publishers:
+    #: a source must be in both lists. Empty: every publisher of the service.
+    publishers: list[str] = Field(default_factory=list)
+
+
 class ServiceEntry(_RegistryModel):
     #: Function invoked on every update that affects the service.
     handler: str = ""
@@ -80,6 +86,9 @@ class ServiceEntry(_RegistryModel):
     consumers: list[
         Annotated[str, StringConstraints(pattern=CONSUMER_NAME_PATTERN, max_length=CONSUMER_NAME_MAX)]
     ] = Field(default_factory=list)
+    #: Tenants whose values only some of the service's publishers may change (docs/security.md,
+    #: "Tenants"); a tenant not named here may be changed by every publisher of the service.
+    tenants: dict[str, TenantEntry] = Field(default_factory=dict)
 
 
 class GlobalEntry(_RegistryModel):
@@ -118,6 +127,12 @@ class Registry(_RegistryModel):
         if service == GLOBAL_SERVICE:
             return self.global_.publishers
         return self.services[service].publishers
+
+    def may_publish_tenant(self, service: str, tenant: str, source: str) -> bool:
+        """Whether ``source`` (already a publisher of ``service``) may change ``tenant``'s values."""
+        entry = self.services.get(service)
+        restriction = entry.tenants.get(tenant) if entry is not None else None
+        return restriction is None or not restriction.publishers or source in restriction.publishers
 
     def schema_for(self, service: str, key: str) -> dict[str, Any] | None:
         schemas = self.global_.schemas if service == GLOBAL_SERVICE else self.services[service].schemas

@@ -36,6 +36,7 @@ _FIELD_CODES = {
     "environment": ReasonCode.INVALID_ENVIRONMENT,
     "key": ReasonCode.INVALID_KEY,
     "operation": ReasonCode.INVALID_OPERATION,
+    "tenant": ReasonCode.INVALID_TENANT,
     "action": ReasonCode.INVALID_OPERATION,
 }
 
@@ -157,8 +158,46 @@ def check_rules(change: ConfigurationChange, source: str, registry: Registry) ->
                     field="sensitive",
                 )
             )
+    reasons.extend(_check_tenant(change, source, registry))
     reasons.extend(_check_operation_fields(change))
     reasons.extend(check_rollout(change, registry))
+    return reasons
+
+
+def _check_tenant(change: ConfigurationChange, source: str, registry: Registry) -> list[Reason]:
+    """A tenant's value belongs to a service (global keys have none), goes out at once (a
+    progressive rollout of a tenant's value is not built yet) and may be restricted to some of
+    the service's publishers."""
+    if change.tenant is None:
+        return []
+    if change.service == GLOBAL_SERVICE:
+        return [
+            Reason(
+                code=ReasonCode.INVALID_TENANT, message="global keys have no tenant values", field="tenant"
+            )
+        ]
+    reasons = []
+    if change.rollout is not None:
+        reasons.append(
+            Reason(
+                code=ReasonCode.ROLLOUT_NOT_ALLOWED,
+                message="a tenant's value cannot roll out progressively yet; send it without rollout",
+                field="rollout",
+            )
+        )
+    if (
+        registry.is_known(change.service)
+        and source in registry.publishers_of(change.service)
+        and not registry.may_publish_tenant(change.service, change.tenant, source)
+    ):
+        reasons.append(
+            Reason(
+                code=ReasonCode.TENANT_NOT_AUTHORIZED,
+                message=f"source {source!r} may not change tenant {change.tenant!r} "
+                f"of service {change.service!r}",
+                field="source",
+            )
+        )
     return reasons
 
 

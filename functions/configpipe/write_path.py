@@ -44,7 +44,7 @@ from configpipe.values import canonical_json, value_hash
 APPEND_BUDGET_SECONDS = 25.0
 _BACKOFF_BASE_SECONDS = 0.01
 _BACKOFF_CAP_SECONDS = 1.0
-_IDENTITY_FIELDS = ("service", "environment", "key", "operation")
+_IDENTITY_FIELDS = ("service", "environment", "key", "operation", "tenant")
 
 
 class _ChangeEvent(BaseModel):
@@ -154,7 +154,7 @@ class WritePath:
         if change.operation is not Operation.PUT:
             return None
 
-        scope = scope_id(change.service, change.environment, change.key)
+        scope = scope_id(change.service, change.environment, change.key, tenant=change.tenant)
         if (
             change.encrypted_value is None
             and registry.is_sensitive(change.key, change.sensitive)
@@ -210,7 +210,7 @@ class WritePath:
         request_hash = self._request_hash(change, resolved)
         attempt = 0
         while True:
-            pointer = self._log.current(change.service, change.environment, change.key)
+            pointer = self._log.current(change.service, change.environment, change.key, tenant=change.tenant)
             current = pointer.version if pointer else 0
             if pointer is not None and pointer.rollout_id is not None:
                 raise _Rejection(_rolling_out(pointer.rollout_id, pointer.version))
@@ -238,6 +238,7 @@ class WritePath:
                 previous_sensitive=pointer.sensitive if pointer else None,
                 rollout=change.rollout.to_detail() if change.rollout else None,
                 restore_id=change.restore_id,
+                tenant=change.tenant,
             )
             rollout = (
                 new_rollout(
@@ -287,7 +288,9 @@ class WritePath:
             return _Resolved(value_hash=value_hash(None), sensitive=False, deleted=True)
         assert change.to_version is not None  # checked by validation
         target = (
-            self._log.version(change.service, change.environment, change.key, change.to_version)
+            self._log.version(
+                change.service, change.environment, change.key, change.to_version, tenant=change.tenant
+            )
             if pointer and change.to_version <= pointer.version
             else None
         )

@@ -49,6 +49,7 @@ from configpipe.client import (
     ConfigurationRefusedError,
     config_update_handler,
 )
+from configpipe.naming import TENANT_PATTERN
 from configpipe.values import value_hash
 from sample_service.settings import SampleServiceSettings
 
@@ -81,6 +82,11 @@ def check(update: ConfigurationUpdated, value: Any) -> None:
         )
 
 
+def applied_sk(environment: str, key: str, tenant: str | None = None) -> str:
+    """The applied record of a key, or of one tenant's value of it (its own version sequence)."""
+    return f"{environment}#{key}" if tenant is None else f"{environment}#{key}#tenant#{tenant}"
+
+
 class AppliedVersions:
     """The DemoApplied table: the version of each key this service has applied, and the latest
     step of each key's rollout it has seen."""
@@ -99,7 +105,8 @@ class AppliedVersions:
         return self._put(
             {
                 "pk": self._service,
-                "sk": f"{update.environment}#{update.key}",
+                "sk": applied_sk(update.environment, update.key, update.tenant),
+                **({"tenant": update.tenant} if update.tenant is not None else {}),
                 "service": update.service,
                 "key": update.key,
                 "environment": update.environment,
@@ -177,9 +184,9 @@ class AppliedVersions:
             return False
         return True
 
-    def get(self, environment: str, key: str) -> dict[str, Any] | None:
+    def get(self, environment: str, key: str, tenant: str | None = None) -> dict[str, Any] | None:
         return self._table.get_item(
-            Key={"pk": self._service, "sk": f"{environment}#{key}"}, ConsistentRead=True
+            Key={"pk": self._service, "sk": applied_sk(environment, key, tenant)}, ConsistentRead=True
         ).get("Item")
 
     def get_rollout(self, environment: str, key: str) -> dict[str, Any] | None:
@@ -188,7 +195,24 @@ class AppliedVersions:
 
 def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
     """What ``tenant`` reads for ``key`` right now, and whether that is a rollout's candidate.
-    Non-sensitive keys only (``get`` never reads Secrets Manager), so no secret is returned."""
+    Non-sensitive keys only (``get`` never reads Secrets Manager), so no secret is returned.
+    A tenant with its own value of the key (``configpipe put --tenant``) reads that value
+    (tenant → service → global); a rollout moves only the service's value."""
+    overrides = client.tenant_overrides(tenant) if TENANT_PATTERN.fullmatch(tenant) else {}
+    if key in overrides:
+        value = overrides[key]
+        return {
+            "service": client.service,
+            "environment": client.environment,
+            "tenant": tenant,
+            "key": key,
+            "value": value,
+            "valueHash": value_hash(value),
+            "tenantOverride": True,
+            "readsCandidate": False,
+            "candidateVersion": None,
+            "weight": None,
+        }
     value = client.get(key, subject=tenant)
     rollout = client.rollout(key)
     return {
@@ -198,6 +222,7 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
         "key": key,
         "value": value,
         "valueHash": value_hash(value),
+        "tenantOverride": False,
         "readsCandidate": client.reads_candidate(key, subject=tenant),
         "candidateVersion": rollout["candidateVersion"] if rollout else None,
         "weight": rollout["weight"] if rollout else None,

@@ -3,7 +3,8 @@ configuration and nothing else (issue 19).
 
 ``configpipe-reader-<service>-<environment>`` grants reading ``/config/<service>/<environment>/*``
 and the environment's global keys ``/config/global/<environment>/*`` from SSM, the matching
-``configpipe/<service|global>/<environment>/*`` secrets, and KMS Decrypt only through Secrets
+``configpipe/<service|global>/<environment>/*`` secrets (and the service's tenants' values under
+``<environment>.tenants/``, issue 17), and KMS Decrypt only through Secrets
 Manager for exactly those secrets (``kms:EncryptionContext:SecretARN``). A service's staging
 compute cannot read its production values, nor another service's.
 """
@@ -16,7 +17,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from configpipe.contracts import GLOBAL_SERVICE
-from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT
+from configpipe.naming import PARAMETER_ROOT, SECRET_ROOT, TENANTS_SUFFIX
 from configpipe.registry import Registry
 from stacks.constructs import nag
 
@@ -51,10 +52,18 @@ class ReaderPolicies(Construct):
             owners = (service, GLOBAL_SERVICE)
             # The path itself is GetParametersByPath's resource; the wildcard covers its keys.
             parameter_paths = [f"parameter{PARAMETER_ROOT}/{s}/{environment}" for s in owners]
-            parameters = [arn("ssm", p) for p in parameter_paths] + [
-                arn("ssm", f"{p}/*") for p in parameter_paths
+            # The service's compute also reads its tenants' values (``{environment}.tenants/…``,
+            # issue 17); a tenant's own compute gets docs/security.md's per-tenant policy instead.
+            tenants_path = f"parameter{PARAMETER_ROOT}/{service}/{environment}{TENANTS_SUFFIX}"
+            parameters = (
+                [arn("ssm", p) for p in parameter_paths]
+                + [arn("ssm", f"{p}/*") for p in parameter_paths]
+                + [arn("ssm", f"{tenants_path}/*")]
+            )
+            secret_scopes = [f"{s}/{environment}" for s in owners] + [
+                f"{service}/{environment}{TENANTS_SUFFIX}"
             ]
-            secrets = [arn("secretsmanager", f"secret:{SECRET_ROOT}/{s}/{environment}/*") for s in owners]
+            secrets = [arn("secretsmanager", f"secret:{SECRET_ROOT}/{s}/*") for s in secret_scopes]
             policy = iam.ManagedPolicy(
                 self,
                 output_name(service, environment).removesuffix("Arn"),
@@ -83,16 +92,16 @@ class ReaderPolicies(Construct):
                 ],
             )
             rendered = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
-            for path in parameter_paths:
+            for path in [*parameter_paths, tenants_path]:
                 nag.acknowledge(
                     policy,
                     f"AwsSolutions-IAM5[Resource::{rendered.format(service='ssm', resource=path + '/*')}]",
                     "keys are created at run time by ConfigurationChange events; the wildcard is confined to "
                     "one service's (or the global) keys in one environment",
                 )
-            for s in owners:
+            for secret_scope in secret_scopes:
                 resource = rendered.format(
-                    service="secretsmanager", resource=f"secret:{SECRET_ROOT}/{s}/{environment}/*"
+                    service="secretsmanager", resource=f"secret:{SECRET_ROOT}/{secret_scope}/*"
                 )
                 nag.acknowledge(
                     policy,

@@ -120,3 +120,20 @@ def test_the_status_after_promote_is_the_completed_release(demo: str) -> None:
     assert "COMPLETED" in after_promote
     assert "SHIFTING" not in after_promote
     assert "next step" not in after_promote
+
+
+def test_the_demo_shows_one_tenant_with_its_own_value(demo: str) -> None:
+    tenants = section(demo, "9")
+    assert "put checkout development max_items 300 --tenant tenant-9" in flat(tenants)
+    assert "resolvedFrom" not in tenants  # the table view, not JSON
+    rows = {cells[0]: cells[1:] for cells in _rows(tenants)}
+    assert rows["tenant-9"] == ["300", "yes"]
+    assert rows["tenant-1"][1] == "no" and rows["tenant-1"][0] != "300"
+
+
+def _rows(table: str) -> list[list[str]]:
+    return [
+        [c.strip() for c in line.split("│")[1:-1]]
+        for line in table.splitlines()
+        if line.startswith("│") and line.split("│")[1].strip().startswith("tenant-")
+    ]

@@ -68,6 +68,7 @@ def test_a_reader_reads_only_its_own_and_global_keys_of_one_environment(
     ]
     assert sorted(r.split(":parameter", 1)[1] for r in _resources(parameters)) == [
         "/config/checkout/staging",
+        "/config/checkout/staging.tenants/*",  # its tenants' values (issue 17)
         "/config/checkout/staging/*",
         "/config/global/staging",
         "/config/global/staging/*",
@@ -75,6 +76,7 @@ def test_a_reader_reads_only_its_own_and_global_keys_of_one_environment(
     secrets = _sid(statements, "ReadOwnSecrets")
     assert sorted(actions_of(secrets)) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
     assert sorted(r.split(":secret:", 1)[1] for r in _resources(secrets)) == [
+        "configpipe/checkout/staging.tenants/*",
         "configpipe/checkout/staging/*",
         "configpipe/global/staging/*",
     ]
@@ -83,6 +85,7 @@ def test_a_reader_reads_only_its_own_and_global_keys_of_one_environment(
     assert "secretsmanager." in rendered(decrypt["Condition"]["StringEquals"]["kms:ViaService"])
     contexts = [rendered(c) for c in decrypt["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"]]
     assert sorted(c.split(":secret:", 1)[1] for c in contexts) == [
+        "configpipe/checkout/staging.tenants/*",
         "configpipe/checkout/staging/*",
         "configpipe/global/staging/*",
     ]

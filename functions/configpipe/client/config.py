@@ -33,6 +33,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from configpipe.errors import ConfigpipeError
-from configpipe.naming import parameter_name, parameter_path, scope_id, secret_name
+from configpipe.naming import TENANT_PATTERN, parameter_name, parameter_path, scope_id, secret_name
 from configpipe.rollout.bucketing import execution_environment_subject, receives_candidate
 from configpipe.stores import ParameterStore, SecretStore, StoreUnavailableError, secret_version_token
 from configpipe.values import value_hash
@@ -86,6 +87,20 @@ class _Entry:
     value: Any
     #: Clock time a pushed update set this entry; ``None`` if it came from the store.
     pushed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class _TenantValues:
+    """One tenant's own values of the service's keys (plain ones; secrets are not cached per
+    tenant), read with one paginated GetParametersByPath of the tenant's path."""
+
+    values: dict[str, Any]
+    loaded_at: float
+
+
+#: Tenants whose values one client keeps (least recently read dropped first): 10,000 tenants
+#: x 20 keys never sit in one execution environment (scripts/bench_tenants.py measures it).
+DEFAULT_MAX_TENANTS = 1000
 
 
 @dataclass
@@ -135,18 +150,22 @@ def fetch_value(update: ConfigurationUpdated, parameters: ParameterStore, secret
     value from the parameter's history (the store may already hold a newer version, or,
     for a moment during a concurrent redrive, an older one). Raises
     :class:`SupersededValueError` if that value is gone."""
-    scope = scope_id(update.service, update.environment, update.key)
+    scope = scope_id(update.service, update.environment, update.key, update.tenant)
     if update.deleted:
         return None
     if update.value_inline:
         return update.value
     if update.sensitive:
-        secret_id = update.secret_arn or secret_name(update.service, update.environment, update.key)
+        secret_id = update.secret_arn or secret_name(
+            update.service, update.environment, update.key, tenant=update.tenant
+        )
         text = secrets.get_value(secret_id, version_id=secret_version_token(scope, update.version))
         if text is None:
             raise SupersededValueError(f"version {update.version} of secret {scope} is gone")
         return json.loads(text)
-    name = update.parameter_name or parameter_name(update.service, update.environment, update.key)
+    name = update.parameter_name or parameter_name(
+        update.service, update.environment, update.key, tenant=update.tenant
+    )
     return _value_with_hash(
         parameters, [name], name, update.value_hash, f"version {update.version} of {scope}"
     )
@@ -268,6 +287,7 @@ class ConfigClient:
         retry_after_failure_seconds: float = 5.0,
         function_name: str | None = None,
         function_version: str | None = None,
+        max_tenants: int = DEFAULT_MAX_TENANTS,
     ) -> None:
         self.service = service
         #: Which function version this code is: a rollout that rides on a code release gives its
@@ -300,8 +320,63 @@ class ConfigClient:
         #: after each change of what the client holds: a cached ``get`` is then one dict
         #: lookup. Replaced (under the lock) by every writer; readers take it without the lock.
         self._resolved: dict[str, Any] | None = None
+        #: Tenants' own values, least recently read first (bounded by ``max_tenants``).
+        self._tenants: OrderedDict[str, _TenantValues] = OrderedDict()
+        self.max_tenants = max_tenants
 
     # --- reads -----------------------------------------------------------------------------
+
+    def get_for_tenant(self, tenant: str, key: str, default: Any = None) -> Any:
+        """The key's value for ``tenant``: the tenant's own value if it has one, else the
+        service's, else the global one (tenant → service → global), else ``default``.
+
+        A tenant's values are read on its first read (one paginated GetParametersByPath of
+        ``/config/{service}/{environment}.tenants/{tenant}/``: one call per page of 10 values,
+        and one more, empty, when the last page is full (SSM returns a token then); a tenant
+        without values costs that one call) and kept for ``ttl_seconds``;
+        the ``max_tenants`` most recently read tenants are kept. Rollouts do not apply to a
+        tenant's values; a sensitive key is read with :meth:`get_secret` (service values)."""
+        # The hot path (a held tenant): no lock, no validation (a held tenant was valid), two
+        # dict lookups; a cold or expired tenant is read by _tenant_values.
+        held = self._tenants.get(tenant)
+        if held is not None and self._clock() - held.loaded_at < self.ttl:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the read itself
+                self._tenants.move_to_end(tenant)
+            except KeyError:  # evicted by another thread just now
+                pass
+            values = held.values
+        else:
+            values = self._tenant_values(tenant)
+        value = values.get(key, _MISSING)
+        if value is _MISSING:
+            return self.get(key, default)
+        return value
+
+    def tenant_overrides(self, tenant: str) -> dict[str, Any]:
+        """The tenant's own values (only the keys it overrides), read like :meth:`get_for_tenant`."""
+        return dict(self._tenant_values(tenant))
+
+    def _tenant_values(self, tenant: str) -> dict[str, Any]:
+        if not TENANT_PATTERN.fullmatch(tenant):
+            raise ValueError("tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
+        now = self._clock()
+        held = self._tenants.get(tenant)
+        if held is not None and now - held.loaded_at < self.ttl:
+            return held.values
+        with self._lock:
+            tree = _read_tree(self.parameters, parameter_path(self.service, self.environment, tenant=tenant))
+            # One level only: a tenant's values have no rollout views below them.
+            values = {name: json.loads(text) for name, text in tree.items() if "/" not in name}
+            self._tenants[tenant] = _TenantValues(values, now)
+            self._tenants.move_to_end(tenant)
+            while len(self._tenants) > self.max_tenants:
+                self._tenants.popitem(last=False)
+            return values
+
+    @property
+    def tenants_held(self) -> int:
+        """How many tenants' values this client holds now (at most ``max_tenants``)."""
+        return len(self._tenants)
 
     def get(self, key: str, default: Any = None, subject: str | None = None) -> Any:
         """The key's value for ``subject`` (service key over global key), or ``default`` if it
@@ -722,6 +797,8 @@ class ConfigClient:
         completion or rollback it follows may have been lost)."""
         if update.environment != self.environment or update.service not in self._layers:
             return False
+        if update.tenant is not None:
+            return self._apply_tenant_update(update)
         with self._lock:
             if self.holds(update):
                 log.info(
@@ -750,6 +827,16 @@ class ConfigClient:
                 self._end_view(update.service, update.key, view.order, now)
             self._resolved = None
             return True
+
+    def _apply_tenant_update(self, update: ConfigurationUpdated) -> bool:
+        """A pushed update of one tenant's value: the tenant's values are dropped, so its next
+        read takes them from the store, which the materialiser wrote before announcing (so it
+        holds this version or a newer one; a late, older push cannot bring an old value back,
+        which applying the push's own value could). Ordering per tenant's key is the update
+        handler's (``config_update_handler``). Returns whether the tenant was held."""
+        assert update.tenant is not None
+        with self._lock:
+            return self._tenants.pop(update.tenant, None) is not None
 
     def apply_rollout(self, event: RolloutView | Mapping[str, Any], candidate_value: Any = _MISSING) -> bool:
         """See :meth:`_apply_rollout`; listeners hear of an applied rollout event."""

@@ -5,9 +5,11 @@ the propagator fans out, told apart by the EventBridge ``detail-type``:
 
 * ``ConfigurationUpdated`` — parsed with the contracts model (in the contracts' EventBridge
   envelope; fields added by a newer pipeline are ignored, as for every announcement), dropped if
-  its version is not newer than the one already applied for the key, the value read when
+  its version is not newer than the one already applied for the key (for a tenant's value:
+  for that tenant's value of the key), the value read when
   not inline (exactly that version, from SSM or Secrets Manager; a secret never travels on
-  the bus), the service's ``on_update(update, value)`` called, then the
+  the bus), the service's ``on_update(update, value)`` called (``update.tenant`` says which
+  tenant's value changed; None: the service's own), then the
   :class:`~configpipe.client.config.ConfigClient` cache refreshed, if one is given.
 * ``ConfigurationRollout*`` (docs/rollouts.md) — parsed as ``ConfigurationRolloutEvent``,
   dropped unless its (candidate version, sequence) is newer than the one applied for the
@@ -84,11 +86,15 @@ def config_update_handler(
     rollout_types = {str(t) for t in ROLLOUT_EVENT_TYPES}
     parameter_store = parameters or (client.parameters if client else ParameterStore())
     secret_store = secrets or (client.secrets if client else SecretStore())
-    applied: dict[tuple[str, str, str], int] = {}
+    # Per key, and per tenant's value of a key: a tenant's versions are its own sequence.
+    applied: dict[tuple[str, str, str, str | None], int] = {}
     rollouts = AppliedRollouts(service, parameter_store, secret_store, on_rollout, client)
 
     def acknowledge(update: ConfigurationUpdated, outcome: AckOutcome, reason: str | None = None) -> None:
-        if acknowledgements is None:
+        # A tenant's value is not acknowledged: the ledger holds one row per (service, environment,
+        # key) for the service's own value, and a tenant's versions are a sequence of their own
+        # (its version 1 acknowledged there would read as the service's version 1).
+        if acknowledgements is None or update.tenant is not None:
             return
         acknowledgements.report(
             ConfigurationAcknowledged(
@@ -105,13 +111,14 @@ def config_update_handler(
         )
 
     def handle_update(update: ConfigurationUpdated) -> dict[str, Any]:
-        scope = (update.service, update.environment, update.key)
+        scope = (update.service, update.environment, update.key, update.tenant)
         identity = {
             "targetService": service,
             "changeId": update.change_id,
             "configService": update.service,
             "environment": update.environment,
             "key": update.key,
+            "tenant": update.tenant,
             "version": update.version,
         }
         held = applied.get(scope, 0)

@@ -10,7 +10,7 @@ and a message.
 from __future__ import annotations
 
 import difflib
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,7 +44,7 @@ from configpipe_tools.cli.output import (
     version_view,
 )
 from configpipe_tools.cli.promote import promote
-from configpipe_tools.cli.publishing import WriteRequest, WriteResult, submit
+from configpipe_tools.cli.publishing import WriteRequest, WriteResult, submit, tenant_label
 from configpipe_tools.cli.release import app as release_app
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt
 from configpipe_tools.cli.rollout import app as rollout_app
@@ -89,6 +89,15 @@ DryRunOpt = Annotated[
 ]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the pipeline's verdict.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait for the verdict.")]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        "-t",
+        help="One tenant's own value of the key (overrides the service's for that tenant only).",
+        show_default=False,
+    ),
+]
 ChangeIdOpt = Annotated[
     str | None,
     typer.Option(
@@ -217,10 +226,12 @@ def put(
     alarm: AlarmOpt = None,
     bake: BakeOpt = None,
     target: TargetOpt = None,
+    tenant: TenantOpt = None,
     source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
-    """Set KEY of SERVICE in ENV to VALUE (or the content of --file); --rollout: progressively."""
+    """Set KEY of SERVICE in ENV to VALUE (or the content of --file); --rollout: progressively;
+    --tenant: one tenant's own value."""
     from configpipe_tools.cli.inputs import resolve_put_value
     from configpipe_tools.cli.rollout import rollout_request
 
@@ -235,6 +246,7 @@ def put(
         expected_version=expected_version,
         change_id=change_id,
         rollout=rollout_request(Operation.PUT, rollout, alarm, bake, target),
+        tenant=tenant,
     )
     return _write(ctx, request, dry_run, wait, timeout)
 
@@ -252,10 +264,12 @@ def delete(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 30.0,
     change_id: ChangeIdOpt = None,
+    tenant: TenantOpt = None,
     source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
-    """Delete KEY (a new version that marks it deleted; history keeps every value)."""
+    """Delete KEY (a new version that marks it deleted; history keeps every value); --tenant: the
+    tenant's own value, so the tenant reads the service's again."""
     request = WriteRequest(
         service,
         environment,
@@ -264,6 +278,7 @@ def delete(
         reason,
         expected_version=expected_version,
         change_id=change_id,
+        tenant=tenant,
     )
     return _write(ctx, request, dry_run, wait, timeout)
 
@@ -286,10 +301,12 @@ def rollback(
     alarm: AlarmOpt = None,
     bake: BakeOpt = None,
     target: TargetOpt = None,
+    tenant: TenantOpt = None,
     source: SourceOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
-    """Restore KEY to the value it had at version --to; --rollout: progressively."""
+    """Restore KEY to the value it had at version --to; --rollout: progressively; --tenant: one of
+    the tenant's own versions."""
     from configpipe_tools.cli.rollout import rollout_request
 
     request = WriteRequest(
@@ -302,6 +319,7 @@ def rollback(
         expected_version=expected_version,
         change_id=change_id,
         rollout=rollout_request(Operation.ROLLBACK, rollout, alarm, bake, target),
+        tenant=tenant,
     )
     return _write(ctx, request, dry_run, wait, timeout)
 
@@ -321,6 +339,8 @@ def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool,
         from configpipe_tools.cli.rollout import way_out
 
         payload["hint"] = way_out(request.service, request.environment, request.key)
+    if request.tenant is not None:
+        payload["tenant"] = request.tenant
     out = Output(cli.json)
     if result.receivers == [] and result.status in {"accepted", "published", "would-accept"}:
         # issue 14: stored and materialised, but no update handler will ever be told
@@ -334,7 +354,12 @@ def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool,
 
 
 def _render_write(console: Console, result: WriteResult, hint: str | None = None) -> None:
-    label = f"{result.change['service']}/{result.change['environment']}/{result.change['key']}"
+    label = tenant_label(
+        result.change["service"],
+        result.change["environment"],
+        result.change["key"],
+        result.change.get("tenant"),
+    )
     if result.status == "published":
         console.print(Text(f"published change {result.change_id} for {label} (not waiting for the verdict)"))
     elif result.status == "accepted":
@@ -392,16 +417,30 @@ def get(
     version: Annotated[
         int | None, typer.Option("--version", min=1, help="A past version instead of the current one.")
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            "-t",
+            help="What this tenant reads: its own value, else the service's (--version: its own versions).",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Show the current value of KEY (secrets masked, never printed)."""
+    """Show the current value of KEY (secrets masked, never printed); without --tenant, also how
+    many tenants override it."""
     cli: CliContext = ctx.obj
     log = cli.change_log()
     record = (
-        log.version(service, environment, key, version)
+        log.version(service, environment, key, version, tenant)
         if version is not None
-        else log.current_record(service, environment, key)
+        else log.current_record(service, environment, key, tenant)
     )
+    resolved_from = "tenant" if tenant is not None else None
+    if tenant is not None and version is None and (record is None or record.deleted):
+        # The tenant has no value of its own: it reads the service's (tenant → service).
+        record, resolved_from = log.current_record(service, environment, key), "service"
     label = f"{service}/{environment}/{key}"
     if record is None:
         if version is not None:
@@ -425,21 +464,31 @@ def get(
         )
     view = version_view(record)
     if record.sensitive:
-        view["secretName"] = secret_name(service, environment, key)
-    Output(cli.json).result(view, lambda console: _render_record(console, record))
+        view["secretName"] = secret_name(service, environment, key, tenant=record.tenant)
+    if tenant is not None:
+        view.update(tenant=tenant, resolvedFrom=resolved_from)
+    elif version is None:
+        view["tenantOverrides"] = len(log.tenant_overrides(service, environment, key))
+    Output(cli.json).result(view, lambda console: _render_record(console, record, view))
 
 
-def _render_record(console: Console, record: VersionRecord) -> None:
+def _render_record(console: Console, record: VersionRecord, view: dict[str, Any] | None = None) -> None:
+    view = view or {}
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    grid.add_row("key", Text(f"{record.service}/{record.environment}/{record.key}"))
+    grid.add_row("key", Text(tenant_label(record.service, record.environment, record.key, record.tenant)))
+    if view.get("resolvedFrom") == "service":
+        grid.add_row("tenant", Text(f"{view['tenant']} has no value of its own: it reads the service's"))
     grid.add_row("version", Text(str(record.version)))
     grid.add_row("value", value_text(record))
     if record.sensitive:
         grid.add_row(
             "stored in",
-            Text(f"Secrets Manager: {secret_name(record.service, record.environment, record.key)}"),
+            Text(
+                "Secrets Manager: "
+                + secret_name(record.service, record.environment, record.key, tenant=record.tenant)
+            ),
         )
     grid.add_row("hash", Text(record.value_hash))
     grid.add_row("operation", Text(operation_text(record)))
@@ -447,26 +496,39 @@ def _render_record(console: Console, record: VersionRecord) -> None:
     grid.add_row("when", Text(record.applied_at))
     grid.add_row("why", Text(record.reason))
     grid.add_row("change", Text(record.change_id))
+    if "tenantOverrides" in view:
+        count = view["tenantOverrides"]
+        grid.add_row("tenants", Text(f"{count} tenant{'' if count == 1 else 's'} override this value"))
     console.print(grid)
 
 
 @app.command("list")
 @guarded
-def list_keys(ctx: typer.Context, service: ServiceArg, environment: EnvArg, output: OutputOpt = None) -> None:
-    """List the keys of SERVICE in ENV with their current versions."""
+def list_keys(
+    ctx: typer.Context,
+    service: ServiceArg,
+    environment: EnvArg,
+    tenant: TenantOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """List the keys of SERVICE in ENV with their current versions (--tenant: the keys the tenant
+    has its own value of, with the tenant's versions)."""
     cli: CliContext = ctx.obj
-    keys = sorted(cli.change_log().keys(service, environment))
-    payload = {
+    keys = sorted(cli.change_log().keys(service, environment, tenant=tenant))
+    payload: dict[str, Any] = {
         "service": service,
         "environment": environment,
         "keys": [{"key": k, "version": v} for k, v in keys],
     }
+    title = f"{service}/{environment}" + ("" if tenant is None else f" (tenant {tenant})")
+    if tenant is not None:
+        payload["tenant"] = tenant
 
     def render(console: Console) -> None:
         if not keys:
-            console.print(Text(f"no keys for {service}/{environment}"))
+            console.print(Text(f"no keys for {title}"))
             return
-        table = Table(title=f"{service}/{environment}", title_justify="left")
+        table = Table(title=title, title_justify="left")
         table.add_column("key", overflow="fold")
         table.add_column("version", justify="right")
         for k, v in keys:
@@ -507,6 +569,7 @@ def history(
             show_default=False,
         ),
     ] = None,
+    tenant: TenantOpt = None,
     output: Annotated[
         HistoryFormat | None,
         typer.Option(
@@ -514,7 +577,8 @@ def history(
         ),
     ] = None,
 ) -> None:
-    """Every version of KEY, newest first: who, when, why, hash (secrets masked). Without KEY
+    """Every version of KEY (--tenant: of the tenant's own value), newest first: who, when, why,
+    hash (secrets masked). Without KEY
     (or with --service/--env/--since): every version of every key, oldest first — the audit export."""
     from configpipe_tools.cli.rollout import history_rollouts, history_text
 
@@ -534,21 +598,29 @@ def history(
             hint="e.g. configpipe history --service checkout --env production --since 7d --output csv",
         )
     if key is None or since is not None or fmt is HistoryFormat.CSV:
+        if tenant is not None:
+            raise invalid(
+                "--tenant is for one key's history; the audit export (no KEY, --since or csv) covers "
+                "the service's own values",
+                code="USAGE",
+            )
         _audit_export(cli, service, environment, key, since, fmt)
         return
     log = cli.change_log()
-    records = list(log.history(service, environment, key, newest_first=True, limit=limit))
+    records = list(log.history(service, environment, key, newest_first=True, limit=limit, tenant=tenant))
+    label = tenant_label(service, environment, key, tenant)
     if not records:
         raise invalid(
-            f"{service}/{environment}/{key} has no history",
+            f"{label} has no history",
             code="KEY_NOT_FOUND",
             hint=f"`configpipe list {service} {environment}` lists the keys that exist.",
         )
-    rollouts = history_rollouts(records, log.rollout(service, environment, key))
-    payload = {
+    rollouts = history_rollouts(records, log.rollout(service, environment, key)) if tenant is None else {}
+    payload: dict[str, Any] = {
         "service": service,
         "environment": environment,
         "key": key,
+        **({"tenant": tenant} if tenant is not None else {}),
         "versions": [
             {**version_view(r), **({"rollout": rollouts[r.version]} if r.version in rollouts else {})}
             for r in records
@@ -556,7 +628,7 @@ def history(
     }
 
     def render(console: Console) -> None:
-        table = Table(title=f"{service}/{environment}/{key}", title_justify="left")
+        table = Table(title=label, title_justify="left")
         for column in ("version", "operation", "who", "when", "why", "hash"):
             table.add_column(column, overflow="fold")
         if rollouts:  # only for keys that ever rolled out
@@ -642,44 +714,82 @@ def diff(
     service: ServiceArg,
     environment: EnvArg,
     key: KeyArg,
-    a: Annotated[int, typer.Argument(metavar="A", help="From version.", min=1, show_default=False)],
-    b: Annotated[int, typer.Argument(metavar="B", help="To version.", min=1, show_default=False)],
+    a: Annotated[
+        int | None, typer.Argument(metavar="[A]", help="From version.", min=1, show_default=False)
+    ] = None,
+    b: Annotated[
+        int | None, typer.Argument(metavar="[B]", help="To version.", min=1, show_default=False)
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            "-t",
+            help="Without A B: the tenant's current value against the service's; with A B: the tenant's "
+            "own versions.",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Unified diff of the JSON of versions A and B of KEY (refused for secrets)."""
+    """Unified diff of the JSON of versions A and B of KEY (refused for secrets); --tenant without
+    A B: the tenant's value against the service's."""
     cli: CliContext = ctx.obj
     log = cli.change_log()
-    label = f"{service}/{environment}/{key}"
+    if a is None or b is None:
+        if tenant is None or a is not None:
+            raise invalid(
+                "diff needs two versions A B (or --tenant alone: the tenant against the service)",
+                code="MISSING_VERSIONS",
+            )
+        sides = [
+            (f"{service}/{environment}/{key} (service)", log.current_record(service, environment, key)),
+            (
+                tenant_label(service, environment, key, tenant),
+                log.current_record(service, environment, key, tenant),
+            ),
+        ]
+    else:
+        sides = [
+            (
+                f"{tenant_label(service, environment, key, tenant)} v{v}",
+                log.version(service, environment, key, v, tenant),
+            )
+            for v in (a, b)
+        ]
+    label = tenant_label(service, environment, key, tenant)
     texts = []
-    for version in (a, b):
-        record = log.version(service, environment, key, version)
-        if record is None:
+    for (_, record), version in zip(sides, (a, b), strict=True):
+        if record is None and version is not None:
             raise invalid(
                 f"{label} has no version {version}",
                 code="UNKNOWN_VERSION",
-                hint=f"`configpipe history {service} {environment} {key}` lists its versions.",
+                hint=f"`configpipe history {service} {environment} {key}"
+                + (f" --tenant {tenant}" if tenant else "")
+                + "` lists its versions.",
             )
-        if record.sensitive:
+        if record is not None and record.sensitive and not record.deleted:
             raise invalid(
                 f"{label} is a secret: diff would reveal it, so it is refused",
                 code="SECRET_NOT_SHOWN",
                 hint="Compare the hashes in `configpipe history` to see whether two versions differ.",
             )
-        texts.append("" if record.deleted else pretty_json(value_of(record)) + "\n")
+        texts.append("" if record is None or record.deleted else pretty_json(value_of(record)) + "\n")
     text = "".join(
         difflib.unified_diff(
             texts[0].splitlines(keepends=True),
             texts[1].splitlines(keepends=True),
-            fromfile=f"{label} v{a}",
-            tofile=f"{label} v{b}",
+            fromfile=sides[0][0],
+            tofile=sides[1][0],
         )
     )
-    payload = {
+    payload: dict[str, Any] = {
         "service": service,
         "environment": environment,
         "key": key,
-        "from": a,
-        "to": b,
+        **({"tenant": tenant} if tenant is not None else {}),
+        "from": a if a is not None else "service",
+        "to": b if b is not None else "tenant",
         "identical": not text,
         "diff": text,
     }
@@ -688,7 +798,7 @@ def diff(
         if text:
             _print_diff(console, text)
         else:
-            console.print(Text(f"v{a} and v{b} of {label} are identical"))
+            console.print(Text(f"{sides[0][0]} and {sides[1][0]} are identical"))
 
     Output(cli.json).result(payload, render)
 
@@ -728,6 +838,10 @@ def watch(
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0, help="Stop after this many seconds of following.")
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", "-t", help="Only this tenant's own values (default: only service values)."),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Follow updates and deliveries; show per service which version it has applied (with
@@ -738,7 +852,7 @@ def watch(
     run_watch(
         cli,
         Output(cli.json),
-        WatchFilter(service=service, environment=environment, key=key),
+        WatchFilter(service=service, environment=environment, key=key, tenant=tenant),
         since_version=since_version,
         max_events=max_events,
         timeout=timeout,

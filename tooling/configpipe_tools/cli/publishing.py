@@ -68,6 +68,12 @@ class WriteRequest:
     #: (``configpipe promote`` re-encrypts the source key's inside KMS): sent as it is, never
     #: decrypted here, and its value rules are the validator's to check after decrypting.
     sealed: bytes | None = None
+    #: ``--tenant``: the tenant whose own value of the key this changes.
+    tenant: str | None = None
+
+    @property
+    def label(self) -> str:
+        return tenant_label(self.service, self.environment, self.key, self.tenant)
 
     @property
     def sensitive(self) -> bool:
@@ -97,6 +103,8 @@ class WriteRequest:
             detail["rollout"] = self.rollout
         if self.restore_id is not None:
             detail["restoreId"] = self.restore_id
+        if self.tenant is not None:
+            detail["tenant"] = self.tenant
         return detail
 
 
@@ -227,7 +235,7 @@ def publish(ctx: CliContext, prepared: PreparedWrite) -> None:
     if request.sensitive and request.sealed is not None:
         encrypted = encode_ciphertext(request.sealed)
     elif request.sensitive:
-        scope = scope_id(request.service, request.environment, request.key)
+        scope = scope_id(request.service, request.environment, request.key, tenant=request.tenant)
         encrypted = encode_ciphertext(ctx.secrets().encrypt(scope, request.value))
     change = _parse(request.detail(change_id, author=ctx.author(), encrypted_value=encrypted))
     bus = ctx.bus(prepared.source)
@@ -363,6 +371,11 @@ def _hint_for(reasons: list[Reason]) -> str | None:
     return next((_HINTS[r.code] for r in reasons if r.code in _HINTS), None)
 
 
+def tenant_label(service: str, environment: str, key: str, tenant: str | None = None) -> str:
+    """How the CLI names a key, or one tenant's value of it."""
+    return f"{service}/{environment}/{key}" + ("" if tenant is None else f" (tenant {tenant})")
+
+
 def _identity(request: WriteRequest) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "service": request.service,
@@ -370,6 +383,8 @@ def _identity(request: WriteRequest) -> dict[str, Any]:
         "key": request.key,
         "operation": request.operation.value,
     }
+    if request.tenant is not None:
+        summary["tenant"] = request.tenant
     if request.sensitive:
         summary["sensitive"] = True
     if request.rollout is not None:
@@ -385,10 +400,10 @@ def _dry_run(
     registry_checked: bool,
 ) -> WriteResult:
     """Predict the pipeline's state-dependent verdict and show the diff; publish nothing."""
-    current = change_log.current_record(request.service, request.environment, request.key)
+    current = change_log.current_record(request.service, request.environment, request.key, request.tenant)
     current_version = current.version if current else 0
     reasons: list[Reason] = []
-    pointer = change_log.current(request.service, request.environment, request.key)
+    pointer = change_log.current(request.service, request.environment, request.key, request.tenant)
     if pointer is not None and pointer.rollout_id is not None:
         reasons.append(
             Reason(
@@ -411,7 +426,9 @@ def _dry_run(
         reasons.append(Reason(code=ReasonCode.KEY_NOT_FOUND, message="key has no value to delete"))
     if request.operation is Operation.ROLLBACK and request.to_version is not None:
         if request.to_version <= current_version:
-            target = change_log.version(request.service, request.environment, request.key, request.to_version)
+            target = change_log.version(
+                request.service, request.environment, request.key, request.to_version, request.tenant
+            )
         if target is None:
             reasons.append(
                 Reason(
@@ -433,7 +450,7 @@ def _dry_run(
         "" if current is None or current.deleted or before_secret else pretty_json(value_of(current)) + "\n"
     )
 
-    label = f"{request.service}/{request.environment}/{request.key}"
+    label = request.label
     if before_secret or after_secret:
         diff = None  # a secret is never shown, not even as a diff
     else:

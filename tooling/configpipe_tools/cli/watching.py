@@ -66,8 +66,13 @@ class WatchFilter:
     service: str | None = None
     environment: str | None = None
     key: str | None = None
+    #: Only this tenant's own values; None: only service (and global) values, whose versions
+    #: are the ones convergence is tracked for (a tenant's versions are a sequence of their own).
+    tenant: str | None = None
 
-    def wants_scope(self, service: str, environment: str, key: str) -> bool:
+    def wants_scope(self, service: str, environment: str, key: str, tenant: str | None = None) -> bool:
+        if tenant != self.tenant:
+            return False
         if self.service and service not in {self.service, GLOBAL_SERVICE}:
             return False
         if self.environment and environment != self.environment:
@@ -145,6 +150,8 @@ def watch_pattern(flt: WatchFilter) -> dict[str, Any]:
         detail["environment"] = [flt.environment]
     if flt.key:
         detail["key"] = [flt.key]
+    if flt.tenant:
+        detail["tenant"] = [flt.tenant]
     if detail:
         pattern["detail"] = detail
     return pattern
@@ -331,6 +338,17 @@ class Watch:
         flt = self._filter
         assert flt.service is not None  # checked by the command
         log = self._ctx.change_log()
+        if flt.tenant is not None:
+            for environment in self._environments():
+                for key, _ in sorted(
+                    log.keys(flt.service, environment, include_deleted=True, tenant=flt.tenant)
+                ):
+                    if not flt.key or key == flt.key:
+                        history = log.history(
+                            flt.service, environment, key, newest_first=False, tenant=flt.tenant
+                        )
+                        yield from (r for r in history if r.version > since_version)
+            return
         for scope, _ in missed_keys(log, self._services(), self._environments()):
             if not flt.key or scope[2] == flt.key:
                 yield from versions_after(log, *scope, since_version)
@@ -361,7 +379,7 @@ class Watch:
 
     def _updated(self, e: ConfigurationUpdated) -> bool:
         scope = (e.service, e.environment, e.key)
-        if not self._filter.wants_scope(*scope) or not self._fresh(
+        if not self._filter.wants_scope(*scope, e.tenant) or not self._fresh(
             DetailType.CONFIGURATION_UPDATED.value, *scope, e.version, None
         ):
             return False
@@ -383,7 +401,7 @@ class Watch:
         """A delivery outcome in the filter's scope and target, not shown before."""
         scope = (e.service, e.environment, e.key)
         return (
-            self._filter.wants_scope(*scope)
+            self._filter.wants_scope(*scope, e.tenant)
             and self._filter.wants_target(e.target_service)
             and self._fresh(detail_type.value, *scope, e.version, e.target_service)
         )

@@ -59,7 +59,7 @@ def sealed(detail: dict[str, Any], secrets_key_id: str, kms: Any) -> dict[str, A
     from configpipe.naming import scope_id
 
     sealed_detail = {k: v for k, v in detail.items() if k != "value"}
-    scope = scope_id(detail["service"], detail["environment"], detail["key"])
+    scope = scope_id(detail["service"], detail["environment"], detail["key"], tenant=detail.get("tenant"))
     ciphertext = SecretsKey(secrets_key_id, client=kms).encrypt(scope, detail["value"])
     sealed_detail["encryptedValue"] = encode_ciphertext(ciphertext)
     return sealed_detail
