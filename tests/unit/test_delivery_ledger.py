@@ -33,8 +33,11 @@ PROPERTY = settings(
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-def updated(version: int, value: Any, key: str = "max_items", service: str = "checkout") -> dict[str, Any]:
+def updated(
+    version: int, value: Any, key: str = "max_items", service: str = "checkout", tenant: str | None = None
+) -> dict[str, Any]:
     detail = ConfigurationUpdated(
+        tenant=tenant,
         change_id=f"c-{version}",
         service=service,
         environment="production",
@@ -167,6 +170,20 @@ def test_an_ack_lost_between_applying_and_reporting_is_sent_by_the_retry_without
     assert handler(updated(4, 40), None)["reason"] == "duplicate"
     assert calls == [4]
     assert [e["detail"]["version"] for e in acks_on_bus(pipeline)] == [4]
+
+
+def test_a_tenants_value_is_applied_but_not_acknowledged(pipeline):
+    # The ledger's row for checkout/production/max_items is the service's own value; a tenant's
+    # version 1 acknowledged there would read as the service's version 1.
+    acks = BusAcknowledgements("checkout", pipeline.bus_name)
+    seen: list[tuple[str | None, int]] = []
+    handler = config_update_handler(
+        "checkout", on_update=lambda u, v: seen.append((u.tenant, u.version)), acknowledgements=acks
+    )
+
+    assert handler(updated(1, 500, tenant="acme"), None)["applied"] is True
+    assert seen == [("acme", 1)]
+    assert acks_on_bus(pipeline) == []
 
 
 def test_an_older_redelivery_is_not_acknowledged(pipeline):
