@@ -49,6 +49,12 @@ def eventually(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or probe}; last: {last!r}")
 
 
+def as_json(result: subprocess.CompletedProcess[str], code: int = 0) -> Any:
+    """The one JSON document a ``--output json`` command printed, after its exit code."""
+    assert result.returncode == code, result.stderr + result.stdout
+    return json.loads(result.stdout)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,6 +157,40 @@ class LocalStack:
             TableName=self.outputs["ChangeLogTableName"], ConsistentRead=True
         )
         return [i for i in items["Items"] if i["pk"]["S"].startswith(pk_prefix)]
+
+    def configpipe(self, *args: str, source: str) -> subprocess.CompletedProcess[str]:
+        """The ``configpipe`` CLI as a team runs it against this pipeline: its own process, told
+        the stack's resources by option (the delivery ledger's table as ``local up`` exports it),
+        with an environment of its own (the test process's is never changed)."""
+        outputs = self.outputs
+        command = [
+            sys.executable,
+            "-c",
+            "from configpipe_tools.cli.main import app; app()",
+            "--endpoint-url",
+            self.url,
+            "--region",
+            "us-east-1",
+            "--table",
+            outputs["ChangeLogTableName"],
+            "--bus",
+            outputs["EventBusName"],
+            "--secrets-key",
+            outputs["SecretsKeyArn"],
+            "--registry-parameter",
+            outputs["RegistryParameterName"],
+            "--source",
+            source,
+            "--author",
+            "e2e",
+            *args,
+        ]
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        if "DeliveryLedgerTableName" in outputs:
+            env["CONFIGPIPE_LEDGER_TABLE"] = outputs["DeliveryLedgerTableName"]
+        return subprocess.run(
+            command, env=env, cwd=REPO, capture_output=True, text=True, check=False, timeout=180
+        )
 
     def logs(self) -> str:
         return "\n".join(

@@ -8,62 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalStack, eventually
+from tests.e2e.conftest import LocalStack, as_json, eventually
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 CHECKOUT = "configpipe.team.checkout"
 
 
 def configpipe(local: LocalStack, *args: str, source: str = CHECKOUT) -> subprocess.CompletedProcess[str]:
-    outputs = local.outputs
-    command = [
-        sys.executable,
-        "-c",
-        "from configpipe_tools.cli.main import app; app()",
-        "--endpoint-url",
-        local.url,
-        "--region",
-        "us-east-1",
-        "--table",
-        outputs["ChangeLogTableName"],
-        "--bus",
-        outputs["EventBusName"],
-        "--secrets-key",
-        outputs["SecretsKeyArn"],
-        "--registry-parameter",
-        outputs["RegistryParameterName"],
-        "--source",
-        source,
-        "--author",
-        "e2e",
-        *args,
-    ]
-    # the child's own environment (the test process's is never changed); the ledger's table as
-    # `configpipe local up` exports it
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "CONFIGPIPE_LEDGER_TABLE": outputs["DeliveryLedgerTableName"],
-    }
-    return subprocess.run(
-        command, env=env, cwd=REPO, capture_output=True, text=True, check=False, timeout=180
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr + result.stdout
-    return json.loads(result.stdout)
+    return local.configpipe(*args, source=source)
 
 
 def status(local: LocalStack, key: str) -> subprocess.CompletedProcess[str]:

@@ -5,56 +5,20 @@ another tenant and the service itself keep the service's value."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalStack, eventually
+from tests.e2e.conftest import LocalStack, as_json, eventually
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 CHECKOUT = "configpipe.team.checkout"
 
 
 def configpipe(local: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    outputs = local.outputs
-    command = [
-        sys.executable,
-        "-c",
-        "from configpipe_tools.cli.main import app; app()",
-        "--endpoint-url",
-        local.url,
-        "--region",
-        "us-east-1",
-        "--table",
-        outputs["ChangeLogTableName"],
-        "--bus",
-        outputs["EventBusName"],
-        "--secrets-key",
-        outputs["SecretsKeyArn"],
-        "--registry-parameter",
-        outputs["RegistryParameterName"],
-        "--source",
-        CHECKOUT,
-        "--author",
-        "e2e",
-        *args,
-    ]
-    # the child's own environment: the test process's is never changed
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    return subprocess.run(
-        command, env=env, cwd=REPO, capture_output=True, text=True, check=False, timeout=180
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr + result.stdout
-    return json.loads(result.stdout)
+    return local.configpipe(*args, source=CHECKOUT)
 
 
 def parameter(local: LocalStack, name: str) -> Any:
