@@ -23,6 +23,8 @@ from configpipe.naming import environment_segment
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
+    from configpipe.contracts import ConfigurationUpdated
+
 CURRENT_SK = "CURRENT"
 CHANGE_SK = "CHANGE"
 #: Sort-key prefix of a refused reuse of a change id (``REUSED#{requestHash}``), beside the
@@ -173,6 +175,46 @@ class VersionRecord:
             rollout=json.loads(str(item["rollout"])) if item.get("rollout") is not None else None,
             restore_id=str(item["restoreId"]) if item.get("restoreId") else None,
             tenant=str(item["tenant"]) if item.get("tenant") else None,
+        )
+
+    def announcement(self, *, inline_max_bytes: int, secret_arn: str | None = None) -> ConfigurationUpdated:
+        """The ``ConfigurationUpdated`` of this version — the one definition of it, used by the
+        materialiser (which announces it) and by ``Subscription``'s catch-up (which replays it),
+        so a caught-up version reaches a callback in exactly the shape of a pushed one. The value
+        rides inline when it is not sensitive and at most ``inline_max_bytes``; a secret carries
+        ``secret_arn`` when the caller knows it (the materialiser), never a value."""
+        from configpipe.contracts import ConfigurationUpdated, Operation
+        from configpipe.naming import parameter_name
+
+        fields: dict[str, Any] = {}
+        if self.sensitive and not self.deleted:
+            if secret_arn is not None:
+                fields["secret_arn"] = secret_arn
+        elif not self.deleted:
+            fields["parameter_name"] = parameter_name(
+                self.service, self.environment, self.key, tenant=self.tenant
+            )
+            if self.value_json is not None and len(self.value_json.encode("utf-8")) <= inline_max_bytes:
+                fields["value"] = json.loads(self.value_json)
+                fields["value_inline"] = True
+        return ConfigurationUpdated(
+            change_id=self.change_id,
+            service=self.service,
+            environment=self.environment,
+            key=self.key,
+            operation=Operation(self.operation),
+            version=self.version,
+            previous_version=self.previous_version,
+            value_hash=self.value_hash,
+            deleted=self.deleted,
+            sensitive=self.sensitive,
+            rolled_back_to=self.rolled_back_to,
+            restore_id=self.restore_id,
+            tenant=self.tenant,
+            author=self.author,
+            reason=self.reason,
+            applied_at=datetime.fromisoformat(self.applied_at),
+            **fields,
         )
 
 

@@ -315,39 +315,14 @@ class Materialiser:
         return Materialised(record.version)
 
     def announcement(self, record: VersionRecord, materialised: Materialised) -> ConfigurationUpdated:
-        """``ConfigurationUpdated`` for the record's own version."""
-        fields: dict[str, Any] = {}
+        """``ConfigurationUpdated`` for the record's own version (its secret's ARN, if any)."""
+        arn = None
         if record.sensitive and not record.deleted:
             arn = materialised.secret_arn if materialised.version == record.version else None
-            fields["secret_arn"] = arn or self._secrets.arn(
+            arn = arn or self._secrets.arn(
                 secret_name(record.service, record.environment, record.key, tenant=record.tenant)
             )
-        elif not record.deleted:
-            fields["parameter_name"] = parameter_name(
-                record.service, record.environment, record.key, tenant=record.tenant
-            )
-            if record.value_json is not None and len(record.value_json.encode("utf-8")) <= self._inline_max:
-                fields["value"] = json.loads(record.value_json)
-                fields["value_inline"] = True
-        return ConfigurationUpdated(
-            change_id=record.change_id,
-            service=record.service,
-            environment=record.environment,
-            key=record.key,
-            operation=Operation(record.operation),
-            version=record.version,
-            previous_version=record.previous_version,
-            value_hash=record.value_hash,
-            deleted=record.deleted,
-            sensitive=record.sensitive,
-            rolled_back_to=record.rolled_back_to,
-            restore_id=record.restore_id,
-            tenant=record.tenant,
-            author=record.author,
-            reason=record.reason,
-            applied_at=datetime.fromisoformat(record.applied_at),
-            **fields,
-        )
+        return record.announcement(inline_max_bytes=self._inline_max, secret_arn=arn)
 
     # --- rollout records ------------------------------------------------------------------
 

@@ -54,7 +54,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from configpipe.client.config import GLOBAL_SERVICE, ConfigClient, SupersededValueError, fetch_value
 from configpipe.client.rollout_events import AppliedRollouts, RolloutCallback
-from configpipe.naming import parameter_name
 from configpipe.stores import ParameterStore, SecretStore
 
 if TYPE_CHECKING:
@@ -141,37 +140,10 @@ def missed_keys(
 
 
 def update_of(record: VersionRecord) -> ConfigurationUpdated:
-    """The ``ConfigurationUpdated`` the materialiser announces for ``record`` (the value
-    inline when it is not sensitive and small), so a caught-up version reaches the callback
-    in the same shape as a pushed one."""
-    from datetime import datetime
-
-    from configpipe.contracts import ConfigurationUpdated, Operation
-
-    fields: dict[str, Any] = {}
-    if not record.sensitive and not record.deleted:
-        fields["parameter_name"] = parameter_name(record.service, record.environment, record.key)
-        if record.value_json is not None and len(record.value_json.encode("utf-8")) <= INLINE_MAX_BYTES:
-            fields["value"] = json.loads(record.value_json)
-            fields["value_inline"] = True
-    return ConfigurationUpdated(
-        change_id=record.change_id,
-        service=record.service,
-        environment=record.environment,
-        key=record.key,
-        operation=Operation(record.operation),
-        version=record.version,
-        previous_version=record.previous_version,
-        value_hash=record.value_hash,
-        deleted=record.deleted,
-        sensitive=record.sensitive,
-        rolled_back_to=record.rolled_back_to,
-        restore_id=record.restore_id,
-        author=record.author,
-        reason=record.reason,
-        applied_at=datetime.fromisoformat(record.applied_at),
-        **fields,
-    )
+    """The ``ConfigurationUpdated`` the materialiser announces for ``record`` (one definition:
+    :meth:`VersionRecord.announcement`), so a caught-up version reaches the callback in the same
+    shape as a pushed one."""
+    return record.announcement(inline_max_bytes=INLINE_MAX_BYTES)
 
 
 class _NotReadableYet(Exception):
