@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from configpipe.changelog import ChangeLog, CurrentPointer, VersionRecord, utc_now
+from configpipe.changelog import ChangeLog, CurrentPointer, RolloutRecord, VersionRecord, utc_now
 from configpipe.contracts import (
     CHANGE_ID_PATTERN,
     ChangeOutcome,
@@ -31,8 +31,6 @@ from configpipe.crypto import SecretsKey, UndecryptableValueError
 from configpipe.errors import DuplicateChangeError, VersionConflictError
 from configpipe.naming import scope_id
 from configpipe.registry import Registry
-from configpipe.rollout.engine import strategy_of
-from configpipe.rollout.service import new_rollout
 from configpipe.untrusted import CORRELATION_ID_LIMIT, IDENTITY_LIMIT, bounded, stable_digest
 from configpipe.validation import check_rules, check_value, parse_change
 from configpipe.values import canonical_json, value_hash
@@ -240,21 +238,7 @@ class WritePath:
                 restore_id=change.restore_id,
                 tenant=change.tenant,
             )
-            rollout = (
-                new_rollout(
-                    change,
-                    record,
-                    stable_version=pointer.version if pointer else None,
-                    strategy=(
-                        strategy_of(change.rollout.strategy, change.rollout.bake_minutes)
-                        if change.rollout.strategy is not None
-                        else None
-                    ),
-                    now=now,
-                )
-                if change.rollout
-                else None
-            )
+            rollout = _new_rollout(change, record, pointer, now) if change.rollout else None
             try:
                 self._log.append(
                     record,
@@ -462,3 +446,26 @@ def _payload_hash(change: ConfigurationChange, content_hash: str) -> str:
 
 def _rejection_hash(reasons: list[Reason], identity: dict[str, str], source: str) -> str:
     return value_hash({"identity": identity, "source": source, "codes": [r.code.value for r in reasons]})
+
+
+def _new_rollout(
+    change: ConfigurationChange, record: VersionRecord, pointer: CurrentPointer | None, now: str
+) -> RolloutRecord:
+    """The rollout a change asks for. Imported here, not at module level: the rollout engine and
+    the release strategies it builds on cost a validator cold start about 60 ms
+    (``python -X importtime``), and most changes carry no rollout (issue 12)."""
+    from configpipe.rollout.engine import strategy_of
+    from configpipe.rollout.service import new_rollout
+
+    assert change.rollout is not None
+    return new_rollout(
+        change,
+        record,
+        stable_version=pointer.version if pointer else None,
+        strategy=(
+            strategy_of(change.rollout.strategy, change.rollout.bake_minutes)
+            if change.rollout.strategy is not None
+            else None
+        ),
+        now=now,
+    )

@@ -45,3 +45,25 @@ def test_no_function_imports_the_powertools_parser() -> None:
 
     assert len(HANDLERS) >= 8
     assert {module: parser for module, parser in loaded.items() if parser} == {}
+
+
+def test_the_validator_does_not_load_the_rollout_engine_or_release_code_until_a_change_asks() -> None:
+    # Most changes carry no rollout: the engine and the release strategies it builds on (about
+    # 60 ms of a validator cold start) load on the first change with a rollout, not at import.
+    code = (
+        "import json, sys, configpipe.handlers.validator; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[1:])))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "configpipe.rollout", "configpipe.release"],
+        env={
+            "LAMBDA_TASK_ROOT": str(REPO / "functions"),
+            "PYTHONPATH": str(REPO / "functions"),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == []
