@@ -123,3 +123,17 @@ def operation_text(record: VersionRecord) -> str:
     if record.rolled_back_to is not None:
         return f"rollback→v{record.rolled_back_to}"
     return record.operation
+
+
+def print_change_line(console: Console, what: str, change: dict[str, Any]) -> None:
+    """One change of a multi-change command (snapshot restore/import, promote): what it does,
+    then — once sent — its status, new version and the pipeline's reasons."""
+    line = Text(what)
+    if "status" in change:
+        style = {"accepted": "green", "rejected": "bold red"}.get(change["status"], "yellow")
+        line += Text(f"  {change['status']}", style=style)
+        if change.get("version"):
+            line += Text(f" → v{change['version']}")
+    console.print(line, soft_wrap=True)
+    for reason in change.get("reasons", []):
+        console.print(Text("      - ") + reason_text(reason), soft_wrap=True)

@@ -29,7 +29,7 @@ from configpipe.naming import scope_id
 from configpipe_tools.cli.common import OutputOpt, SourceOpt, guarded
 from configpipe_tools.cli.context import CliContext
 from configpipe_tools.cli.errors import ExitCode, invalid
-from configpipe_tools.cli.output import Output, pretty_json, reason_text
+from configpipe_tools.cli.output import Output, pretty_json, print_change_line
 from configpipe_tools.cli.publishing import WriteRequest, prepare, send_all
 from configpipe_tools.promotion import ABSENT, SAME, PromotionEntry, plan, promotion_id, view
 
@@ -204,15 +204,9 @@ def _render(console: Console, payload: dict[str, Any]) -> None:
     verb = "would send" if payload["dryRun"] else "sent"
     console.print(Text(f"promotion {payload['promotionId']} {verb} {len(payload['changes'])} change(s):"))
     for change in payload["changes"]:
-        line = Text(
+        print_change_line(
+            console,
             f"  put {change['key']} (v{change['sourceVersion']} of {payload['from']}; "
-            f"expected v{change['expectedVersion']})"
+            f"expected v{change['expectedVersion']})",
+            change,
         )
-        if "status" in change:
-            style = {"accepted": "green", "rejected": "bold red"}.get(change["status"], "yellow")
-            line += Text(f"  {change['status']}", style=style)
-            if change.get("version"):
-                line += Text(f" → v{change['version']}")
-        console.print(line, soft_wrap=True)
-        for reason in change.get("reasons", []):
-            console.print(Text("      - ") + reason_text(reason), soft_wrap=True)

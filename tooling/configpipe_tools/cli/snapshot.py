@@ -23,7 +23,7 @@ from configpipe.contracts import Operation
 from configpipe_tools.cli.common import OutputOpt, SourceOpt, guarded
 from configpipe_tools.cli.context import CliContext
 from configpipe_tools.cli.errors import ExitCode, invalid
-from configpipe_tools.cli.output import Output, pretty_json, reason_text
+from configpipe_tools.cli.output import Output, pretty_json, print_change_line, reason_text
 from configpipe_tools.cli.publishing import WriteRequest, prepare, send_all
 from configpipe_tools.cli.rollout import AlarmOpt, BakeOpt, RolloutOpt, TargetOpt, rollout_request
 from configpipe_tools.snapshots import (
@@ -375,15 +375,7 @@ def _render_restore(console: Console, payload: dict[str, Any]) -> None:
             if change["operation"] == "rollback"
             else f"delete {change['key']}"
         )
-        line = Text(f"  {what} (expected v{change['expectedVersion']})")
-        if "status" in change:
-            style = {"accepted": "green", "rejected": "bold red"}.get(change["status"], "yellow")
-            line += Text(f"  {change['status']}", style=style)
-            if change.get("version"):
-                line += Text(f" → v{change['version']}")
-        console.print(line, soft_wrap=True)
-        for reason in change.get("reasons", []):
-            console.print(Text("      - ") + reason_text(reason), soft_wrap=True)
+        print_change_line(console, f"  {what} (expected v{change['expectedVersion']})", change)
 
 
 # --- disaster-recovery export / import ---------------------------------------------------------
