@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -311,3 +312,33 @@ def _capture_bus(stack: LocalStack) -> Bus:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+#: What a failed e2e test shows of the local pipeline's function logs: CI keeps only pytest's
+#: output, and "timed out waiting for X" says nothing about which function refused or failed.
+FAILURE_LOG_LINES = 12
+NOTABLE = re.compile(r'"level":"(WARNING|ERROR|CRITICAL)"|"message":"[^"]*(rejected|refused)')
+
+
+def pipeline_warnings(state_dir: Path, per_file: int = FAILURE_LOG_LINES) -> str:
+    """Each function log's last warnings, errors, rejections and refusals, and traceback lines."""
+    sections: list[str] = []
+    for path in sorted((state_dir / "logs").glob("*.log")):
+        notable = [
+            line[:2000]
+            for line in path.read_text(errors="replace").splitlines()
+            if NOTABLE.search(line) or line.startswith(("Traceback", "  File"))
+        ]
+        if notable:
+            sections.append(f"--- {path.name} (last {min(per_file, len(notable))} of {len(notable)}) ---")
+            sections.extend(notable[-per_file:])
+    return "\n".join(sections) or "(no warnings or errors logged)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    stack = getattr(item, "funcargs", {}).get("local")
+    if report.when == "call" and report.failed and isinstance(stack, LocalStack):
+        report.sections.append(("local pipeline warnings and errors", pipeline_warnings(stack.state_dir)))
+    return report

@@ -181,6 +181,10 @@ def reset_standins(local: LocalStack) -> None:
             FunctionVersion="1",
             RoutingConfig={"AdditionalVersionWeights": {}},
         )
+        # a completed release leaves its beta alias (``live-candidate``) on its target; `up` has none
+        for other in lam.list_aliases(FunctionName=function)["Aliases"]:
+            if other["Name"] != "live":
+                lam.delete_alias(FunctionName=function, Name=other["Name"])
 
 
 @pytest.mark.usefixtures("standins_as_up_creates_them")

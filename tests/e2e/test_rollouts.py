@@ -21,6 +21,7 @@ from configpipe.contracts import ConfigurationRolloutControl, RolloutAction
 from configpipe.release.contracts import ReleaseDetailType, ReleaseRequested
 from configpipe_tools.harness.aws import set_alarm
 from tests.e2e.conftest import LocalStack, eventually
+from tests.e2e.test_releases import alias
 
 pytestmark = pytest.mark.e2e
 
@@ -197,6 +198,7 @@ def test_a_change_to_a_key_rolling_out_is_refused_until_it_is_promoted(
 def test_a_release_carries_config_that_only_its_new_version_reads_and_both_roll_back_on_its_alarm(
     local: LocalStack, unique: str
 ) -> None:
+    assert alias(local, "search-api") == ("1", {}), "the stand-in's alias as `up` leaves it"
     key = f"search_boost_{unique}"
     alarm_name = f"search-errors-{unique}"
     alarm(local, alarm_name, "OK")
@@ -234,8 +236,11 @@ def test_a_release_carries_config_that_only_its_new_version_reads_and_both_roll_
         ]
     )
     assert response["FailedEntryCount"] == 0
+    # (by its weight: moto answers ``RoutingConfig: {"AdditionalVersionWeights": {}}`` for an alias
+    # whose routing was cleared, so "has a RoutingConfig" could hold before the release started; the
+    # test then set the alarm first and the release was rightly refused with ALARM_ACTIVE)
     eventually(
-        lambda: local.client("lambda").get_alias(FunctionName="search-api", Name="live").get("RoutingConfig"),
+        lambda: alias(local, "search-api") == ("1", {"2": 0.1}),
         timeout=DEADLINE,
         what="canary traffic on version 2",
     )
@@ -246,17 +251,13 @@ def test_a_release_carries_config_that_only_its_new_version_reads_and_both_roll_
 
     # When the release's alarm fires, code and config roll back together
     alarm(local, alarm_name, "ALARM")
-    eventually(
-        lambda: (
-            local.client("lambda").get_alias(FunctionName="search-api", Name="live")["FunctionVersion"] == "1"
-            and not (
-                local.client("lambda").get_alias(FunctionName="search-api", Name="live").get("RoutingConfig")
-                or {}
-            ).get("AdditionalVersionWeights")
-        ),
+    rolled = eventually(
+        lambda: local.bus.events("ReleaseRolledBack", releaseId=release_id),
         timeout=DEADLINE,
-        what="alias restored",
+        what="rolled back",
     )
+    assert rolled[0]["detail"]["code"] == "ALARM"
+    assert alias(local, "search-api") == ("1", {})
     eventually(
         lambda: view(local, "search", "development", key) is None, timeout=DEADLINE, what="config back"
     )
