@@ -3,6 +3,7 @@
 * a ``rate(1 minute)`` tick on the default bus (the same durable timer as releases: the weight
   due is a pure function of time, so a lost tick is repaired by the next one);
 * ``ConfigurationRolloutControl`` from team sources (promote, pause, resume, abort);
+* the pipeline's ``ReleaseRejected`` for a request: config riding on that release rolls back;
 * it writes only the change log (the stream makes each state readable and announced), reads
   the registry (who may control a service's rollouts) and the watched alarms' states.
 """
@@ -16,7 +17,8 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from configpipe.changelog import ACTIVE_ROLLOUTS_INDEX
-from configpipe.contracts import TEAM_SOURCE_PREFIX, DetailType
+from configpipe.contracts import PIPELINE_SOURCE, TEAM_SOURCE_PREFIX, DetailType
+from configpipe.release.contracts import ReleaseDetailType
 from configpipe.settings import RolloutSettings, environment_for
 from stacks.constructs import nag
 from stacks.constructs.change_log import ChangeLog
@@ -114,6 +116,20 @@ class RolloutManager(Construct):
             ),
         )
         self.control_rule.add_target(rule_target(fn.function, self.delivery_dlq))
+        # A refused release request: the config riding on it rolls back at once rather than
+        # after the start grace period. Only the pipeline publishes this source (bus policy).
+        self.release_rejected_rule = events.Rule(
+            self,
+            "ReleaseRejected",
+            event_bus=bus,
+            description="Refused release requests → rollout function (config riding on them rolls back)",
+            event_pattern=events.EventPattern(
+                source=[PIPELINE_SOURCE],
+                detail_type=[ReleaseDetailType.RELEASE_REJECTED.value],
+                detail={"action": ["request"]},
+            ),
+        )
+        self.release_rejected_rule.add_target(rule_target(fn.function, self.delivery_dlq))
         # Scheduled rules only exist on the default bus. A lost tick costs one minute, so the
         # target retries briefly and a persistently failing tick lands in the DLQ (alarmed).
         self.tick_rule = events.Rule(

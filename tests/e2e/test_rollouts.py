@@ -265,3 +265,53 @@ def test_a_release_carries_config_that_only_its_new_version_reads_and_both_roll_
     assert (item["status"], item["outcome"]["code"]["S"]) == ("ROLLED_BACK", "RELEASE_ROLLED_BACK")
     assert reader(local, "search", function_name="search-api", function_version="2").get(key) == 1.0
     assert local.parameter("search", "development", key) == 1.0
+
+
+def test_config_riding_on_a_refused_release_rolls_back_at_once(local: LocalStack, unique: str) -> None:
+    # Given a stable value, and a watched alarm already in ALARM
+    key = f"search_limit_{unique}"
+    alarm_name = f"search-refused-{unique}"
+    alarm(local, alarm_name, "ALARM")
+    local.put_change(SEARCH, service="search", key=key, value=10)
+    eventually(lambda: local.parameter("search", "development", key) == 10, what="stable")
+    release_id = f"e2e-refused-{unique}"
+    local.put_change(
+        SEARCH,
+        service="search",
+        key=key,
+        value=20,
+        rollout={"release": {"releaseId": release_id, "function": "search-api", "targetVersion": "2"}},
+    )
+    eventually(lambda: view(local, "search", "development", key), timeout=DEADLINE, what="config bound")
+
+    # When the release it rides on is requested and refused (its alarm is in ALARM)
+    request = ReleaseRequested(
+        release_id=release_id,
+        function="search-api",
+        alias="live",
+        target_version="2",
+        strategy="Canary10Percent30Minutes",
+        alarms=[alarm_name],
+        author="e2e",
+        reason="refused",
+    )
+    local.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": local.bus_name,
+                "Source": SEARCH,
+                "DetailType": ReleaseDetailType.RELEASE_REQUESTED.value,
+                "Detail": json.dumps(request.to_detail()),
+            }
+        ]
+    )
+    [refused] = eventually(
+        lambda: local.bus.events("ReleaseRejected", releaseId=release_id), timeout=DEADLINE, what="refusal"
+    )
+    assert [r["code"] for r in refused["detail"]["reasons"]] == ["ALARM_ACTIVE"]
+
+    # Then the config rolls back now, not after the 15-minute start grace period
+    eventually(lambda: view(local, "search", "development", key) is None, timeout=DEADLINE, what="view gone")
+    item = rollout_item(local, "search", "development", key)
+    assert (item["status"], item["outcome"]["code"]["S"]) == ("ROLLED_BACK", "RELEASE_REJECTED")
+    assert reader(local, "search", function_name="search-api", function_version="2").get(key) == 10

@@ -64,8 +64,9 @@ def test_every_rule_target_retries_for_a_day_then_dead_letters(template_json: di
     rules = resources(template_json, "AWS::Events::Rule")
     # configuration changes, announcements, release commands, the release reconcile tick,
     # rollout controls, the rollout tick, the demo's queue consumer (checkout's worker), the drift
-    # reconcile's schedule and the services' acknowledgements (issue 14)
-    assert len(rules) == 9
+    # reconcile's schedule, the services' acknowledgements (issue 14) and refused release
+    # requests (config riding on them rolls back)
+    assert len(rules) == 10
     queues = resources(template_json, "AWS::SQS::Queue")
     dlqs = []
     for rule in rules.values():
@@ -175,3 +176,21 @@ def test_rollout_controls_from_teams_and_a_minute_tick_reach_the_rollout_functio
         "AWS::Events::Rule",
         {"ScheduleExpression": "rate(1 minute)", "Targets": Match.array_with([Match.object_like(target[0])])},
     )
+
+
+def test_only_the_pipelines_refusal_of_a_release_request_reaches_the_rollout_function(
+    template_json: dict[str, Any],
+) -> None:
+    [rule] = [
+        r
+        for r in resources(template_json, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["ReleaseRejected"]
+    ]
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["configpipe.pipeline"],
+        "detail-type": ["ReleaseRejected"],
+        "detail": {"action": ["request"]},
+    }
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"]["Fn::GetAtt"][0].startswith("RolloutsFunction")
+    assert "DeadLetterConfig" in target

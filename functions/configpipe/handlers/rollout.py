@@ -1,8 +1,9 @@
 """Rollout Lambda: moves progressive configuration rollouts (docs/rollouts.md).
 
-Two inputs: the scheduled tick (every active rollout is reconciled: its next step, its
-completion, or its rollback when a watched alarm fires or the release it rides on ends) and
-``ConfigurationRolloutControl`` from a team source (promote, pause, resume, abort). Thin: the
+Three inputs: the scheduled tick (every active rollout is reconciled: its next step, its
+completion, or its rollback when a watched alarm fires or the release it rides on ends),
+``ConfigurationRolloutControl`` from a team source (promote, pause, resume, abort), and the
+pipeline's ``ReleaseRejected`` for a request (the rollouts riding on that release roll back). Thin: the
 envelope goes to :class:`configpipe.rollout.service.RolloutService`, which writes only to the
 change log; the stream makes every state change readable and announced. AWS failures raise
 (retries, then the DLQ); bad input never raises (it becomes a rejection record).
@@ -21,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from configpipe.changelog import ChangeLog
-from configpipe.contracts import DetailType
+from configpipe.contracts import PIPELINE_SOURCE, DetailType
 from configpipe.metrics import (
     ROLLOUT_COMPLETED,
     ROLLOUT_CONTROLS_ACCEPTED,
@@ -33,6 +34,7 @@ from configpipe.metrics import (
 )
 from configpipe.observability import logger, metrics, tracer
 from configpipe.registry_source import RegistrySource
+from configpipe.release.contracts import ReleaseDetailType
 from configpipe.release.health import AlarmHealth
 from configpipe.release.store import ReleaseStore
 from configpipe.rollout.engine import InsufficientDataPolicy
@@ -81,6 +83,8 @@ def handler(
     detail_type = event.get("detail-type") if isinstance(event, dict) else None
     if detail_type == SCHEDULED_DETAIL_TYPE and event.get("source") == "aws.events":
         return _tick(rollouts)
+    if detail_type == ReleaseDetailType.RELEASE_REJECTED and event.get("source") == PIPELINE_SOURCE:
+        return _release_rejected(rollouts, event.get("detail"))
     if detail_type == DetailType.CONFIGURATION_ROLLOUT_CONTROL:
         result = rollouts.control(event)
         metrics.add_metric(name=_CONTROL_METRIC[result.outcome], unit=MetricUnit.Count, value=1)
@@ -88,6 +92,24 @@ def handler(
         return result.to_dict()
     logger.warning("ignored event", extra={"detailType": str(detail_type)[:128]})
     return {"outcome": "ignored"}
+
+
+def _release_rejected(rollouts: RolloutService, detail: Any) -> dict[str, Any]:
+    """The release a rollout rides on was refused: its config rolls back now. Only the pipeline
+    publishes this source (the bus denies it to everyone else), but the detail is still read
+    defensively: a malformed one is ignored, never raised (a retry would not fix it)."""
+    if not isinstance(detail, dict) or detail.get("action") != "request":
+        return {"outcome": "ignored"}
+    release_id, reasons = detail.get("releaseId"), detail.get("reasons")
+    if not isinstance(release_id, str) or not isinstance(reasons, list):
+        logger.warning("ignored malformed ReleaseRejected")
+        return {"outcome": "ignored"}
+    codes = [str(r.get("code")) for r in reasons if isinstance(r, dict)]
+    results = rollouts.release_rejected(release_id, codes)
+    for result in results:
+        metrics.add_metric(name=ROLLOUT_ROLLED_BACK, unit=MetricUnit.Count, value=1)
+        logger.info("rollout rolled back: its release was rejected", extra={"scope": result.key})
+    return {"outcome": "rolled_back" if results else "no_rollout", "rolledBack": [r.key for r in results]}
 
 
 def _tick(rollouts: RolloutService) -> dict[str, Any]:

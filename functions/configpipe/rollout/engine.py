@@ -40,8 +40,11 @@ class RolloutOutcomeCode(StrEnum):
     ABORTED = "ABORTED"
     #: The code release the rollout rode on was rolled back or aborted.
     RELEASE_ROLLED_BACK = "RELEASE_ROLLED_BACK"
-    #: The code release never started (rejected, or never requested) within the grace period.
+    #: The code release never started (never requested, or its rejection went unseen) within
+    #: the grace period.
     RELEASE_NOT_STARTED = "RELEASE_NOT_STARTED"
+    #: The code release's request was rejected (``ReleaseRejected``): it will not start.
+    RELEASE_REJECTED = "RELEASE_REJECTED"
 
 
 #: How long a rollout bound to a release waits for the release to exist before it gives up.

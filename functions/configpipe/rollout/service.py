@@ -170,8 +170,15 @@ class RolloutService:
     def reconcile_all(self) -> list[ReconcileResult]:
         return [self.reconcile(*scope) for scope in self.active_scopes()]
 
-    def reconcile(self, service: str, environment: str, key: str) -> ReconcileResult:
-        """Move one key's rollout as far as it is due now (one or more writes), or not at all."""
+    def reconcile(
+        self,
+        service: str,
+        environment: str,
+        key: str,
+        decide: Callable[[RolloutRecord, datetime], Action] | None = None,
+    ) -> ReconcileResult:
+        """Move one key's rollout as far as it is due now (one or more writes), or not at all.
+        ``decide``: another judgement than the schedule's (re-applied to every fresh read)."""
         actions: list[str] = []
         record = None
         for _ in range(MAX_ROUNDS):
@@ -179,7 +186,7 @@ class RolloutService:
             if record is None or not record.active:
                 break
             now = self._clock()
-            action = self._decide(record, now)
+            action = (decide or self._decide)(record, now)
             if isinstance(action, Wait):
                 break
             try:
@@ -194,6 +201,29 @@ class RolloutService:
             status=final.status if final else None,
             weight=final.weight if final else None,
         )
+
+    def release_rejected(self, release_id: str, codes: Sequence[str]) -> list[ReconcileResult]:
+        """A ``ReleaseRejected`` for a request: the rollouts riding on that release roll back now
+        (``RELEASE_REJECTED``) instead of at the end of the start grace period — the service's
+        next change to the key would otherwise be refused as ROLLOUT_IN_PROGRESS for 15 minutes.
+        Nothing happens if the release exists: a request rejected for reusing a running
+        release's id (RELEASE_ID_CONFLICT) does not stop that release or its config."""
+        if self._releases is None or self._releases.status(release_id) is not None:
+            return []
+        why = ", ".join(bounded(c, 64) for c in codes[:5]) or "no reason given"
+        message = bounded(f"release {release_id} was rejected: {why}", 512)
+
+        def rejected(record: RolloutRecord, now: datetime) -> Action:
+            if (record.release or {}).get("releaseId") != release_id:
+                return Wait("rides on another release")
+            return RollBack(RolloutOutcomeCode.RELEASE_REJECTED, message)
+
+        results = []
+        for scope in self.active_scopes():
+            result = self.reconcile(*scope, decide=rejected)
+            if result.actions:
+                results.append(result)
+        return results
 
     def _decide(self, record: RolloutRecord, now: datetime) -> Action:
         if record.release is not None:

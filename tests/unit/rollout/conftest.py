@@ -54,3 +54,28 @@ def service(pipeline: Pipeline, log: ChangeLog, clock: Clock) -> RolloutService:
         registry=RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm")),
         clock=clock,
     )
+
+
+class Releases:
+    """The release table as the rollout function reads it (its ``ReleaseStatuses`` port):
+    release id → status, set by each test."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, str] = {}
+
+    def status(self, release_id: str) -> str | None:
+        return self.statuses.get(release_id)
+
+
+@pytest.fixture
+def releases() -> Releases:
+    return Releases()
+
+
+@pytest.fixture
+def following(pipeline: Pipeline, log: ChangeLog, clock: Clock, releases: Releases) -> RolloutService:
+    """The rollout service of a stack with releases: rollouts may ride on a code release."""
+    registry = RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm"))
+    return RolloutService(
+        log, AlarmHealth(boto3.client("cloudwatch")), registry, clock=clock, releases=releases
+    )

@@ -403,32 +403,9 @@ def test_a_control_replayed_by_its_own_team_after_the_rollout_ended_is_a_duplica
 # --- riding on a code release -----------------------------------------------------------------
 
 
-class Releases:
-    """The release table as the rollout function reads it: release id → status."""
-
-    def __init__(self) -> None:
-        self.statuses: dict[str, str] = {}
-
-    def status(self, release_id: str) -> str | None:
-        return self.statuses.get(release_id)
-
-
 def bound(write_path, change_id: str = "r-rel", **extra: Any):
     release = {"releaseId": "rel-1", "function": "checkout-api", "targetVersion": "7"}
     return submit(write_path, change(value=50, change_id=change_id, rollout={"release": release, **extra}))
-
-
-@pytest.fixture
-def releases() -> Releases:
-    return Releases()
-
-
-@pytest.fixture
-def following(pipeline, log, clock, releases) -> RolloutService:
-    registry = RegistrySource(pipeline.registry_parameter, client=boto3.client("ssm"))
-    return RolloutService(
-        log, AlarmHealth(boto3.client("cloudwatch")), registry, clock=clock, releases=releases
-    )
 
 
 def test_a_rollout_on_a_release_completes_with_it(write_path, following, log, releases, clock):
@@ -497,3 +474,31 @@ def test_a_release_binding_names_a_function_of_the_changes_own_service(write_pat
 
     assert outcome.codes == ["INVALID_ROLLOUT"]
     assert outcome.reasons[0].field == "rollout.release.function"
+
+
+def test_a_rejected_release_rolls_the_config_riding_on_it_back_at_once(write_path, following, log):
+    submit(write_path, change(value=10, change_id="v1"))
+    bound(write_path)
+
+    [result] = following.release_rejected("rel-1", ["ALARM_ACTIVE"])
+
+    rollout = log.rollout(*KEY)
+    assert result.actions == ["RollBack"]
+    assert rollout is not None and rollout.outcome is not None
+    assert (rollout.status, rollout.outcome["code"]) == ("ROLLED_BACK", "RELEASE_REJECTED")
+    assert "ALARM_ACTIVE" in rollout.outcome["message"]
+    assert json.loads(log.current_record(*KEY).value_json or "") == 10  # type: ignore[union-attr]
+
+
+def test_a_rejection_of_another_release_or_of_a_release_that_exists_changes_nothing(
+    write_path, following, log, releases
+):
+    bound(write_path)
+
+    assert following.release_rejected("rel-2", ["UNKNOWN_STRATEGY"]) == []
+    # a second request reusing a running release's id is refused (RELEASE_ID_CONFLICT): the
+    # release, and the config riding on it, go on
+    releases.statuses["rel-1"] = "SHIFTING"
+    assert following.release_rejected("rel-1", ["RELEASE_ID_CONFLICT"]) == []
+
+    assert log.rollout(*KEY).status == "ROLLING_OUT"  # type: ignore[union-attr]
