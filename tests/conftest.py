@@ -34,10 +34,47 @@ from configpipe_tools.local.template import jsii_quiet_environment
 
 os.environ.update(jsii_quiet_environment())
 
+import botocore.loaders
+import botocore.session
+import moto.kms.models
 import pytest
 from moto import mock_aws
+from moto.kms.utils import generate_private_key
 
 from configpipe_tools.harness.aws import Pipeline, provision, serialised_moto
+
+# Speed only, never behaviour: two costs every moto test paid again, found with cProfile on
+# tests/unit/rollout (together about 60 % of the time of a test that provisions the pipeline).
+#
+# 1. moto resets boto3's default session for each test, and each new botocore session makes a
+#    new data loader, so every test re-read and re-parsed each service model and endpoints.json
+#    from disk. One loader for the process keeps botocore's own cache of the parsed files (as
+#    one long-lived session does); the data is the same files.
+_LOADER = botocore.loaders.create_loader()
+
+
+def _process_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+    return _LOADER if not search_path_string else botocore.loaders.create_loader(search_path_string)
+
+
+botocore.session.create_loader = _process_loader  # type: ignore[attr-defined]
+
+
+# 2. moto gives every KMS key an RSA-2048 key pair (a fresh one, ~0.1-0.2 s each), used only by
+#    asymmetric Sign/Verify. A symmetric or HMAC key (all configpipe uses) gets one pair made
+#    once; asymmetric keys still get their own.
+_SHARED_PAIR: list[object] = []
+
+
+def _private_key(key_spec: str) -> object:
+    if key_spec != "SYMMETRIC_DEFAULT" and not key_spec.startswith("HMAC_"):
+        return generate_private_key(key_spec)
+    if not _SHARED_PAIR:
+        _SHARED_PAIR.append(generate_private_key("RSA_2048"))
+    return _SHARED_PAIR[0]
+
+
+moto.kms.models.generate_private_key = _private_key  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session", autouse=True)
