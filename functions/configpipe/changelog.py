@@ -75,6 +75,15 @@ def scope_pk(service: str, environment: str, tenant: str | None = None) -> str:
     return f"SCOPE#{service}#{environment_segment(environment, tenant)}"
 
 
+def tenants_scope_pk(service: str, environment: str) -> str:
+    """The index partition of every tenant marker of one service+environment (sort key
+    ``{tenant}#{key}``): one query lists which tenants hold which keys (whole-service
+    snapshots). ``{environment}.tenants`` is no environment (no ``.``) and no tenant's scope
+    (those end ``.tenants/{tenant}``), and it sits under ``SCOPE#{service}#`` as a team's read
+    policy already allows."""
+    return f"SCOPE#{service}#{environment}.tenants"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -480,6 +489,26 @@ class ChangeLog:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def tenant_keys(
+        self, service: str, environment: str, include_deleted: bool = False
+    ) -> list[tuple[str, str, int]]:
+        """(tenant, key, current version) of every tenant's own value in one service+environment,
+        sorted; from the tenant markers' index entries (eventually consistent, like ``keys``)."""
+        kwargs: dict[str, Any] = {
+            "IndexName": SCOPE_INDEX,
+            "KeyConditionExpression": Key("gsi1pk").eq(tenants_scope_pk(service, environment)),
+        }
+        found: list[tuple[str, str, int]] = []
+        while True:
+            page = self._table.query(**kwargs)
+            for item in page.get("Items", []):
+                if include_deleted or not item.get("deleted", False):
+                    tenant, _, key = str(item["gsi1sk"]).partition("#")  # a tenant has no "#"
+                    found.append((tenant, key, int(item["version"])))  # type: ignore[arg-type]
+            if "LastEvaluatedKey" not in page:
+                return sorted(found)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def tenant_overrides(self, service: str, environment: str, key: str) -> list[str]:
         """The tenants that hold a value of their own for the key now (not deleted), sorted:
         one query of the markers in the service key's partition."""
@@ -792,6 +821,9 @@ def _tenant_marker(record: VersionRecord) -> dict[str, Any]:
         "version": record.version,
         "deleted": record.deleted,
         "updatedAt": record.applied_at,
+        # listed with every other tenant value of the service+environment (``tenant_keys``)
+        "gsi1pk": tenants_scope_pk(record.service, record.environment),
+        "gsi1sk": f"{record.tenant}#{record.key}",
     }
 
 

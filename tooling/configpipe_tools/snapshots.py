@@ -11,6 +11,10 @@ says why); the stream filter never hands them to the materialiser (``kind`` is
 Restoring is not a write around the validator: :func:`restore_plan` turns a diff into
 ordinary ``rollback`` / ``delete`` changes, each with ``expectedVersion``, which the CLI
 publishes as the caller's team like any other change.
+
+Tenants' own values (issue 17) are part of the service's configuration: a snapshot records
+them beside the service's keys (``tenants``: tenant → key → state), a diff and a restore cover
+them per (tenant, key) exactly as per key, and an export carries them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +79,17 @@ class Snapshot:
     keys: dict[str, KeyState]
     #: Set when the snapshot was taken of a past moment (``--at``), not of "now".
     as_of: str | None = None
+    #: tenant → key → state of every tenant's own value (absent: the tenant had none).
+    tenants: dict[str, dict[str, KeyState]] = field(default_factory=dict)
+
+    def tenant_count(self) -> int:
+        return sum(len(keys) for keys in self.tenants.values())
+
+    def tenants_json(self) -> dict[str, dict[str, Any]]:
+        return {
+            t: {k: state.to_json() for k, state in sorted(keys.items())}
+            for t, keys in sorted(self.tenants.items())
+        }
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -94,14 +109,15 @@ class Snapshot:
         }
         if self.as_of is not None:
             item["asOf"] = self.as_of
+        if self.tenants:
+            item["tenants"] = json.dumps(self.tenants_json(), sort_keys=True)
+            item["tenantValueCount"] = self.tenant_count()
         return item
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Snapshot:
-        keys = {
-            k: KeyState(int(v["version"]), str(v["valueHash"]), bool(v["sensitive"]))
-            for k, v in json.loads(str(item["keys"])).items()
-        }
+        keys = _states(json.loads(str(item["keys"])))
+        tenants = {t: _states(v) for t, v in json.loads(str(item.get("tenants") or "{}")).items()}
         return cls(
             service=str(item["service"]),
             environment=str(item["environment"]),
@@ -111,6 +127,7 @@ class Snapshot:
             reason=str(item["reason"]),
             keys=keys,
             as_of=str(item["asOf"]) if item.get("asOf") else None,
+            tenants=tenants,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -122,10 +139,15 @@ class Snapshot:
             "author": self.author,
             "reason": self.reason,
             "keyCount": len(self.keys),
+            "tenantValueCount": self.tenant_count(),
         }
         if self.as_of is not None:
             body["asOf"] = self.as_of
         return body
+
+
+def _states(raw: dict[str, Any]) -> dict[str, KeyState]:
+    return {k: KeyState(int(v["version"]), str(v["valueHash"]), bool(v["sensitive"])) for k, v in raw.items()}
 
 
 class SnapshotStore:
@@ -188,6 +210,27 @@ def state_now(log: ChangeLog, service: str, environment: str) -> tuple[dict[str,
     return states, pointers
 
 
+def tenant_state_now(
+    log: ChangeLog, service: str, environment: str
+) -> tuple[dict[str, dict[str, KeyState]], dict[tuple[str, str], int]]:
+    """:func:`state_now` of every tenant's own values: tenant → key → state, and
+    (tenant, key) → pointer version (deleted values included)."""
+    states: dict[str, dict[str, KeyState]] = {}
+    pointers: dict[tuple[str, str], int] = {}
+    for tenant, key, _ in log.tenant_keys(service, environment, include_deleted=True):
+        pointer = log.current(service, environment, key, tenant)
+        if pointer is None:
+            continue
+        pointers[(tenant, key)] = pointer.version
+        readers = pointer.version_for_readers()
+        if readers is None:
+            continue
+        record = log.version(service, environment, key, readers, tenant)
+        if record is not None and not record.deleted:
+            states.setdefault(tenant, {})[key] = KeyState.from_record(record)
+    return states, pointers
+
+
 def state_at(log: ChangeLog, service: str, environment: str, moment: datetime) -> dict[str, KeyState]:
     """Every key's state at ``moment``: the newest version accepted at or before it.
 
@@ -195,12 +238,31 @@ def state_at(log: ChangeLog, service: str, environment: str, moment: datetime) -
     log records acceptance, not each reader's switch)."""
     states: dict[str, KeyState] = {}
     for key, _ in log.keys(service, environment, include_deleted=True):
-        for record in log.history(service, environment, key, newest_first=True):
-            if datetime.fromisoformat(record.applied_at) <= moment:
-                if not record.deleted:
-                    states[key] = KeyState.from_record(record)
-                break
+        record = _as_of(log.history(service, environment, key, newest_first=True), moment)
+        if record is not None:
+            states[key] = KeyState.from_record(record)
     return states
+
+
+def tenant_state_at(
+    log: ChangeLog, service: str, environment: str, moment: datetime
+) -> dict[str, dict[str, KeyState]]:
+    """:func:`state_at` of every tenant's own values."""
+    states: dict[str, dict[str, KeyState]] = {}
+    for tenant, key, _ in log.tenant_keys(service, environment, include_deleted=True):
+        record = _as_of(log.history(service, environment, key, newest_first=True, tenant=tenant), moment)
+        if record is not None:
+            states.setdefault(tenant, {})[key] = KeyState.from_record(record)
+    return states
+
+
+def _as_of(newest_first: Iterable[VersionRecord], moment: datetime) -> VersionRecord | None:
+    """The newest version accepted at or before ``moment``, None if that one is a deletion
+    (or there is none)."""
+    for record in newest_first:
+        if datetime.fromisoformat(record.applied_at) <= moment:
+            return None if record.deleted else record
+    return None
 
 
 def capture(
@@ -215,6 +277,11 @@ def capture(
     keys = (
         state_at(log, service, environment, at) if at is not None else state_now(log, service, environment)[0]
     )
+    tenants = (
+        tenant_state_at(log, service, environment, at)
+        if at is not None
+        else tenant_state_now(log, service, environment)[0]
+    )
     return Snapshot(
         service=service,
         environment=environment,
@@ -224,6 +291,7 @@ def capture(
         reason=reason,
         keys=keys,
         as_of=at.isoformat() if at is not None else None,
+        tenants=tenants,
     )
 
 
@@ -241,13 +309,15 @@ class KeyDiff:
     status: str
     before: KeyState | None
     after: KeyState | None
+    #: Set for a tenant's own value of the key.
+    tenant: str | None = None
 
     @property
     def secret(self) -> bool:
         return bool((self.before and self.before.sensitive) or (self.after and self.after.sensitive))
 
 
-def diff(before: dict[str, KeyState], after: dict[str, KeyState]) -> list[KeyDiff]:
+def diff(before: dict[str, KeyState], after: dict[str, KeyState], tenant: str | None = None) -> list[KeyDiff]:
     """Content equality is value-hash equality (a secret's hash is a keyed HMAC, so two
     versions holding the same secret compare equal without anyone seeing it)."""
     out: list[KeyDiff] = []
@@ -261,8 +331,19 @@ def diff(before: dict[str, KeyState], after: dict[str, KeyState]) -> list[KeyDif
             status = UNCHANGED
         else:
             status = CHANGED
-        out.append(KeyDiff(key, status, b, a))
+        out.append(KeyDiff(key, status, b, a, tenant))
     return out
+
+
+def diff_tenants(
+    before: dict[str, dict[str, KeyState]], after: dict[str, dict[str, KeyState]]
+) -> list[KeyDiff]:
+    """:func:`diff` of every tenant's own values, tenant by tenant (sorted)."""
+    return [
+        entry
+        for tenant in sorted(set(before) | set(after))
+        for entry in diff(before.get(tenant, {}), after.get(tenant, {}), tenant)
+    ]
 
 
 def diff_view(
@@ -278,12 +359,14 @@ def diff_view(
             "fromVersion": entry.before.version if entry.before else None,
             "toVersion": entry.after.version if entry.after else None,
         }
+        if entry.tenant is not None:
+            row["tenant"] = entry.tenant
         if entry.secret:
             row["secret"] = True
         elif entry.status != UNCHANGED:
             for side, state in (("from", entry.before), ("to", entry.after)):
                 if state is not None:
-                    record = log.version(service, environment, entry.key, state.version)
+                    record = log.version(service, environment, entry.key, state.version, entry.tenant)
                     if record is not None and record.value_json is not None:
                         row[f"{side}Value"] = json.loads(record.value_json)
         shown.append(row)
@@ -300,41 +383,45 @@ class RestoreStep:
     expected_version: int
     to_version: int | None
     change_id: str
+    tenant: str | None = None
 
 
-def restore_plan(entries: Iterable[KeyDiff], pointers: dict[str, int], restore_id: str) -> list[RestoreStep]:
+def restore_plan(
+    entries: Iterable[KeyDiff],
+    pointers: dict[str, int],
+    restore_id: str,
+    tenant_pointers: dict[tuple[str, str], int] | None = None,
+) -> list[RestoreStep]:
     steps: list[RestoreStep] = []
     for entry in entries:
         if entry.status == UNCHANGED:
             continue
         # A key with no pointer at all (its history is gone, e.g. a change log restored from an
         # older backup): expectedVersion 0, and the validator answers UNKNOWN_VERSION for it.
-        expected = pointers.get(entry.key, 0)
+        if entry.tenant is None:
+            expected = pointers.get(entry.key, 0)
+        else:
+            expected = (tenant_pointers or {}).get((entry.tenant, entry.key), 0)
+        change_id = step_change_id(restore_id, entry.key, entry.tenant)
         if entry.status == ADDED:
-            steps.append(
-                RestoreStep(
-                    entry.key, Operation.DELETE, expected, None, step_change_id(restore_id, entry.key)
-                )
-            )
+            steps.append(RestoreStep(entry.key, Operation.DELETE, expected, None, change_id, entry.tenant))
         else:
             assert entry.before is not None
             steps.append(
                 RestoreStep(
-                    entry.key,
-                    Operation.ROLLBACK,
-                    expected,
-                    entry.before.version,
-                    step_change_id(restore_id, entry.key),
+                    entry.key, Operation.ROLLBACK, expected, entry.before.version, change_id, entry.tenant
                 )
             )
     return steps
 
 
-def step_change_id(restore_id: str, key: str) -> str:
+def step_change_id(restore_id: str, key: str, tenant: str | None = None) -> str:
     """Derived, so re-running a restore with the same ``--restore-id`` re-sends the same
     changes (duplicates change nothing) instead of new ones. Keys can be 200 characters and
-    change ids 128, hence a digest of the key."""
-    change_id = f"{restore_id}.{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    change ids 128, hence a digest of the key (of ``tenant/key`` for a tenant's value: ``/``
+    occurs in neither, so no tenant's step can share a key's id)."""
+    scoped = key if tenant is None else f"{tenant}/{key}"
+    change_id = f"{restore_id}.{hashlib.sha256(scoped.encode()).hexdigest()[:16]}"
     assert CHANGE_ID_PATTERN.fullmatch(change_id), change_id
     return change_id
 
@@ -350,18 +437,25 @@ def export_document(log: ChangeLog, snapshot: Snapshot) -> dict[str, Any]:
     export never holds a secret in clear."""
     from configpipe.naming import secret_name
 
-    keys: dict[str, Any] = {}
-    for key, state in sorted(snapshot.keys.items()):
-        entry: dict[str, Any] = state.to_json()
-        if state.sensitive:
-            entry["secretRef"] = secret_name(snapshot.service, snapshot.environment, key)
-        else:
-            record = log.version(snapshot.service, snapshot.environment, key, state.version)
-            if record is None or record.value_json is None:
-                raise ValueError(f"version {state.version} of {key} is missing from the change log")
-            entry["value"] = json.loads(record.value_json)
-        keys[key] = entry
-    return {"format": EXPORT_FORMAT, **snapshot.summary(), "keys": keys}
+    def entries(states: dict[str, KeyState], tenant: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, state in sorted(states.items()):
+            entry: dict[str, Any] = state.to_json()
+            if state.sensitive:
+                entry["secretRef"] = secret_name(snapshot.service, snapshot.environment, key, tenant=tenant)
+            else:
+                record = log.version(snapshot.service, snapshot.environment, key, state.version, tenant)
+                if record is None or record.value_json is None:
+                    where = key if tenant is None else f"{key} of tenant {tenant}"
+                    raise ValueError(f"version {state.version} of {where} is missing from the change log")
+                entry["value"] = json.loads(record.value_json)
+            out[key] = entry
+        return out
+
+    document = {"format": EXPORT_FORMAT, **snapshot.summary(), "keys": entries(snapshot.keys, None)}
+    if snapshot.tenants:
+        document["tenants"] = {t: entries(keys, t) for t, keys in sorted(snapshot.tenants.items())}
+    return document
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -35,6 +35,7 @@ from configpipe_tools.snapshots import (
     SnapshotStore,
     capture,
     diff,
+    diff_tenants,
     diff_view,
     export_document,
     export_key,
@@ -43,6 +44,8 @@ from configpipe_tools.snapshots import (
     state_at,
     state_now,
     step_change_id,
+    tenant_state_at,
+    tenant_state_now,
 )
 
 app = typer.Typer(
@@ -129,13 +132,24 @@ def create(
             code="SNAPSHOT_EXISTS",
             hint="Labels are never reused, so a restore to one always means the same state.",
         ) from None
-    payload = {**snapshot.summary(), "keys": {k: s.to_json() for k, s in sorted(snapshot.keys.items())}}
+    payload = _contents(snapshot)
+    tenants = f", {snapshot.tenant_count()} tenant values" if snapshot.tenants else ""
     Output(cli.json).result(
         payload,
         lambda console: console.print(
-            Text(f"✓ snapshot {label!r} of {service}/{environment}: {len(snapshot.keys)} keys", style="green")
+            Text(
+                f"✓ snapshot {label!r} of {service}/{environment}: {len(snapshot.keys)} keys{tenants}",
+                style="green",
+            )
         ),
     )
+
+
+def _contents(snapshot: Snapshot) -> dict[str, Any]:
+    payload = {**snapshot.summary(), "keys": {k: s.to_json() for k, s in sorted(snapshot.keys.items())}}
+    if snapshot.tenants:
+        payload["tenants"] = snapshot.tenants_json()
+    return payload
 
 
 @app.command("list")
@@ -181,17 +195,20 @@ def show(
     """Every key of one snapshot with its version (secrets marked, never shown)."""
     cli: CliContext = ctx.obj
     snapshot = _snapshot(cli, service, environment, label)
-    payload = {**snapshot.summary(), "keys": {k: s.to_json() for k, s in sorted(snapshot.keys.items())}}
+    payload = _contents(snapshot)
 
     def render(console: Console) -> None:
         table = Table(title=f"{service}/{environment} @ {label}", title_justify="left")
-        for column in ("key", "version", "hash"):
+        for column in ("key", "tenant", "version", "hash"):
             table.add_column(column, overflow="fold")
-        for key, state in sorted(snapshot.keys.items()):
+        rows = [(k, None, state) for k, state in sorted(snapshot.keys.items())] + [
+            (k, t, state) for t, keys in sorted(snapshot.tenants.items()) for k, state in sorted(keys.items())
+        ]
+        for key, tenant, state in rows:
             hash_text = Text(state.value_hash[:20] + "…")
             if state.sensitive:
                 hash_text = Text("secret ", style="magenta") + hash_text
-            table.add_row(Text(key), Text(str(state.version)), hash_text)
+            table.add_row(Text(key), Text(tenant or "-"), Text(str(state.version)), hash_text)
         console.print(table)
 
     Output(cli.json).result(payload, render)
@@ -214,12 +231,15 @@ def diff_command(
     cli: CliContext = ctx.obj
     log = cli.change_log()
     before = _snapshot(cli, service, environment, label)
-    after = (
-        _snapshot(cli, service, environment, to).keys
-        if to is not None
-        else state_now(log, service, environment)[0]
-    )
-    entries = diff(before.keys, after)
+    if to is not None:
+        later = _snapshot(cli, service, environment, to)
+        after, after_tenants = later.keys, later.tenants
+    else:
+        after, after_tenants = (
+            state_now(log, service, environment)[0],
+            tenant_state_now(log, service, environment)[0],
+        )
+    entries = diff(before.keys, after) + diff_tenants(before.tenants, after_tenants)
     rows = diff_view(log, service, environment, [e for e in entries if all_keys or e.status != UNCHANGED])
     payload = {
         "service": service,
@@ -242,7 +262,8 @@ def _render_diff(console: Console, title: str, rows: list[dict[str, Any]]) -> No
     styles = {"added": "green", "removed": "red", "changed": "yellow", "unchanged": "dim"}
     for row in rows:
         versions = f"v{row['fromVersion'] or '-'} → v{row['toVersion'] or '-'}"
-        line = Text(f"  {row['status']:<9} ", style=styles[row["status"]]) + Text(f"{row['key']}  {versions}")
+        name = row["key"] if "tenant" not in row else f"{row['key']} [tenant {row['tenant']}]"
+        line = Text(f"  {row['status']:<9} ", style=styles[row["status"]]) + Text(f"{name}  {versions}")
         if row.get("secret"):
             line += Text("  (secret)", style="magenta")
         console.print(line, soft_wrap=True)
@@ -305,14 +326,17 @@ def restore(
 
     log = cli.change_log()
     target_name = f"snapshot {label}" if label is not None else f"{at}"
-    before = (
-        _snapshot(cli, service, environment, label).keys
-        if label is not None
-        else state_at(log, service, environment, _moment(at or ""))
-    )
+    if label is not None:
+        wanted = _snapshot(cli, service, environment, label)
+        before, before_tenants = wanted.keys, wanted.tenants
+    else:
+        moment = _moment(at or "")
+        before = state_at(log, service, environment, moment)
+        before_tenants = tenant_state_at(log, service, environment, moment)
     now, pointers = state_now(log, service, environment)
-    entries = diff(before, now)
-    steps = restore_plan(entries, pointers, restore_id)
+    now_tenants, tenant_pointers = tenant_state_now(log, service, environment)
+    entries = diff(before, now) + diff_tenants(before_tenants, now_tenants)
+    steps = restore_plan(entries, pointers, restore_id, tenant_pointers)
     changing = [e for e in entries if e.status != UNCHANGED]
     payload: dict[str, Any] = {
         "restoreId": restore_id,
@@ -333,8 +357,10 @@ def restore(
             to_version=step.to_version,
             expected_version=step.expected_version,
             change_id=step.change_id,
-            rollout=rollout_detail if step.operation is Operation.ROLLBACK else None,
+            # a tenant's value cannot roll out progressively: it is restored directly
+            rollout=rollout_detail if step.operation is Operation.ROLLBACK and step.tenant is None else None,
             restore_id=restore_id,
+            tenant=step.tenant,
         )
         for step in steps
     ]
@@ -358,6 +384,8 @@ def _step_view(step: RestoreStep) -> dict[str, Any]:
     }
     if step.to_version is not None:
         view["toVersion"] = step.to_version
+    if step.tenant is not None:
+        view["tenant"] = step.tenant
     return view
 
 
@@ -370,10 +398,11 @@ def _render_restore(console: Console, payload: dict[str, Any]) -> None:
     verb = "would send" if payload["dryRun"] else "sent"
     console.print(Text(f"restore {payload['restoreId']} {verb} {len(payload['changes'])} change(s):"))
     for change in payload["changes"]:
+        name = change["key"] if "tenant" not in change else f"{change['key']} [tenant {change['tenant']}]"
         what = (
-            f"rollback {change['key']} to v{change['toVersion']}"
+            f"rollback {name} to v{change['toVersion']}"
             if change["operation"] == "rollback"
-            else f"delete {change['key']}"
+            else f"delete {name}"
         )
         print_change_line(console, f"  {what} (expected v{change['expectedVersion']})", change)
 
@@ -462,10 +491,16 @@ def import_command(
         if document.get("format") != EXPORT_FORMAT:
             raise ValueError
         service, environment, keys = document["service"], document["environment"], document["keys"]
+        # (tenant or None, key, entry): the service's keys, then each tenant's own values
+        scoped = [(None, k, v) for k, v in sorted(keys.items())] + [
+            (t, k, v)
+            for t, values in sorted((document.get("tenants") or {}).items())
+            for k, v in sorted(values.items())
+        ]
+        plain = [(t, k, v["value"]) for t, k, v in scoped if "secretRef" not in v]
     except (ValueError, KeyError, TypeError, AttributeError):
         raise invalid(f"{source_uri} is not a configpipe snapshot export", code="INVALID_EXPORT") from None
-    plain = {k: v for k, v in sorted(keys.items()) if "secretRef" not in v}
-    secrets = sorted(k for k, v in keys.items() if "secretRef" in v)
+    secrets = sorted(k if t is None else f"{k} [tenant {t}]" for t, k, v in scoped if "secretRef" in v)
     requests = [
         WriteRequest(
             service,
@@ -473,16 +508,23 @@ def import_command(
             k,
             Operation.PUT,
             f"import {import_id} of {document.get('label')}: {reason}",
-            value=v["value"],
+            value=value,
             expected_version=0,
-            change_id=step_change_id(import_id, k),
+            change_id=step_change_id(import_id, k, t),
             restore_id=import_id,
+            tenant=t,
         )
-        for k, v in plain.items()
+        for t, k, value in plain
     ]
     prepared = [prepare(cli, request) for request in requests]
     changes: list[dict[str, Any]] = [
-        {"key": w.request.key, "operation": "put", "expectedVersion": 0, "changeId": w.change_id}
+        {
+            "key": w.request.key,
+            **({"tenant": w.request.tenant} if w.request.tenant is not None else {}),
+            "operation": "put",
+            "expectedVersion": 0,
+            "changeId": w.change_id,
+        }
         for w in prepared
     ]
     payload: dict[str, Any] = {
@@ -502,7 +544,8 @@ def import_command(
         verb = "would put" if dry_run else "put"
         console.print(Text(f"import {import_id} {verb} {len(changes)} key(s) into {service}/{environment}"))
         for change in changes:
-            line = Text(f"  {change['key']}")
+            tenant = f" [tenant {change['tenant']}]" if "tenant" in change else ""
+            line = Text(f"  {change['key']}{tenant}")
             if "status" in change:
                 line += Text(
                     f"  {change['status']}", style="green" if change["status"] == "accepted" else "red"
