@@ -197,10 +197,16 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
     """What ``tenant`` reads for ``key`` right now, and whether that is a rollout's candidate.
     Non-sensitive keys only (``get`` never reads Secrets Manager), so no secret is returned.
     A tenant with its own value of the key (``configpipe put --tenant``) reads that value
-    (tenant → service → global); a rollout moves only the service's value."""
-    overrides = client.tenant_overrides(tenant) if TENANT_PATTERN.fullmatch(tenant) else {}
-    if key in overrides:
-        value = overrides[key]
+    (tenant → service → global); while that value rolls out (``put --tenant … --rollout``) the
+    tenant is the subject of its own rollout."""
+    valid = TENANT_PATTERN.fullmatch(tenant) is not None
+    overrides = client.tenant_overrides(tenant) if valid else {}
+    tenant_rollout = client.tenant_rollout(tenant, key) if valid else None
+    if key in overrides or tenant_rollout is not None:
+        value = client.get_for_tenant(tenant, key, subject=tenant)
+        reads_candidate = tenant_rollout is not None and client.reads_tenant_candidate(
+            tenant, key, subject=tenant
+        )
         return {
             "service": client.service,
             "environment": client.environment,
@@ -208,10 +214,11 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
             "key": key,
             "value": value,
             "valueHash": value_hash(value),
-            "tenantOverride": True,
-            "readsCandidate": False,
-            "candidateVersion": None,
-            "weight": None,
+            "tenantOverride": key in overrides or reads_candidate,
+            "readsCandidate": reads_candidate,
+            "candidateVersion": tenant_rollout["candidateVersion"] if tenant_rollout else None,
+            "weight": tenant_rollout["weight"] if tenant_rollout else None,
+            "tenantRollout": tenant_rollout is not None,
         }
     value = client.get(key, subject=tenant)
     rollout = client.rollout(key)
@@ -226,6 +233,7 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
         "readsCandidate": client.reads_candidate(key, subject=tenant),
         "candidateVersion": rollout["candidateVersion"] if rollout else None,
         "weight": rollout["weight"] if rollout else None,
+        "tenantRollout": False,
     }
 
 

@@ -389,6 +389,16 @@ class ConfigClient:
         view = self._tenant_held(tenant).views.get(key)
         return dict(view.detail) if view is not None and view.detail is not None else None
 
+    def reads_tenant_candidate(self, tenant: str, key: str, subject: str | None = None) -> bool:
+        """Whether ``subject`` currently reads the candidate of the rollout of ``tenant``'s own
+        value of ``key`` (False when that value is not rolling out)."""
+        view = self._tenant_held(tenant).views.get(key)
+        return (
+            view is not None
+            and view.candidate is not _MISSING
+            and self._receives_tenant(tenant, key, view, subject)
+        )
+
     def _tenant_values(self, tenant: str) -> dict[str, Any]:
         return self._tenant_held(tenant).values
 
