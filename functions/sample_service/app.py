@@ -7,7 +7,8 @@ means something at least as new is already recorded, which is success, not an er
 
 * ``ConfigurationUpdated`` — pk = service, sk = ``{environment}#{key}``: version, valueHash,
   deleted, appliedAt; condition ``attribute_not_exists(pk) OR version < :v``.
-* ``ConfigurationRollout*`` — pk = service, sk = ``{environment}#{key}#rollout``: rollout id,
+* ``ConfigurationRollout*`` — pk = service, sk = ``{environment}#{key}#rollout`` (a tenant's
+  rollout: ``{environment}#{key}#tenant#{tenant}#rollout``): rollout id,
   status, weight, stable and candidate versions, sequence, candidate valueHash; condition on
   (candidateVersion, sequence). A separate row, so a rollout never claims that its
   candidate version is *the* applied version (only completion's ``ConfigurationUpdated``
@@ -129,7 +130,9 @@ class AppliedVersions:
         candidate's hash (from the event) is kept."""
         item: dict[str, Any] = {
             "pk": self._service,
-            "sk": f"{event.environment}#{event.key}#rollout",
+            # A tenant's value rolls out with candidate versions of its own: its own row.
+            "sk": f"{applied_sk(event.environment, event.key, event.tenant)}#rollout",
+            **({"tenant": event.tenant} if event.tenant is not None else {}),
             "service": event.service,
             "key": event.key,
             "environment": event.environment,
@@ -189,8 +192,10 @@ class AppliedVersions:
             Key={"pk": self._service, "sk": applied_sk(environment, key, tenant)}, ConsistentRead=True
         ).get("Item")
 
-    def get_rollout(self, environment: str, key: str) -> dict[str, Any] | None:
-        return self.get(environment, f"{key}#rollout")
+    def get_rollout(self, environment: str, key: str, tenant: str | None = None) -> dict[str, Any] | None:
+        sk = f"{applied_sk(environment, key, tenant)}#rollout"
+        item = self._table.get_item(Key={"pk": self._service, "sk": sk}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
 
 
 def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
