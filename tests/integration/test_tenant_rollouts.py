@@ -301,3 +301,42 @@ def test_a_tenants_rollout_is_checked_like_a_service_values(chain: Chain, log: C
 
     assert [r["code"] for r in log.change("bad", CHECKOUT).reasons] == [code]
     assert log.rollout(*ACME) is None and log.current(*ACME) is None
+
+
+def test_a_tenants_secret_rolls_out_as_a_staged_version_of_the_tenants_secret(chain: Chain, log, clock):
+    name = "configpipe/checkout/production.tenants/acme/api_token"
+    chain.publish(chain.sealed(change("api_token", "acme-old", tenant="acme")), CHECKOUT)
+    chain.run()
+
+    # When the tenant's secret rolls out
+    chain.publish(
+        chain.sealed(
+            change(
+                "api_token",
+                "acme-new",
+                change_id="acme-secret",
+                tenant="acme",
+                rollout={"strategy": "AllAtOnce"},
+            )
+        ),
+        CHECKOUT,
+    )
+    chain.run()
+
+    # Then the candidate is a version of the tenant's own secret, staged apart from AWSCURRENT,
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    assert json.loads(secrets.get_secret_value(SecretId=name)["SecretString"]) == "acme-old"
+    staged = secrets.get_secret_value(SecretId=name, VersionStage="CONFIGPIPE_CANDIDATE")
+    assert json.loads(staged["SecretString"]) == "acme-new"
+    view = parameter("/config/checkout/production.tenants/acme/api_token/rollout")
+    assert view["candidate"]["secretArn"].split(":secret:")[1].startswith(name)
+    assert parameter("/config/checkout/production.tenants/acme/api_token/candidate") is None
+    # and never in clear on the bus
+    assert not [e for e in chain.seen_events if "acme-new" in json.dumps(e)]
+
+    # When it completes (AllAtOnce bakes 10 minutes), the candidate is the tenant's current secret
+    tick(chain, clock, 11)
+    assert log.rollout("checkout", "production", "api_token", "acme").status == "COMPLETED"  # type: ignore[union-attr]
+    # (by stage: moto's UpdateSecretVersionStage does not move its default version, AWS's does)
+    current = secrets.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    assert json.loads(current["SecretString"]) == "acme-new"
