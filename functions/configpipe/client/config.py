@@ -36,6 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -96,6 +97,9 @@ class _Entry:
     pushed_at: float | None = None
 
 
+_NO_VIEWS: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class _TenantValues:
     """One tenant's own values of the service's keys (plain ones; secrets are not cached per
@@ -105,7 +109,9 @@ class _TenantValues:
 
     values: dict[str, Any]
     loaded_at: float
-    views: dict[str, _View] = field(default_factory=dict)
+    #: Shared and never written when the tenant has no rollout: an empty dict per held tenant
+    #: cost about 10 % more memory for 10,000 tenants (scripts/bench_tenants.py).
+    views: Mapping[str, _View] = field(default_factory=lambda: _NO_VIEWS)
 
 
 #: Tenants whose values one client keeps (least recently read dropped first): 10,000 tenants
@@ -427,7 +433,7 @@ class ConfigClient:
                 for key, text in view_texts.items()
                 if (view := self._stored_tenant_view(tenant, key, text, candidates.get(key))) is not None
             }
-            held = _TenantValues(values, now, views)
+            held = _TenantValues(values, now, views or _NO_VIEWS)
             self._tenants[tenant] = held
             self._tenants.move_to_end(tenant)
             while len(self._tenants) > self.max_tenants:
