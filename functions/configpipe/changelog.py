@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from configpipe.errors import DuplicateChangeError, RolloutConflictError, VersionConflictError
-from configpipe.naming import environment_segment
+from configpipe.naming import environment_segment, scope_id
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -243,6 +243,18 @@ class CurrentPointer:
         return self.stable_version if self.rollout_id is not None else self.version
 
 
+class RolloutScope(NamedTuple):
+    """Where a rollout lives: a key of a service, or one tenant's value of it."""
+
+    service: str
+    environment: str
+    key: str
+    tenant: str | None = None
+
+    def label(self) -> str:
+        return scope_id(self.service, self.environment, self.key, self.tenant)
+
+
 @dataclass(frozen=True)
 class RolloutRecord:
     """A key's current or last rollout, as the change log holds it (sk ``ROLLOUT``)."""
@@ -278,6 +290,8 @@ class RolloutRecord:
     outcome: dict[str, Any] | None = None
     #: A rollout that goes out with a code release: {releaseId, function, targetVersion}.
     release: dict[str, str] | None = None
+    #: Set when one tenant's value of the key rolls out (its own partition, beside its versions).
+    tenant: str | None = None
 
     @property
     def active(self) -> bool:
@@ -289,7 +303,7 @@ class RolloutRecord:
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "pk": key_pk(self.service, self.environment, self.key),
+            "pk": key_pk(self.service, self.environment, self.key, self.tenant),
             "sk": ROLLOUT_SK,
             "kind": "rollout",
             "rolloutId": self.rollout_id,
@@ -322,6 +336,7 @@ class RolloutRecord:
             "pausedAt": self.paused_at,
             "outcome": self.outcome,
             "release": self.release,
+            "tenant": self.tenant,
             "rolloutActive": ACTIVE if self.active else None,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
@@ -362,6 +377,7 @@ class RolloutRecord:
             reason=str(item.get("reason", "")),
             outcome=_plain(item["outcome"]) if item.get("outcome") else None,
             release={k: str(v) for k, v in item["release"].items()} if item.get("release") else None,
+            tenant=str(item["tenant"]) if item.get("tenant") else None,
         )
 
 
@@ -685,25 +701,35 @@ class ChangeLog:
 
     # --- rollouts -----------------------------------------------------------------------
 
-    def rollout(self, service: str, environment: str, key: str) -> RolloutRecord | None:
-        """The key's current or last rollout."""
+    def rollout(
+        self, service: str, environment: str, key: str, tenant: str | None = None
+    ) -> RolloutRecord | None:
+        """The key's current or last rollout (``tenant``: of that tenant's value of the key)."""
         item = self._table.get_item(
-            Key={"pk": key_pk(service, environment, key), "sk": ROLLOUT_SK}, ConsistentRead=True
+            Key={"pk": key_pk(service, environment, key, tenant), "sk": ROLLOUT_SK}, ConsistentRead=True
         ).get("Item")
         return RolloutRecord.from_item(item) if item else None
 
-    def active_rollouts(self) -> list[tuple[str, str, str]]:
-        """(service, environment, key) of every rollout in progress. The index is eventually
-        consistent: callers re-read each rollout (consistently) before acting on it."""
+    def active_rollouts(self) -> list[RolloutScope]:
+        """(service, environment, key, tenant) of every rollout in progress (tenant None: the
+        service's value). The index is eventually consistent: callers re-read each rollout
+        (consistently) before acting on it."""
         kwargs: dict[str, Any] = {
             "IndexName": ACTIVE_ROLLOUTS_INDEX,
             "KeyConditionExpression": Key("rolloutActive").eq(ACTIVE),
         }
-        found: list[tuple[str, str, str]] = []
+        found: list[RolloutScope] = []
         while True:
             page = self._table.query(**kwargs)
             for item in page.get("Items", []):
-                found.append((str(item["service"]), str(item["environment"]), str(item["key"])))
+                found.append(
+                    RolloutScope(
+                        str(item["service"]),
+                        str(item["environment"]),
+                        str(item["key"]),
+                        str(item["tenant"]) if item.get("tenant") else None,
+                    )
+                )
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -778,7 +804,7 @@ class ChangeLog:
         ``restore`` (a copy of the stable version, the next version number) is appended
         and becomes current. Raises :class:`RolloutConflictError` if the rollout or the
         pointer moved, :class:`DuplicateChangeError` if ``control`` was applied before."""
-        pk = key_pk(record.service, record.environment, record.key)
+        pk = key_pk(record.service, record.environment, record.key, record.tenant)
         items: list[dict[str, Any]] = [self._rollout_put(record, expected_sequence)]
         if restore is None:
             items.append(
@@ -807,6 +833,10 @@ class ChangeLog:
                 },
                 self._pointer_put(restore, record.candidate_version, expected_rollout=record.rollout_id),
             ]
+            if restore.tenant is not None:
+                # A tenant's first version rolled back is a tombstone: the marker says the
+                # tenant no longer overrides the key (it reads the service's value again).
+                items.append({"Put": {"TableName": self.table_name, "Item": _tenant_marker(restore)}})
         self._transact(items, record.rollout_id, control)
 
 

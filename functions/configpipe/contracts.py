@@ -549,8 +549,13 @@ class ConfigurationRolloutControl(Command):
     rollout_id: str | None = Field(
         default=None, description="Act only if this is still the key's active rollout"
     )
+    tenant: str | None = Field(
+        default=None, description="Control the rollout of this tenant's own value of the key"
+    )
     author: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=1024)
+
+    _tenant = field_validator("tenant")(lambda v: check_tenant(v))
 
     @field_validator("control_id")
     @classmethod
@@ -620,7 +625,10 @@ class RolloutView(Announcement):
     release: dict[str, str] | None = Field(
         default=None, description="Bound to a code release: only that function version reads the candidate"
     )
+    #: Set when one tenant's value of the key rolls out (views under the tenant's path).
+    tenant: str | None = Field(default=None, description="The tenant whose own value rolls out")
 
+    _tenant = field_validator("tenant")(lambda v: check_tenant(v))
     _scope = field_validator("service", "environment", "key")(
         lambda v, info: _check_scope(v, info.field_name)
     )

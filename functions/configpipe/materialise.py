@@ -332,18 +332,19 @@ class Materialiser:
         an ended rollout), then announce the image's own event (as it was then: consumers
         drop sequences older than one they hold)."""
         as_of = _parsed(RolloutRecord.from_item, image)
-        service, environment, key = as_of.service, as_of.environment, as_of.key
+        service, environment, key, tenant = as_of.service, as_of.environment, as_of.key, as_of.tenant
         context = {
             "rolloutId": as_of.rollout_id,
             "configService": service,
             "environment": environment,
             "key": key,
+            "tenant": tenant,
             "sequence": as_of.sequence,
             "rolloutEvent": as_of.event,
         }
-        latest = self._log.rollout(service, environment, key)
+        latest = self._log.rollout(service, environment, key, tenant)
         if latest is None:
-            raise RolloutMissingError(f"no rollout item for {scope_id(service, environment, key)}")
+            raise RolloutMissingError(f"no rollout item for {scope_id(service, environment, key, tenant)}")
         candidates: dict[int, VersionRecord] = {}
         # Read before any write: an image naming a candidate the log lacks is refused untouched.
         candidate = self._candidate_record(as_of, candidates)
@@ -352,18 +353,20 @@ class Materialiser:
             placement = self._write_candidate(latest, candidate)
             view = self._view(latest, placement)
             self._parameters.put(
-                rollout_parameter_name(service, environment, key),
+                rollout_parameter_name(service, environment, key, tenant=tenant),
                 json.dumps(view.to_detail(), sort_keys=True, separators=(",", ":")),
-                self._tags(service, environment),
+                self._tags(service, environment, tenant),
             )
-            self.materialise_current(service, environment, key)
+            self.materialise_current(service, environment, key, tenant=tenant)
             logger.info("rollout materialised", extra={**context, "weight": latest.weight})
         else:
-            materialised = self.materialise_current(service, environment, key)
-            self._parameters.delete(candidate_parameter_name(service, environment, key))
-            self._parameters.delete(rollout_parameter_name(service, environment, key))
+            materialised = self.materialise_current(service, environment, key, tenant=tenant)
+            self._parameters.delete(candidate_parameter_name(service, environment, key, tenant=tenant))
+            self._parameters.delete(rollout_parameter_name(service, environment, key, tenant=tenant))
             if latest.candidate_sensitive:
-                self._secrets.remove_stage(secret_name(service, environment, key), CANDIDATE_STAGE)
+                self._secrets.remove_stage(
+                    secret_name(service, environment, key, tenant=tenant), CANDIDATE_STAGE
+                )
             logger.info("rollout ended", extra={**context, "readersVersion": materialised.version})
 
         event = self._rollout_event(as_of, candidate)
@@ -379,45 +382,43 @@ class Materialiser:
     def _candidate_record(self, rollout: RolloutRecord, cache: dict[int, VersionRecord]) -> VersionRecord:
         if rollout.candidate_version not in cache:
             record = self._log.version(
-                rollout.service, rollout.environment, rollout.key, rollout.candidate_version
+                rollout.service, rollout.environment, rollout.key, rollout.candidate_version, rollout.tenant
             )
             if record is None:
-                raise RolloutMissingError(
-                    f"candidate version {rollout.candidate_version} of "
-                    f"{scope_id(rollout.service, rollout.environment, rollout.key)} is missing"
-                )
+                scope = scope_id(rollout.service, rollout.environment, rollout.key, rollout.tenant)
+                raise RolloutMissingError(f"candidate version {rollout.candidate_version} of {scope} missing")
             cache[rollout.candidate_version] = record
         return cache[rollout.candidate_version]
 
     def _write_candidate(self, rollout: RolloutRecord, candidate: VersionRecord) -> RolloutCandidate:
         """Make an active rollout's candidate readable beside the stable value."""
-        service, environment, key = rollout.service, rollout.environment, rollout.key
+        service, environment, key, tenant = rollout.service, rollout.environment, rollout.key, rollout.tenant
         if candidate.deleted:
             # The candidate is "no value": nothing to read beside the stable one.
-            self._parameters.delete(candidate_parameter_name(service, environment, key))
+            self._parameters.delete(candidate_parameter_name(service, environment, key, tenant=tenant))
             return self._candidate(candidate, active=True)
         if candidate.sensitive:
-            scope = scope_id(service, environment, key)
+            scope = scope_id(service, environment, key, tenant)
             if candidate.secret_ciphertext is None:
                 raise ConfigpipeError(f"sensitive version {candidate.version} of {scope} has no ciphertext")
             arn = self._secrets.put_staged_version(
-                secret_name(service, environment, key),
+                secret_name(service, environment, key, tenant=tenant),
                 self._key.decrypt(scope, candidate.secret_ciphertext),
                 token=secret_version_token(scope, candidate.version),
                 stages=[CANDIDATE_STAGE],
-                tags=self._tags(service, environment),
+                tags=self._tags(service, environment, tenant),
             )
             # A non-sensitive candidate of an earlier rollout must not linger beside this one.
-            self._parameters.delete(candidate_parameter_name(service, environment, key))
+            self._parameters.delete(candidate_parameter_name(service, environment, key, tenant=tenant))
             return self._candidate(candidate, active=True, secret_arn=arn)
         if candidate.value_json is None:
             raise ConfigpipeError(
-                f"version {candidate.version} of {scope_id(service, environment, key)} has no value"
+                f"version {candidate.version} of {scope_id(service, environment, key, tenant)} has no value"
             )
         self._parameters.put(
-            candidate_parameter_name(service, environment, key),
+            candidate_parameter_name(service, environment, key, tenant=tenant),
             candidate.value_json,
-            self._tags(service, environment),
+            self._tags(service, environment, tenant),
         )
         return self._candidate(candidate, active=True)
 
@@ -426,20 +427,27 @@ class Materialiser:
     ) -> RolloutCandidate:
         """Where ``candidate`` can be read: beside the stable value while the rollout is active,
         in the key's main store once it completed (and nowhere once it was rolled back)."""
-        service, environment, key = candidate.service, candidate.environment, candidate.key
+        service, environment, key, tenant = (
+            candidate.service,
+            candidate.environment,
+            candidate.key,
+            candidate.tenant,
+        )
         fields: dict[str, Any] = {}
         if candidate.deleted:
             pass
         elif candidate.sensitive:
-            fields["secret_arn"] = secret_arn or self._secrets.arn(secret_name(service, environment, key))
+            fields["secret_arn"] = secret_arn or self._secrets.arn(
+                secret_name(service, environment, key, tenant=tenant)
+            )
             fields["secret_version_id"] = secret_version_token(
-                scope_id(service, environment, key), candidate.version
+                scope_id(service, environment, key, tenant), candidate.version
             )
         else:
             fields["parameter_name"] = (
-                candidate_parameter_name(service, environment, key)
+                candidate_parameter_name(service, environment, key, tenant=tenant)
                 if active
-                else parameter_name(service, environment, key)
+                else parameter_name(service, environment, key, tenant=tenant)
             )
             if (
                 candidate.value_json is not None
@@ -506,7 +514,7 @@ def _parsed(parse: Callable[[dict[str, Any]], P], image: dict[str, Any]) -> P:
     scope = [getattr(parsed, name, None) for name in ("service", "environment", "key")]
     if isinstance(parsed, VersionRecord | RolloutRecord) and not _valid_scope(*scope):
         raise RecordRefusedError("service, environment or key is not one a change could name")
-    if isinstance(parsed, VersionRecord) and not _valid_tenant(parsed.tenant):
+    if isinstance(parsed, VersionRecord | RolloutRecord) and not _valid_tenant(parsed.tenant):
         raise RecordRefusedError("tenant is not one a change could name")
     return parsed
 
@@ -655,6 +663,7 @@ def _view_fields(rollout: RolloutRecord) -> dict[str, Any]:
         "alarms": list(rollout.alarms),
         "started_at": datetime.fromisoformat(rollout.started_at),
         "release": dict(rollout.release) if rollout.release else None,
+        "tenant": rollout.tenant,
     }
 
 

@@ -31,15 +31,20 @@ def parameter_name(
     return f"{root}/{service}/{environment_segment(environment, tenant)}/{key}"
 
 
-def rollout_parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:
+def rollout_parameter_name(
+    service: str, environment: str, key: str, root: str = PARAMETER_ROOT, tenant: str | None = None
+) -> str:
     """The view of the key's active rollout (JSON), one level below the key's own parameter:
-    keys never contain ``/``, so no key can collide with it."""
-    return f"{parameter_name(service, environment, key, root)}/rollout"
+    keys never contain ``/``, so no key can collide with it. A tenant's value rolls out on its
+    own, so its view is below the tenant's parameter."""
+    return f"{parameter_name(service, environment, key, root, tenant)}/rollout"
 
 
-def candidate_parameter_name(service: str, environment: str, key: str, root: str = PARAMETER_ROOT) -> str:
+def candidate_parameter_name(
+    service: str, environment: str, key: str, root: str = PARAMETER_ROOT, tenant: str | None = None
+) -> str:
     """The candidate value (canonical JSON) of the key's active rollout, when not sensitive."""
-    return f"{parameter_name(service, environment, key, root)}/candidate"
+    return f"{parameter_name(service, environment, key, root, tenant)}/candidate"
 
 
 def parameter_path(

@@ -165,9 +165,9 @@ def check_rules(change: ConfigurationChange, source: str, registry: Registry) ->
 
 
 def _check_tenant(change: ConfigurationChange, source: str, registry: Registry) -> list[Reason]:
-    """A tenant's value belongs to a service (global keys have none), goes out at once (a
-    progressive rollout of a tenant's value is not built yet) and may be restricted to some of
-    the service's publishers."""
+    """A tenant's value belongs to a service (global keys have none) and may be restricted to
+    some of the service's publishers. It may roll out progressively like the service's value
+    (its rollout lives in the tenant's own partition: docs/rollouts.md, "A tenant's value")."""
     if change.tenant is None:
         return []
     if change.service == GLOBAL_SERVICE:
@@ -177,14 +177,6 @@ def _check_tenant(change: ConfigurationChange, source: str, registry: Registry) 
             )
         ]
     reasons = []
-    if change.rollout is not None:
-        reasons.append(
-            Reason(
-                code=ReasonCode.ROLLOUT_NOT_ALLOWED,
-                message="a tenant's value cannot roll out progressively yet; send it without rollout",
-                field="rollout",
-            )
-        )
     if (
         registry.is_known(change.service)
         and source in registry.publishers_of(change.service)

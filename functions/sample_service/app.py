@@ -7,7 +7,8 @@ means something at least as new is already recorded, which is success, not an er
 
 * ``ConfigurationUpdated`` — pk = service, sk = ``{environment}#{key}``: version, valueHash,
   deleted, appliedAt; condition ``attribute_not_exists(pk) OR version < :v``.
-* ``ConfigurationRollout*`` — pk = service, sk = ``{environment}#{key}#rollout``: rollout id,
+* ``ConfigurationRollout*`` — pk = service, sk = ``{environment}#{key}#rollout`` (a tenant's
+  rollout: ``{environment}#{key}#tenant#{tenant}#rollout``): rollout id,
   status, weight, stable and candidate versions, sequence, candidate valueHash; condition on
   (candidateVersion, sequence). A separate row, so a rollout never claims that its
   candidate version is *the* applied version (only completion's ``ConfigurationUpdated``
@@ -129,7 +130,9 @@ class AppliedVersions:
         candidate's hash (from the event) is kept."""
         item: dict[str, Any] = {
             "pk": self._service,
-            "sk": f"{event.environment}#{event.key}#rollout",
+            # A tenant's value rolls out with candidate versions of its own: its own row.
+            "sk": f"{applied_sk(event.environment, event.key, event.tenant)}#rollout",
+            **({"tenant": event.tenant} if event.tenant is not None else {}),
             "service": event.service,
             "key": event.key,
             "environment": event.environment,
@@ -189,18 +192,26 @@ class AppliedVersions:
             Key={"pk": self._service, "sk": applied_sk(environment, key, tenant)}, ConsistentRead=True
         ).get("Item")
 
-    def get_rollout(self, environment: str, key: str) -> dict[str, Any] | None:
-        return self.get(environment, f"{key}#rollout")
+    def get_rollout(self, environment: str, key: str, tenant: str | None = None) -> dict[str, Any] | None:
+        sk = f"{applied_sk(environment, key, tenant)}#rollout"
+        item = self._table.get_item(Key={"pk": self._service, "sk": sk}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
 
 
 def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
     """What ``tenant`` reads for ``key`` right now, and whether that is a rollout's candidate.
     Non-sensitive keys only (``get`` never reads Secrets Manager), so no secret is returned.
     A tenant with its own value of the key (``configpipe put --tenant``) reads that value
-    (tenant → service → global); a rollout moves only the service's value."""
-    overrides = client.tenant_overrides(tenant) if TENANT_PATTERN.fullmatch(tenant) else {}
-    if key in overrides:
-        value = overrides[key]
+    (tenant → service → global); while that value rolls out (``put --tenant … --rollout``) the
+    tenant is the subject of its own rollout."""
+    valid = TENANT_PATTERN.fullmatch(tenant) is not None
+    overrides = client.tenant_overrides(tenant) if valid else {}
+    tenant_rollout = client.tenant_rollout(tenant, key) if valid else None
+    if key in overrides or tenant_rollout is not None:
+        value = client.get_for_tenant(tenant, key, subject=tenant)
+        reads_candidate = tenant_rollout is not None and client.reads_tenant_candidate(
+            tenant, key, subject=tenant
+        )
         return {
             "service": client.service,
             "environment": client.environment,
@@ -208,10 +219,11 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
             "key": key,
             "value": value,
             "valueHash": value_hash(value),
-            "tenantOverride": True,
-            "readsCandidate": False,
-            "candidateVersion": None,
-            "weight": None,
+            "tenantOverride": key in overrides or reads_candidate,
+            "readsCandidate": reads_candidate,
+            "candidateVersion": tenant_rollout["candidateVersion"] if tenant_rollout else None,
+            "weight": tenant_rollout["weight"] if tenant_rollout else None,
+            "tenantRollout": tenant_rollout is not None,
         }
     value = client.get(key, subject=tenant)
     rollout = client.rollout(key)
@@ -226,6 +238,7 @@ def answer(client: ConfigClient, tenant: str, key: str) -> dict[str, Any]:
         "readsCandidate": client.reads_candidate(key, subject=tenant),
         "candidateVersion": rollout["candidateVersion"] if rollout else None,
         "weight": rollout["weight"] if rollout else None,
+        "tenantRollout": False,
     }
 
 

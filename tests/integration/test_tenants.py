@@ -182,7 +182,6 @@ def test_a_restricted_tenant_is_refused_to_other_publishers_and_nothing_is_writt
         ({"tenant": "acme/other"}, "INVALID_TENANT"),
         ({"tenant": "-acme"}, "INVALID_TENANT"),
         ({"tenant": "acme", "service": "global"}, "INVALID_TENANT"),
-        ({"tenant": "acme", "rollout": {"strategy": "AllAtOnce"}}, "ROLLOUT_NOT_ALLOWED"),
     ],
 )
 def test_bad_tenants_are_rejected_with_a_stable_code_and_write_nothing(

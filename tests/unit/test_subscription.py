@@ -549,3 +549,34 @@ def test_a_failing_rollout_callback_leaves_the_event_to_sqs_and_then_the_dlq(cha
     # Then the start was never held as applied and waits in the DLQ
     assert sub.rollouts.held == {}
     assert [e["detail-type"] for e in rollout_events_queued(sqs, dlq)] == ["ConfigurationRolloutStarted"]
+
+
+def test_a_tenants_rollout_events_are_taken_off_the_queue_and_never_mistaken_for_the_services(chain, sqs):
+    # Given a subscriber, and tenant acme's own value rolling out (a Started event with tenant)
+    url, _ = queue_urls(chain)
+    rollouts = Rollouts()
+    sub = subscription(chain, sqs, Seen(), on_rollout=rollouts)
+    put(chain, "max_items", 10)
+    chain.publish(
+        change("max_items", 100, environment="production", tenant="acme"), "configpipe.team.checkout"
+    )
+    chain.publish(
+        change(
+            "max_items",
+            150,
+            environment="production",
+            change_id="acme-canary",
+            tenant="acme",
+            rollout={"strategy": "Canary10Percent5Minutes"},
+        ),
+        "configpipe.team.checkout",
+    )
+    chain.run()
+
+    # When the subscriber polls
+    drain(sub)
+
+    # Then the tenant's rollout event left the queue without reaching on_rollout or the held orders
+    assert rollouts.events == []
+    assert sub.rollouts.held == {}
+    assert queued(sqs, url) == []

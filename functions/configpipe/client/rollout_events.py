@@ -29,7 +29,9 @@ log = logging.getLogger("configpipe.client")
 
 #: ``on_rollout(event, stable_value, candidate_value)``
 RolloutCallback = Callable[["ConfigurationRolloutEvent", Any, Any], None]
-Scope = tuple[str, str, str]  # service, environment, key
+#: service, environment, key, tenant (None: the service's value; a tenant's value rolls out on
+#: its own, with candidate versions of its own)
+Scope = tuple[str, str, str, str | None]
 
 
 class AppliedRollouts:
@@ -57,7 +59,7 @@ class AppliedRollouts:
         and that event is on its way). Store errors and the callback's own errors propagate."""
         from configpipe.contracts import RolloutStatus
 
-        scope = (rollout.service, rollout.environment, rollout.key)
+        scope = (rollout.service, rollout.environment, rollout.key, rollout.tenant)
         order = (rollout.candidate_version, rollout.sequence)
         summary = {
             "rolloutId": rollout.rollout_id,
@@ -70,6 +72,7 @@ class AppliedRollouts:
             "targetService": self._target_service,
             "configService": rollout.service,
             "key": rollout.key,
+            "tenant": rollout.tenant,
             **summary,
         }
         held = self.held.get(scope)

@@ -401,6 +401,14 @@ class Subscription:
         scope = (rollout.service, rollout.environment, rollout.key)
         if not self.scope.wants(*scope):
             return True, 0
+        if rollout.tenant is not None:
+            # As for a tenant's updates (``_handle``): a tenant's rollout has candidate versions
+            # of its own, which this subscriber's per-key ordering does not follow yet.
+            log.info(
+                "tenant rollout not followed by subscriptions",
+                extra={**_identity(scope, rollout.candidate_version), "sequence": rollout.sequence},
+            )
+            return True, 0
         try:
             outcome = self.rollouts.apply(rollout)
         except (BotoCoreError, ClientError):

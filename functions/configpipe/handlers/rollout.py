@@ -119,8 +119,8 @@ def _tick(rollouts: RolloutService) -> dict[str, Any]:
         try:
             results.append(rollouts.reconcile(*scope))
         except Exception:  # one broken rollout must not stop the others; the tick fails after
-            logger.exception("rollout reconcile failed", extra={"scope": "/".join(scope)})
-            failed.append("/".join(scope))
+            logger.exception("rollout reconcile failed", extra={"scope": scope.label()})
+            failed.append(scope.label())
     for result in results:
         for action in result.actions:
             metrics.add_metric(name=_ACTION_METRIC[action], unit=MetricUnit.Count, value=1)

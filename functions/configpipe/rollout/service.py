@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from configpipe.changelog import ChangeLog, RolloutRecord, VersionRecord, utc_now
+from configpipe.changelog import ChangeLog, RolloutRecord, RolloutScope, VersionRecord, utc_now
 from configpipe.contracts import (
     CHANGE_ID_PATTERN,
     PIPELINE_SOURCE,
@@ -107,6 +107,7 @@ def new_rollout(
         author=change.author,
         reason=change.reason,
         release=release.to_detail() if release is not None else None,
+        tenant=change.tenant,
     )
 
 
@@ -164,7 +165,9 @@ class RolloutService:
 
     # --- the tick ------------------------------------------------------------------------
 
-    def active_scopes(self) -> list[tuple[str, str, str]]:
+    def active_scopes(self) -> list[RolloutScope]:
+        """Every rollout in progress: (service, environment, key, tenant); tenant None is the
+        service's value, a tenant's value rolls out on its own."""
         return self._log.active_rollouts()
 
     def reconcile_all(self) -> list[ReconcileResult]:
@@ -175,14 +178,16 @@ class RolloutService:
         service: str,
         environment: str,
         key: str,
+        tenant: str | None = None,
         decide: Callable[[RolloutRecord, datetime], Action] | None = None,
     ) -> ReconcileResult:
-        """Move one key's rollout as far as it is due now (one or more writes), or not at all.
-        ``decide``: another judgement than the schedule's (re-applied to every fresh read)."""
+        """Move one key's rollout (``tenant``: of that tenant's value) as far as it is due now
+        (one or more writes), or not at all. ``decide``: another judgement than the schedule's
+        (re-applied to every fresh read)."""
         actions: list[str] = []
         record = None
         for _ in range(MAX_ROUNDS):
-            record = self._log.rollout(service, environment, key)
+            record = self._log.rollout(service, environment, key, tenant)
             if record is None or not record.active:
                 break
             now = self._clock()
@@ -194,9 +199,9 @@ class RolloutService:
             except RolloutConflictError:
                 continue  # somebody else moved it: read again and decide again
             actions.append(type(action).__name__)
-        final = self._log.rollout(service, environment, key) if actions else record
+        final = self._log.rollout(service, environment, key, tenant) if actions else record
         return ReconcileResult(
-            key=f"{service}/{environment}/{key}",
+            key=RolloutScope(service, environment, key, tenant).label(),
             actions=actions,
             status=final.status if final else None,
             weight=final.weight if final else None,
@@ -311,7 +316,9 @@ class RolloutService:
         """The version that puts the stable value back: a copy of it (or a tombstone when the
         key had no value before the rollout), recorded as a rollback in the key's history."""
         stable = (
-            self._log.version(record.service, record.environment, record.key, record.stable_version)
+            self._log.version(
+                record.service, record.environment, record.key, record.stable_version, record.tenant
+            )
             if record.stable_version is not None
             else None
         )
@@ -330,6 +337,7 @@ class RolloutService:
             "source": PIPELINE_SOURCE,
             "applied_at": now,
             "previous_sensitive": record.candidate_sensitive,
+            "tenant": record.tenant,
         }
         if stable is None:
             return VersionRecord(**common, value_hash=value_hash(None), deleted=True)
@@ -361,6 +369,8 @@ class RolloutService:
         if control is None:
             return self._refuse(_control_id_of(envelope), source, reasons, {}, now)
         identity = {"service": control.service, "environment": control.environment, "key": control.key}
+        if control.tenant is not None:
+            identity["tenant"] = control.tenant
         try:
             self._authorise(control, source)
             return self._apply_control(control, source, now)
@@ -368,11 +378,24 @@ class RolloutService:
             return self._refuse(control.control_id, source, refused.reasons, identity, now)
 
     def _authorise(self, control: ConfigurationRolloutControl, source: str) -> None:
-        if source not in self._registry().publishers_of(control.service):
+        registry = self._registry()
+        if source not in registry.publishers_of(control.service):
             raise _Refused(
                 Reason(
                     code=ReasonCode.SOURCE_NOT_AUTHORIZED,
                     message=f"source {source!r} may not control rollouts of service {control.service!r}",
+                    field="source",
+                )
+            )
+        # Whoever may not write a tenant's value may not steer its rollout either.
+        if control.tenant is not None and not registry.may_publish_tenant(
+            control.service, control.tenant, source
+        ):
+            raise _Refused(
+                Reason(
+                    code=ReasonCode.TENANT_NOT_AUTHORIZED,
+                    message=f"source {source!r} may not control rollouts of tenant {control.tenant!r} "
+                    f"of service {control.service!r}",
                     field="source",
                 )
             )
@@ -381,7 +404,7 @@ class RolloutService:
         self, control: ConfigurationRolloutControl, source: str, now: datetime
     ) -> ControlResult:
         for _ in range(MAX_ROUNDS):
-            record = self._log.rollout(control.service, control.environment, control.key)
+            record = self._log.rollout(control.service, control.environment, control.key, control.tenant)
             if record is None or not record.active or (control.rollout_id not in (None, record.rollout_id)):
                 if self._log.change(control.control_id, source) is not None:
                     return ControlResult("duplicate", control.control_id)

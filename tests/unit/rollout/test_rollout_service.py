@@ -81,7 +81,7 @@ def test_a_change_with_a_rollout_starts_it_in_the_same_write(write_path, log):
     candidate = log.version(*KEY, 2)
     assert candidate is not None and candidate.rollout is not None
     assert candidate.rollout["strategy"] == "Canary10Percent5Minutes"
-    assert log.active_rollouts() == [KEY]
+    assert log.active_rollouts() == [(*KEY, None)]
 
 
 def test_any_change_to_a_key_rolling_out_is_refused_naming_the_way_out(write_path, log, pipeline):

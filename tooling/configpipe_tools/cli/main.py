@@ -332,13 +332,18 @@ def _write(ctx: typer.Context, request: WriteRequest, dry_run: bool, wait: bool,
         from configpipe_tools.cli.rollout import started_summary
 
         result.rollout = started_summary(
-            cli.change_log(), request.service, request.environment, request.key, result.change_id
+            cli.change_log(),
+            request.service,
+            request.environment,
+            request.key,
+            result.change_id,
+            request.tenant,
         )
         payload = result.to_dict()
     if any(r.get("code") == ReasonCode.ROLLOUT_IN_PROGRESS for r in result.reasons):
         from configpipe_tools.cli.rollout import way_out
 
-        payload["hint"] = way_out(request.service, request.environment, request.key)
+        payload["hint"] = way_out(request.service, request.environment, request.key, request.tenant)
     if request.tenant is not None:
         payload["tenant"] = request.tenant
     out = Output(cli.json)
@@ -615,7 +620,7 @@ def history(
             code="KEY_NOT_FOUND",
             hint=f"`configpipe list {service} {environment}` lists the keys that exist.",
         )
-    rollouts = history_rollouts(records, log.rollout(service, environment, key)) if tenant is None else {}
+    rollouts = history_rollouts(records, log.rollout(service, environment, key, tenant))
     payload: dict[str, Any] = {
         "service": service,
         "environment": environment,

@@ -43,6 +43,7 @@ from configpipe.contracts import (
     RolloutRequest,
     RolloutStatus,
 )
+from configpipe.naming import TENANT_PATTERN
 from configpipe.registry import Registry
 from configpipe.release.health import AlarmHealth
 from configpipe.rollout.engine import elapsed_seconds, strategy_of
@@ -52,7 +53,7 @@ from configpipe_tools.cli.common import OutputOpt, SourceOpt, guarded
 from configpipe_tools.cli.context import CliContext
 from configpipe_tools.cli.errors import CliError, ExitCode, invalid
 from configpipe_tools.cli.output import Output, reason_text
-from configpipe_tools.cli.publishing import require_source
+from configpipe_tools.cli.publishing import require_source, tenant_label
 
 app = typer.Typer(
     name="rollout",
@@ -223,9 +224,11 @@ def _refuse(reasons: list[Reason]) -> None:
         )
 
 
-def started_summary(change_log: ChangeLog, service: str, environment: str, key: str, change_id: str) -> Any:
+def started_summary(
+    change_log: ChangeLog, service: str, environment: str, key: str, change_id: str, tenant: str | None = None
+) -> Any:
     """After an accepted change with a rollout: the rollout it started (None if it is not ours)."""
-    record = change_log.rollout(service, environment, key)
+    record = change_log.rollout(service, environment, key, tenant)
     if record is None or record.rollout_id != change_id:
         return None
     return rollout_view(record, _now())
@@ -243,14 +246,18 @@ def render_started(console: Console, rollout: dict[str, Any]) -> None:
     console.print(
         Text(
             f"  follow it: configpipe rollout status {rollout['service']} {rollout['environment']} "
-            f"{rollout['key']} --follow"
+            f"{rollout['key']}{_tenant_flag(rollout.get('tenant'))} --follow"
         )
     )
 
 
-def way_out(service: str, environment: str, key: str) -> str:
-    """What to do about ROLLOUT_IN_PROGRESS."""
-    scope = f"{service} {environment} {key}"
+def _tenant_flag(tenant: str | None) -> str:
+    return "" if tenant is None else f" --tenant {tenant}"
+
+
+def way_out(service: str, environment: str, key: str, tenant: str | None = None) -> str:
+    """What to do about ROLLOUT_IN_PROGRESS (``tenant``: of that tenant's own value)."""
+    scope = f"{service} {environment} {key}{_tenant_flag(tenant)}"
     return (
         f"The key is rolling out. Finish it now: `configpipe rollout promote {scope} --reason …`; or go back "
         f"to the stable value: `configpipe rollout abort {scope} --reason …`. "
@@ -284,6 +291,7 @@ def rollout_view(
         "service": record.service,
         "environment": record.environment,
         "key": record.key,
+        **({"tenant": record.tenant} if record.tenant is not None else {}),
         "status": record.status,
         "active": record.active,
         "strategy": record.strategy_name,
@@ -362,12 +370,8 @@ def _summary_grid(view: dict[str, Any]) -> Table:
         status += Text(" (paused)", style="yellow")
     grid.add_row("rollout", Text(view["rolloutId"]))
     stable = f"v{view['stableVersion']}" if view["stableVersion"] is not None else "(no value)"
-    grid.add_row(
-        "key",
-        Text(
-            f"{view['service']}/{view['environment']}/{view['key']}  {stable} → v{view['candidateVersion']}"
-        ),
-    )
+    label = tenant_label(view["service"], view["environment"], view["key"], view.get("tenant"))
+    grid.add_row("key", Text(f"{label}  {stable} → v{view['candidateVersion']}"))
     grid.add_row("strategy", Text(view["strategy"]))
     grid.add_row("status", status)
     grid.add_row("weight", _weight_bar(view))
@@ -435,6 +439,15 @@ KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Configuration key.",
 IntervalOpt = Annotated[
     float, typer.Option("--interval", min=0, help="Seconds between reads of the change log (--follow).")
 ]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        "-t",
+        help="The rollout of this tenant's own value of the key (put --tenant … --rollout).",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -455,13 +468,15 @@ def status(
         ),
     ] = None,
     interval: IntervalOpt = 2.0,
+    tenant: TenantOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode:
-    """The key's current (or last) rollout: weight, versions, alarms, next step, the steps."""
+    """The key's current (or last) rollout: weight, versions, alarms, next step, the steps
+    (--tenant: of the tenant's own value)."""
     cli: CliContext = ctx.obj
     out = Output(cli.json)
     log = cli.change_log()
-    record = _rollout_of(log, service, environment, key)
+    record = _rollout_of(log, service, environment, key, tenant)
     if follow:
         deadline = time.monotonic() + (timeout if timeout is not None else _FOLLOW_TIMEOUT)
         return _follow(cli, out, log, record, deadline, interval)
@@ -470,16 +485,25 @@ def status(
     return ExitCode.OK
 
 
-def _rollout_of(log: ChangeLog, service: str, environment: str, key: str) -> RolloutRecord:
-    record = log.rollout(service, environment, key)
+def _rollout_of(
+    log: ChangeLog, service: str, environment: str, key: str, tenant: str | None = None
+) -> RolloutRecord:
+    _check_tenant_option(tenant)
+    record = log.rollout(service, environment, key, tenant)
     if record is None:
         raise invalid(
-            f"{service}/{environment}/{key} has never rolled out",
+            f"{tenant_label(service, environment, key, tenant)} has never rolled out",
             code="ROLLOUT_NOT_FOUND",
-            hint=f"Start one with `configpipe put {service} {environment} {key} VALUE --rollout STRATEGY "
-            "--reason …`.",
+            hint=f"Start one with `configpipe put {service} {environment} {key} VALUE{_tenant_flag(tenant)} "
+            "--rollout STRATEGY --reason …`.",
         )
     return record
+
+
+def _check_tenant_option(tenant: str | None) -> None:
+    """A --tenant the contract would refuse is exit 2 before any AWS call (it names a key)."""
+    if tenant is not None and not TENANT_PATTERN.fullmatch(tenant):
+        raise invalid("--tenant must match ^[a-z0-9][a-z0-9-]{0,62}$", code=ReasonCode.INVALID_TENANT.value)
 
 
 def _follow(
@@ -501,12 +525,13 @@ def _follow(
                 "stopped following (the rollout goes on)",
                 ExitCode.TIMEOUT,
                 "TIMEOUT",
-                hint=f"`configpipe rollout status {record.service} {record.environment} {record.key} "
-                "--follow` follows it again; raise --timeout for long strategies.",
+                hint=f"`configpipe rollout status {record.service} {record.environment} {record.key}"
+                f"{_tenant_flag(record.tenant)} --follow` follows it again; raise --timeout for long "
+                "strategies.",
                 details={"rolloutId": record.rollout_id, "status": record.status},
             )
         _pause(min(interval, remaining))
-        latest = log.rollout(record.service, record.environment, record.key)
+        latest = log.rollout(record.service, record.environment, record.key, record.tenant)
         if latest is None or latest.rollout_id != record.rollout_id:
             raise invalid(f"rollout {record.rollout_id} was replaced", code="ROLLOUT_NOT_FOUND")
         record = latest
@@ -531,6 +556,7 @@ def _control(
     control_id: str | None,
     wait: bool,
     timeout: float,
+    tenant: str | None = None,
 ) -> ExitCode:
     cli: CliContext = ctx.obj
     out = Output(cli.json)
@@ -549,6 +575,8 @@ def _control(
     }
     if rollout_id is not None:
         fields["rolloutId"] = rollout_id
+    if tenant is not None:
+        fields["tenant"] = tenant
     _parse_control(fields)  # the contract first: no AWS call yet
     registry = cli.registry()
     if registry is not None and team not in registry.publishers_of(service):
@@ -560,17 +588,30 @@ def _control(
             ),
             hint="Publish as the service's team (--source or CONFIGPIPE_SOURCE).",
         )
+    if registry is not None and tenant is not None and not registry.may_publish_tenant(service, tenant, team):
+        _refuse_control(
+            Reason(
+                code=ReasonCode.TENANT_NOT_AUTHORIZED,
+                message=f"source {team!r} may not control rollouts of tenant {tenant!r} "
+                f"of service {service!r}",
+                field="source",
+            ),
+            hint="The registry restricts this tenant's values to some publishers "
+            f"(services.{service}.tenants.{tenant}.publishers).",
+        )
     log = cli.change_log()
-    record = log.rollout(service, environment, key)
-    label = f"{service}/{environment}/{key}"
+    record = log.rollout(service, environment, key, tenant)
+    label = tenant_label(service, environment, key, tenant)
+    scope = f"{service} {environment} {key}{_tenant_flag(tenant)}"
     if record is None or not record.active or rollout_id not in (None, record.rollout_id):
         message = "the key has no active rollout" + (f" with id {rollout_id}" if rollout_id else "")
         hint = (
             f"Its last rollout {record.rollout_id} is {record.status}"
             + (" (it is the active one)" if record.active else "")
-            + f"; `configpipe rollout status {service} {environment} {key}` shows it."
+            + f"; `configpipe rollout status {scope}` shows it."
             if record is not None
-            else f"Start one with `configpipe put {service} {environment} {key} VALUE --rollout STRATEGY …`."
+            else f"Start one with `configpipe put {service} {environment} {key} VALUE{_tenant_flag(tenant)} "
+            "--rollout STRATEGY …`."
         )
         raise CliError(
             f"{message}: {label}",
@@ -587,6 +628,7 @@ def _control(
         "service": service,
         "environment": environment,
         "key": key,
+        **({"tenant": tenant} if tenant is not None else {}),
     }
     bus = cli.bus(team)
     bus.publish([bus.entry(DetailType.CONFIGURATION_ROLLOUT_CONTROL, control)])
@@ -610,7 +652,7 @@ def _control(
             f"{timeout:g}s",
             ExitCode.TIMEOUT,
             "TIMEOUT",
-            hint=f"`configpipe rollout status {service} {environment} {key}` shows where it is. Re-running "
+            hint=f"`configpipe rollout status {scope}` shows where it is. Re-running "
             f"with --control-id {cid} is safe (a repeated control is ignored).",
             details=summary,
         )
@@ -627,7 +669,7 @@ def _control(
 
         out.result({**summary, "status": "rejected", "reasons": reasons}, render_rejected)
         return ExitCode.REJECTED
-    latest = log.rollout(service, environment, key) or record
+    latest = log.rollout(service, environment, key, tenant) or record
     view = rollout_view(latest, _now(), _alarm_states(cli, latest))
 
     def render_applied(c: Console) -> None:
@@ -726,10 +768,13 @@ def _control_command(action: RolloutAction, summary: str) -> Callable[..., ExitC
         control_id: ControlIdOpt = None,
         wait: WaitOpt = True,
         timeout: TimeoutOpt = _WAIT_TIMEOUT,
+        tenant: TenantOpt = None,
         source: SourceOpt = None,
         output: OutputOpt = None,
     ) -> ExitCode:
-        return _control(ctx, action, service, environment, key, reason, rollout_id, control_id, wait, timeout)
+        return _control(
+            ctx, action, service, environment, key, reason, rollout_id, control_id, wait, timeout, tenant
+        )
 
     command.__name__ = command.__qualname__ = action.value
     command.__doc__ = summary

@@ -357,8 +357,7 @@ def restore(
             to_version=step.to_version,
             expected_version=step.expected_version,
             change_id=step.change_id,
-            # a tenant's value cannot roll out progressively: it is restored directly
-            rollout=rollout_detail if step.operation is Operation.ROLLBACK and step.tenant is None else None,
+            rollout=rollout_detail if step.operation is Operation.ROLLBACK else None,
             restore_id=restore_id,
             tenant=step.tenant,
         )
