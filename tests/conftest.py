@@ -36,6 +36,7 @@ os.environ.update(jsii_quiet_environment())
 
 import botocore.loaders
 import botocore.session
+import hypothesis
 import moto.kms.models
 import pytest
 from moto import mock_aws
@@ -75,6 +76,13 @@ def _private_key(key_spec: str) -> object:
 
 
 moto.kms.models.generate_private_key = _private_key  # type: ignore[assignment]
+
+# Property tests run the same examples on every machine and every run: a CI run is judged on
+# the code, not on what a random search happened to try (or on a local .hypothesis/ example
+# database a fresh clone does not have), and a busy machine is not a failure (no deadline).
+# For a wider random search locally, load hypothesis's "default" profile instead.
+hypothesis.settings.register_profile("configpipe", derandomize=True, database=None, deadline=None)
+hypothesis.settings.load_profile("configpipe")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -171,3 +171,16 @@ def test_an_export_carries_tenant_values_and_an_import_replays_them(pipeline: Pi
         ("acme", "max_items"),
     }
     assert imported["secretsNotImported"] == ["api_token [tenant acme]"]
+
+
+def test_a_restore_with_a_rollout_rolls_a_tenants_value_back_progressively(pipeline: Pipeline, chain: Chain):
+    put(chain, "max_items", 20, tenant="acme")
+    body(cli(pipeline, "snapshot", "create", "checkout", "production", "--label", "before", "-o", "json"))
+    put(chain, "max_items", 25, tenant="acme")
+
+    restore(pipeline, "--label", "before", "--rollout", "Canary10Percent30Minutes")
+    chain.run()
+
+    rollout = log(pipeline).rollout("checkout", "production", "max_items", tenant="acme")
+    assert rollout is not None and (rollout.status, rollout.tenant) == ("ROLLING_OUT", "acme")
+    assert tenant_parameter("acme", "max_items") == 25  # the stable value until the rollout completes
