@@ -551,15 +551,75 @@ def test_a_failing_rollout_callback_leaves_the_event_to_sqs_and_then_the_dlq(cha
     assert [e["detail-type"] for e in rollout_events_queued(sqs, dlq)] == ["ConfigurationRolloutStarted"]
 
 
-def test_a_tenants_rollout_events_are_taken_off_the_queue_and_never_mistaken_for_the_services(chain, sqs):
+class TenantSeen(Seen):
+    """The callback, with each update's tenant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scoped: list[tuple[str | None, str, int, Any]] = []
+
+    def __call__(self, update: ConfigurationUpdated, value: Any) -> None:
+        super().__call__(update, value)
+        self.scoped.append((update.tenant, update.key, update.version, value))
+
+    def of(self, tenant: str | None) -> list[tuple[int, Any]]:
+        return [(v, value) for t, _, v, value in self.scoped if t == tenant]
+
+
+def put_tenant(chain: Chain, tenant: str, key: str, *values: Any) -> None:
+    for value in values:
+        chain.publish(change(key, value, environment="production", tenant=tenant), "configpipe.team.checkout")
+        chain.run()
+
+
+def test_a_tenants_values_are_followed_in_their_own_order_beside_the_services(chain, sqs):
+    # Given a subscriber that caught up with an empty change log
+    seen = TenantSeen()
+    sub = subscription(chain, sqs, seen)
+    sub.catch_up()
+
+    # When the service's value and two tenants' own values of the same key change
+    put(chain, "max_items", 10)
+    put_tenant(chain, "acme", "max_items", 100, 200)
+    put_tenant(chain, "globex", "max_items", 7)
+    put(chain, "max_items", 20)
+    drain(sub)
+
+    # Then each (key, tenant) reached the callback once, in its own version order, with its value
+    assert seen.of(None) == [(1, 10), (2, 20)]
+    assert seen.of("acme") == [(1, 100), (2, 200)]
+    assert seen.of("globex") == [(1, 7)]
+    assert sub.held[("checkout", "production", "max_items")] == 2
+    assert sub.held[("checkout", "production", "max_items", "acme")] == 2
+    assert queued(sqs, queue_urls(chain)[0]) == []
+
+
+def test_a_tenants_missed_versions_are_caught_up_from_the_change_log(chain, sqs):
+    # Given a subscriber holding acme's v1, whose queue then lost every announcement
+    put_tenant(chain, "acme", "max_items", 100)
+    seen = TenantSeen()
+    sub = subscription(chain, sqs, seen)
+    sub.catch_up()
+    put_tenant(chain, "acme", "max_items", 200, 300)
+    put_tenant(chain, "initech", "banner", "hi")
+    sqs.purge_queue(QueueUrl=queue_urls(chain)[0])
+
+    # When it catches up (as after a reconnect)
+    delivered = sub.catch_up()
+
+    # Then every missed tenant version arrived once, in order, and a second catch-up has nothing
+    assert seen.of("acme") == [(1, 100), (2, 200), (3, 300)]
+    assert seen.of("initech") == [(1, "hi")]
+    assert delivered == 3 and sub.catch_up() == 0
+
+
+def test_a_tenants_rollout_reaches_on_rollout_apart_from_the_services(chain, sqs):
     # Given a subscriber, and tenant acme's own value rolling out (a Started event with tenant)
     url, _ = queue_urls(chain)
     rollouts = Rollouts()
-    sub = subscription(chain, sqs, Seen(), on_rollout=rollouts)
+    sub = subscription(chain, sqs, TenantSeen(), on_rollout=rollouts)
     put(chain, "max_items", 10)
-    chain.publish(
-        change("max_items", 100, environment="production", tenant="acme"), "configpipe.team.checkout"
-    )
+    put_tenant(chain, "acme", "max_items", 100)
     chain.publish(
         change(
             "max_items",
@@ -576,7 +636,10 @@ def test_a_tenants_rollout_events_are_taken_off_the_queue_and_never_mistaken_for
     # When the subscriber polls
     drain(sub)
 
-    # Then the tenant's rollout event left the queue without reaching on_rollout or the held orders
-    assert rollouts.events == []
-    assert sub.rollouts.held == {}
+    # Then the tenant's rollout step reached on_rollout with the tenant's stable and candidate
+    # values, held under the tenant (the service's own value is not rolling out)
+    assert [(status, stable, candidate) for status, _, _, stable, candidate in rollouts.events] == [
+        ("ROLLING_OUT", 100, 150)
+    ]
+    assert set(sub.rollouts.held) == {("checkout", "production", "max_items", "acme")}
     assert queued(sqs, url) == []

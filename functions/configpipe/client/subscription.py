@@ -35,6 +35,11 @@ stable version until the completion's ``ConfigurationUpdated``), and skips a can
 rollout was rolled back or aborted (the restoring version follows it). Delivery
 announcements are acknowledged and not acted on.
 
+Tenants' own values (``update.tenant``) are followed like keys: each (key, tenant) has its own
+version sequence, held under ``(service, environment, key, tenant)`` (a service value under
+``(service, environment, key)``), delivered in order with no gap, caught up from the change log
+(the tenant markers list them) and rolled out per tenant.
+
 Reconnects back off exponentially with full jitter (AWS Architecture Blog, "Exponential
 Backoff and Jitter"), reset by the first successful receive.
 """
@@ -64,7 +69,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("configpipe.client")
 
-Scope = tuple[str, str, str]  # service, environment, key
+#: What a held version belongs to: (service, environment, key) for the service's value,
+#: (service, environment, key, tenant) for one tenant's own value of the key.
+Scope = tuple[str, ...]
 UpdateCallback = Callable[["ConfigurationUpdated", Any], None]
 
 #: The announcement that carries a new version (same as ``DetailType.CONFIGURATION_UPDATED``).
@@ -114,13 +121,22 @@ class SubscriptionScope:
         return not self.key_prefixes or any(key.startswith(p) for p in self.key_prefixes)
 
 
+def scope_of(service: str, environment: str, key: str, tenant: str | None = None) -> Scope:
+    return (service, environment, key) if tenant is None else (service, environment, key, tenant)
+
+
+def _parts(scope: Scope) -> tuple[str, str, str, str | None]:
+    service, environment, key, *rest = scope
+    return service, environment, key, (rest[0] if rest else None)
+
+
 def versions_after(
-    log_: ChangeLog, service: str, environment: str, key: str, held: int
+    log_: ChangeLog, service: str, environment: str, key: str, held: int, tenant: str | None = None
 ) -> list[VersionRecord]:
-    """The key's versions newer than ``held``, oldest first (read newest-first, stopping at
-    ``held``, so a long history costs one page)."""
+    """The key's (or one tenant's value's) versions newer than ``held``, oldest first (read
+    newest-first, stopping at ``held``, so a long history costs one page)."""
     newer = []
-    for record in log_.history(service, environment, key, newest_first=True):
+    for record in log_.history(service, environment, key, newest_first=True, tenant=tenant):
         if record.version <= held:
             break
         newer.append(record)
@@ -131,12 +147,16 @@ def versions_after(
 def missed_keys(
     log_: ChangeLog, services: Iterable[str], environments: Iterable[str]
 ) -> Iterator[tuple[Scope, int]]:
-    """(scope, current version) of every key, deleted ones included, in the given services
-    and environments, in a stable order."""
+    """(scope, current version) of every key and every tenant's own value, deleted ones
+    included, in the given services and environments, in a stable order."""
     for service in services:
         for environment in environments:
             for key, current in sorted(log_.keys(service, environment, include_deleted=True)):
                 yield (service, environment, key), current
+            if service == GLOBAL_SERVICE:
+                continue  # global keys have no tenants
+            for tenant, key, current in log_.tenant_keys(service, environment, include_deleted=True):
+                yield (service, environment, key, tenant), current
 
 
 def update_of(record: VersionRecord) -> ConfigurationUpdated:
@@ -207,13 +227,14 @@ class Subscription:
         queued announcement retries it); the other keys go on."""
         delivered = 0
         for scope, current in missed_keys(self._log, self.scope.services, self.scope.environments):
-            if self.scope.wants(*scope) and current > self.held.get(scope, 0):
+            if self.scope.wants(*scope[:3]) and current > self.held.get(scope, 0):
                 delivered += self._catch_up_key(scope)
         return delivered
 
     def _catch_up_key(self, scope: Scope) -> int:
         delivered = 0
-        records = versions_after(self._log, *scope, self.held.get(scope, 0))
+        service, environment, key, tenant = _parts(scope)
+        records = versions_after(self._log, service, environment, key, self.held.get(scope, 0), tenant)
         for index, record in enumerate(records):
             if record.rollout is not None:
                 following = records[index + 1] if index + 1 < len(records) else None
@@ -245,14 +266,15 @@ class Subscription:
         stable version: wait, and hand the rollout's current step to ``on_rollout``),
         ``rolled-back`` (the version after it restores the stable value: nobody outside the
         rollout ever read it) or ``completed`` (an ordinary version from then on)."""
+        service, environment, key, tenant = _parts(scope)
         if following is None:
-            pointer = self._log.current(*scope)
+            pointer = self._log.current(service, environment, key, tenant)
             if pointer is not None and pointer.rollout_id is not None and pointer.version == record.version:
                 self._catch_up_rollout(scope)
                 return "rolling-out"
             if pointer is not None and pointer.version > record.version:
                 # It ended after the history was read: the version after it says how.
-                following = self._log.version(*scope, record.version + 1)
+                following = self._log.version(service, environment, key, record.version + 1, tenant)
         from configpipe.rollout.service import rollback_change_id
 
         if (
@@ -273,8 +295,9 @@ class Subscription:
         from configpipe.contracts import ConfigurationRolloutEvent
         from configpipe.naming import rollout_parameter_name
 
-        record = self._log.rollout(*scope)
-        text = self._parameters.get(rollout_parameter_name(*scope))
+        service, environment, key, tenant = _parts(scope)
+        record = self._log.rollout(service, environment, key, tenant)
+        text = self._parameters.get(rollout_parameter_name(service, environment, key, tenant=tenant))
         if record is None or not record.active or text is None:
             return
         try:
@@ -303,7 +326,7 @@ class Subscription:
     def _deliver(self, update: ConfigurationUpdated, record: VersionRecord | None = None) -> bool:
         """Read the value of exactly ``update.version``, call back, then hold the version.
         False if the version was skipped (a superseded secret)."""
-        scope = (update.service, update.environment, update.key)
+        scope = scope_of(update.service, update.environment, update.key, update.tenant)
         try:
             value = fetch_value(update, self._parameters, self._secrets)
         except SupersededValueError:
@@ -321,11 +344,12 @@ class Subscription:
         """The value when the store no longer (or not yet) holds that version: the change log's
         own copy for a plain value; for a secret, skip it if a newer version replaced it, else
         wait for its materialisation."""
-        scope = (update.service, update.environment, update.key)
-        record = record or self._log.version(*scope, update.version)
+        service, environment, key, tenant = update.service, update.environment, update.key, update.tenant
+        scope = scope_of(service, environment, key, tenant)
+        record = record or self._log.version(service, environment, key, update.version, tenant)
         if record is not None and not record.sensitive and record.value_json is not None:
             return json.loads(record.value_json)
-        current = self._log.current(*scope)
+        current = self._log.current(service, environment, key, tenant)
         if update.sensitive and current is not None and current.version > update.version:
             log.warning("superseded secret version skipped", extra=_identity(scope, update.version))
             return _SKIP
@@ -398,16 +422,8 @@ class Subscription:
         """(whether the message is done with, 1 if the rollout callback saw it). A duplicate,
         an older event or a step whose candidate is gone (the rollout's end follows) is done
         with; a failing callback leaves the message for SQS to deliver again, then the DLQ."""
-        scope = (rollout.service, rollout.environment, rollout.key)
-        if not self.scope.wants(*scope):
-            return True, 0
-        if rollout.tenant is not None:
-            # As for a tenant's updates (``_handle``): a tenant's rollout has candidate versions
-            # of its own, which this subscriber's per-key ordering does not follow yet.
-            log.info(
-                "tenant rollout not followed by subscriptions",
-                extra={**_identity(scope, rollout.candidate_version), "sequence": rollout.sequence},
-            )
+        scope = scope_of(rollout.service, rollout.environment, rollout.key, rollout.tenant)
+        if not self.scope.wants(rollout.service, rollout.environment, rollout.key):
             return True, 0
         try:
             outcome = self.rollouts.apply(rollout)
@@ -423,14 +439,8 @@ class Subscription:
 
     def _handle(self, update: ConfigurationUpdated) -> tuple[bool, int]:
         """(whether the message is done with, how many updates were delivered)."""
-        scope = (update.service, update.environment, update.key)
-        if not self.scope.wants(*scope):
-            return True, 0
-        if update.tenant is not None:
-            # A tenant's value has its own version sequence, which this subscriber's per-key
-            # ordering and change-log catch-up do not follow yet (docs/consuming.md): done with,
-            # never applied as (or ordered against) the service's value.
-            log.info("tenant value not followed by subscriptions", extra=_identity(scope, update.version))
+        scope = scope_of(update.service, update.environment, update.key, update.tenant)
+        if not self.scope.wants(update.service, update.environment, update.key):
             return True, 0
         held = self.held.get(scope, 0)
         if update.version <= held:
@@ -487,11 +497,15 @@ def _order(announcement: ConfigurationUpdated | ConfigurationRolloutEvent | None
 
     if announcement is None:
         return ("",)
-    scope = (announcement.service, announcement.environment, announcement.key)
+    # a tenant's value has its own sequence: ordered apart from the service's ("" sorts first)
+    scope = (announcement.service, announcement.environment, announcement.key, announcement.tenant or "")
     if isinstance(announcement, ConfigurationUpdated):
         return (*scope, announcement.version, 1, 0)
     return (*scope, announcement.candidate_version, 0, announcement.sequence)
 
 
 def _identity(scope: Scope, version: int) -> dict[str, Any]:
-    return {"configService": scope[0], "environment": scope[1], "key": scope[2], "version": version}
+    identity = {"configService": scope[0], "environment": scope[1], "key": scope[2], "version": version}
+    if len(scope) > 3:
+        identity["tenant"] = scope[3]
+    return identity

@@ -350,8 +350,9 @@ class Watch:
                         yield from (r for r in history if r.version > since_version)
             return
         for scope, _ in missed_keys(log, self._services(), self._environments()):
-            if not flt.key or scope[2] == flt.key:
-                yield from versions_after(log, *scope, since_version)
+            if len(scope) == 3 and (not flt.key or scope[2] == flt.key):  # tenants: --tenant above
+                service, environment, key = scope
+                yield from versions_after(log, service, environment, key, since_version)
 
     # --- live events --------------------------------------------------------------------
 
