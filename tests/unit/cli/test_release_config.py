@@ -134,6 +134,33 @@ def test_config_changes_are_published_first_bound_to_the_release_then_the_releas
         assert rollout.release == binding
 
 
+def test_a_tenants_own_value_rides_on_the_release_beside_the_services(start, pipe: Pipe):
+    # When a release carries the service's value of a key and tenant acme's own value of it
+    result = start("checkout/production/max-retries=5", "checkout/production/max-retries@acme=9")
+
+    # Then both were accepted as two changes, the tenant's naming its tenant, both bound
+    assert_clean_exit(result, 0)
+    body = parse_json(result)
+    assert [c["status"] for c in body["config"]] == ["accepted", "accepted"]
+    changes = [e["detail"] for e in pipe.events if e["detail-type"] == "ConfigurationChange"]
+    assert [(c.get("tenant"), c["value"]) for c in changes] == [(None, 5), ("acme", 9)]
+    assert len({c["changeId"] for c in changes}) == 2
+    binding = {"releaseId": body["releaseId"], "function": FUNCTION, "targetVersion": "2"}
+    for tenant in (None, "acme"):
+        rollout = pipe.log.rollout("checkout", "production", "max-retries", tenant)
+        assert rollout is not None and rollout.active and rollout.release == binding
+
+
+def test_parse_config_reads_a_tenant_after_the_key():
+    parsed = parse_config("checkout/production/max-retries@acme=9")
+    assert (parsed.key, parsed.tenant, parsed.value, parsed.label) == (
+        "max-retries",
+        "acme",
+        9,
+        "checkout/production/max-retries@acme",
+    )
+
+
 def test_a_rejected_config_change_stops_the_release_and_aborts_the_others(
     start, pipe: Pipe, monkeypatch: pytest.MonkeyPatch
 ):
@@ -222,7 +249,14 @@ def test_values_are_parsed_like_put(spec: str, value: Any):
 
 
 @pytest.mark.parametrize(
-    "spec", ["checkout/production/max-retries", "checkout/max-retries=5", "a/b/c/d=1", "/production/k=1"]
+    "spec",
+    [
+        "checkout/production/max-retries",
+        "checkout/max-retries=5",
+        "a/b/c/d=1",
+        "/production/k=1",
+        "checkout/production/k@=1",
+    ],
 )
 def test_malformed_config_is_refused(spec: str):
     with pytest.raises(CliError) as raised:

@@ -251,10 +251,11 @@ def start(
         list[str] | None,
         typer.Option(
             "--config",
-            metavar="SERVICE/ENV/KEY=VALUE",
+            metavar="SERVICE/ENV/KEY[@TENANT]=VALUE",
             help="Configuration that goes out with the release (repeat): published first, read only by "
             "FUNCTION at --to-version while the release runs, completed or rolled back with it. VALUE "
-            "is JSON if it parses, else text; a sensitive key is encrypted.",
+            "is JSON if it parses, else text; a sensitive key is encrypted. KEY@TENANT: that "
+            "tenant's own value of KEY.",
             show_default=False,
         ),
     ] = None,

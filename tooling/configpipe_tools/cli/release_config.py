@@ -38,6 +38,7 @@ from configpipe_tools.cli.publishing import (
     WriteResult,
     prepare,
     publish,
+    tenant_label,
     verdict,
 )
 from configpipe_tools.cli.rollout import abort_control, way_out
@@ -55,25 +56,37 @@ class ConfigSpec:
     environment: str
     key: str
     value: Any
+    #: ``KEY@TENANT``: that tenant's own value of the key.
+    tenant: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.service}/{self.environment}/{self.key}"
+        tenant = f"@{self.tenant}" if self.tenant is not None else ""
+        return f"{self.service}/{self.environment}/{self.key}{tenant}"
 
 
 def parse_config(spec: str) -> ConfigSpec:
-    """``SERVICE/ENV/KEY=VALUE``; VALUE is JSON if it parses, else text (as ``put``'s VALUE)."""
+    """``SERVICE/ENV/KEY[@TENANT]=VALUE``; VALUE is JSON if it parses, else text (as ``put``'s
+    VALUE). ``@`` occurs in no key, so ``KEY@TENANT`` is one tenant's own value of KEY."""
     scope, sep, text = spec.partition("=")
     parts = scope.split("/")
-    if not sep or len(parts) != 3 or not all(p.strip() for p in parts):
+    key_part = parts[-1] if parts else ""
+    key, at, tenant = key_part.partition("@")
+    if not sep or len(parts) != 3 or not all(p.strip() for p in parts) or (at and not tenant.strip()):
         # Never echo the spec: its value may be a secret.
         raise invalid(
-            "--config must be SERVICE/ENV/KEY=VALUE",
+            "--config must be SERVICE/ENV/KEY=VALUE (or SERVICE/ENV/KEY@TENANT=VALUE)",
             code="INVALID_CONFIG",
             hint="e.g. --config checkout/production/max-retries=5 (VALUE is JSON if it parses, else text).",
         )
-    service, environment, key = (p.strip() for p in parts)
-    return ConfigSpec(service, environment, key, parse_value(text, strict_json=False))
+    service, environment = (p.strip() for p in parts[:2])
+    return ConfigSpec(
+        service,
+        environment,
+        key.strip(),
+        parse_value(text, strict_json=False),
+        tenant.strip() if at else None,
+    )
 
 
 def config_change_id(release_id: str, spec: ConfigSpec) -> str:
@@ -109,6 +122,7 @@ def prepare_configs(
             value=spec.value,
             change_id=config_change_id(release_id, spec),
             rollout=binding,
+            tenant=spec.tenant,
         )
         try:
             prepared.append(prepare(cli, request))
@@ -123,15 +137,15 @@ def prepare_configs(
 def _refuse_rolling_out(log: ChangeLog, prepared: list[PreparedWrite]) -> None:
     for write in prepared:
         request = write.request
-        pointer = log.current(request.service, request.environment, request.key)
+        pointer = log.current(request.service, request.environment, request.key, request.tenant)
         # Our own change (a re-run with the same --release-id) is not a conflict.
         if pointer is not None and pointer.rollout_id not in (None, write.change_id):
             raise CliError(
-                f"--config {request.service}/{request.environment}/{request.key}: the key is rolling out "
+                f"--config {request.label}: the key is rolling out "
                 f"version {pointer.version} (rollout {pointer.rollout_id}); nothing was sent",
                 ExitCode.INVALID,
                 ReasonCode.ROLLOUT_IN_PROGRESS.value,
-                hint=way_out(request.service, request.environment, request.key),
+                hint=way_out(request.service, request.environment, request.key, request.tenant),
             )
 
 
@@ -192,6 +206,7 @@ def _abort_accepted(
             w.request.key,
             w.change_id,
             f"release not published: another --config was not accepted ({reason})",
+            tenant=w.request.tenant,
         )
         for w in prepared
         if w.change_id in accepted
@@ -199,7 +214,7 @@ def _abort_accepted(
     if controls:
         bus = cli.bus(prepared[0].source)
         bus.publish([bus.entry(DetailType.CONFIGURATION_ROLLOUT_CONTROL, c) for c in controls])
-    return [f"{c.service}/{c.environment}/{c.key}" for c in controls]
+    return [tenant_label(c.service, c.environment, c.key, c.tenant) for c in controls]
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -212,7 +227,7 @@ def config_views(outcome: ConfigOutcome) -> list[dict[str, Any]]:
 def render_configs(console: Console, outcome: ConfigOutcome) -> None:
     for result in outcome.results:
         change = result.change
-        label = f"{change['service']}/{change['environment']}/{change['key']}"
+        label = tenant_label(change["service"], change["environment"], change["key"], change.get("tenant"))
         version = f" v{result.version}" if result.version is not None else ""
         console.print(Text(f"  config {label}{version}: {result.status} (goes out with the release)"))
 

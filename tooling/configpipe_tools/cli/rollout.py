@@ -684,7 +684,13 @@ def _control(
 
 
 def abort_control(
-    cli: CliContext, service: str, environment: str, key: str, rollout_id: str, reason: str
+    cli: CliContext,
+    service: str,
+    environment: str,
+    key: str,
+    rollout_id: str,
+    reason: str,
+    tenant: str | None = None,
 ) -> ConfigurationRolloutControl:
     """The ``abort`` that ``configpipe rollout abort`` sends, for ``rollout_id`` only (the rollout
     function ignores it if that rollout is no longer the key's active one)."""
@@ -695,6 +701,7 @@ def abort_control(
             "service": service,
             "environment": environment,
             "key": key,
+            **({"tenant": tenant} if tenant is not None else {}),
             "action": RolloutAction.ABORT.value,
             "author": cli.author(),
             "reason": reason,
