@@ -672,8 +672,13 @@ class ConfigurationAcknowledged(Announcement):
     outcome: AckOutcome
     reason: str | None = Field(default=None, description="Why the service refused it (refused only)")
     reported_at: datetime
+    tenant: str | None = Field(
+        default=None,
+        description="Set when the version is one tenant's own value of the key (its own sequence)",
+    )
 
     _change_id = field_validator("change_id")(lambda v: _check_change_id(v))
+    _tenant = field_validator("tenant")(lambda v: check_tenant(v))
     _scope = field_validator("service", "environment", "key")(
         lambda v, info: _check_scope(v, info.field_name)
     )

@@ -3,8 +3,12 @@ service has applied, and its last refusal (issue 14).
 
 One item per (configuration service, environment, key, target service):
 ``pk = {service}#{environment}``, ``sk = {key}#{targetService}``, so ``configpipe status`` reads a
-whole service's environment with one Query. Two facets, each written by one conditional update
-that only ever moves forward, so acknowledgements may arrive duplicated and in any order:
+whole service's environment with one Query. A tenant's own value of a key has its own version
+sequence, so its acknowledgements have their own partition,
+``{service}#{environment}.tenants/{tenant}`` (the change log's and the parameters' tenant
+segment): a tenant's version 1 never reads as the service's. Two facets, each written by one
+conditional update that only ever moves forward, so acknowledgements may arrive duplicated and in
+any order:
 
 * **applied** (``appliedVersion``, ``appliedAt``, ``appliedChangeId``) — condition
   ``appliedVersion < :v``: an older or repeated "applied" changes nothing;
@@ -29,13 +33,14 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from configpipe.contracts import AckOutcome, ConfigurationAcknowledged
+from configpipe.naming import environment_segment
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 
-def ledger_pk(service: str, environment: str) -> str:
-    return f"{service}#{environment}"
+def ledger_pk(service: str, environment: str, tenant: str | None = None) -> str:
+    return f"{service}#{environment_segment(environment, tenant)}"
 
 
 def ledger_sk(key: str, target_service: str) -> str:
@@ -57,6 +62,7 @@ class LedgerEntry:
     failed_version: int | None = None
     failed_at: str | None = None
     failure_reason: str | None = None
+    tenant: str | None = None
 
     @property
     def failing(self) -> bool:
@@ -84,6 +90,7 @@ class LedgerEntry:
             failed_version=opt_int("failedVersion"),
             failed_at=opt_str("failedAt"),
             failure_reason=opt_str("failureReason"),
+            tenant=opt_str("tenant"),
         )
 
     def to_view(self) -> dict[str, Any]:
@@ -126,6 +133,9 @@ class DeliveryLedger:
             "#service = :service, #environment = :environment, #key = :key, "
             "targetService = :target, recordedAt = :recorded"
         )
+        if ack.tenant is not None:
+            common += ", tenant = :tenant"
+            values[":tenant"] = ack.tenant
         if ack.outcome is AckOutcome.APPLIED:
             update = f"SET {common}, #facet = :v, appliedAt = :at, appliedChangeId = :change"
         else:
@@ -136,7 +146,7 @@ class DeliveryLedger:
         try:
             self._table.update_item(
                 Key={
-                    "pk": ledger_pk(ack.service, ack.environment),
+                    "pk": ledger_pk(ack.service, ack.environment, ack.tenant),
                     "sk": ledger_sk(ack.key, ack.target_service),
                 },
                 UpdateExpression=update,
@@ -150,9 +160,12 @@ class DeliveryLedger:
             return False
         return True
 
-    def entries(self, service: str, environment: str, key: str | None = None) -> list[LedgerEntry]:
-        """Every entry of ``service`` in ``environment`` (of one key, if given), by key then target."""
-        condition = Key("pk").eq(ledger_pk(service, environment))
+    def entries(
+        self, service: str, environment: str, key: str | None = None, tenant: str | None = None
+    ) -> list[LedgerEntry]:
+        """Every entry of ``service`` in ``environment`` (of one key, if given; of one tenant's
+        own values, if given), by key then target."""
+        condition = Key("pk").eq(ledger_pk(service, environment, tenant))
         if key is not None:
             condition = condition & Key("sk").begins_with(f"{key}#")
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}

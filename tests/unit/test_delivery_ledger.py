@@ -172,9 +172,9 @@ def test_an_ack_lost_between_applying_and_reporting_is_sent_by_the_retry_without
     assert [e["detail"]["version"] for e in acks_on_bus(pipeline)] == [4]
 
 
-def test_a_tenants_value_is_applied_but_not_acknowledged(pipeline):
-    # The ledger's row for checkout/production/max_items is the service's own value; a tenant's
-    # version 1 acknowledged there would read as the service's version 1.
+def test_a_tenants_value_is_acknowledged_with_its_tenant(pipeline):
+    # A tenant's versions are a sequence of their own: the ack names the tenant, so the ledger
+    # never reads a tenant's version 1 as the service's version 1.
     acks = BusAcknowledgements("checkout", pipeline.bus_name)
     seen: list[tuple[str | None, int]] = []
     handler = config_update_handler(
@@ -183,7 +183,8 @@ def test_a_tenants_value_is_applied_but_not_acknowledged(pipeline):
 
     assert handler(updated(1, 500, tenant="acme"), None)["applied"] is True
     assert seen == [("acme", 1)]
-    assert acks_on_bus(pipeline) == []
+    [event] = acks_on_bus(pipeline)
+    assert (event["detail"]["tenant"], event["detail"]["version"]) == ("acme", 1)
 
 
 def test_an_older_redelivery_is_not_acknowledged(pipeline):
@@ -244,6 +245,18 @@ def test_a_late_applied_ack_after_a_newer_refusal_still_counts(ledger):
     ledger.record(ack(5))
     entry = only_entry(ledger)
     assert (entry.applied_version, entry.failing, entry.failure_reason) == (5, False, "bad")
+
+
+def test_a_tenants_acks_have_their_own_entry_apart_from_the_services(ledger):
+    ledger.record(ack(5))
+    tenant_ack = ack(1).model_copy(update={"tenant": "acme", "change_id": "t-1"})
+
+    assert ledger.record(tenant_ack) is True  # version 1 < 5, but another sequence: recorded
+
+    assert only_entry(ledger).applied_version == 5  # the service's row is untouched
+    [entry] = ledger.entries("checkout", "production", tenant="acme")
+    assert (entry.tenant, entry.applied_version, entry.applied_change_id) == ("acme", 1, "t-1")
+    assert ledger.entries("checkout", "production", tenant="globex") == []
 
 
 def test_each_service_and_key_has_its_own_entry(ledger):

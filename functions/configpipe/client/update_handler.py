@@ -91,10 +91,9 @@ def config_update_handler(
     rollouts = AppliedRollouts(service, parameter_store, secret_store, on_rollout, client)
 
     def acknowledge(update: ConfigurationUpdated, outcome: AckOutcome, reason: str | None = None) -> None:
-        # A tenant's value is not acknowledged: the ledger holds one row per (service, environment,
-        # key) for the service's own value, and a tenant's versions are a sequence of their own
-        # (its version 1 acknowledged there would read as the service's version 1).
-        if acknowledgements is None or update.tenant is not None:
+        # A tenant's value is acknowledged with its tenant: the ledger keeps a tenant's versions
+        # (a sequence of their own) apart from the service's.
+        if acknowledgements is None:
             return
         acknowledgements.report(
             ConfigurationAcknowledged(
@@ -107,6 +106,7 @@ def config_update_handler(
                 outcome=outcome,
                 reason=reason,
                 reported_at=datetime.now(UTC),
+                tenant=update.tenant,
             )
         )
 

@@ -70,6 +70,7 @@ def handler(
         "key": ack.key,
         "version": ack.version,
         "outcome": str(ack.outcome),
+        **({"tenant": ack.tenant} if ack.tenant is not None else {}),
     }
     if envelope.source != consumer_source(ack.target_service):
         # The bus binds the source to the caller; the detail is only what the caller wrote.

@@ -229,8 +229,10 @@ def seed(
     env: str = "production",
     author: str = "alice",
     sensitive: bool = False,
+    tenant: str | None = None,
 ) -> None:
-    """Append one version per value through the real write path."""
+    """Append one version per value through the real write path (``tenant``: of that tenant's
+    own value of the key)."""
     for i, value in enumerate(values):
         detail: dict[str, Any] = {
             "changeId": f"seed-{uuid.uuid4().hex}",
@@ -244,6 +246,8 @@ def seed(
         }
         if sensitive:
             detail["sensitive"] = True
+        if tenant is not None:
+            detail["tenant"] = tenant
         source = "configpipe.team.platform" if service == "global" else f"configpipe.team.{service}"
         outcome = validator.handle(detail, source=source)
         assert outcome.status == "accepted", outcome

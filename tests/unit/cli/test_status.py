@@ -21,9 +21,11 @@ def acknowledge(
     outcome: AckOutcome = AckOutcome.APPLIED,
     reason: str | None = None,
     service: str = "checkout",
+    tenant: str | None = None,
 ) -> None:
     DeliveryLedger(pipeline.ledger_table_name).record(
         ConfigurationAcknowledged(
+            tenant=tenant,
             change_id=f"c-{version}",
             target_service=target,
             service=service,
@@ -53,6 +55,36 @@ def test_status_is_converged_when_every_subscriber_applied_the_current_version(
     assert [(s["targetService"], s["appliedVersion"], s["state"]) for s in row["services"]] == [
         ("checkout", 2, "converged")
     ]
+
+
+def test_status_of_a_tenant_compares_its_own_values_with_what_services_applied_of_them(
+    cli, pipeline, idle_validator: Validator
+):
+    # Given the service's value converged at v3, and tenant acme's own value at its v2, of which
+    # checkout acknowledged only v1
+    seed(idle_validator, "max_items", 10, 20, 30)
+    acknowledge(pipeline, "checkout", 3)
+    seed(idle_validator, "max_items", 100, 200, tenant="acme")
+    acknowledge(pipeline, "checkout", 1, tenant="acme")
+
+    tenant = cli("status", "checkout", "production", "--tenant", "acme", "--require-converged", "-o", "json")
+    service = cli("status", "checkout", "production", "--require-converged", "-o", "json")
+
+    # Then the tenant's view lags by one of its own versions; the service's is converged
+    assert_clean_exit(tenant, 6)
+    body = parse_json(tenant)
+    assert body["tenant"] == "acme"
+    (row,) = body["keys"]
+    assert (
+        row["currentVersion"],
+        row["services"][0]["appliedVersion"],
+        row["services"][0]["lagVersions"],
+    ) == (
+        2,
+        1,
+        1,
+    )
+    assert_clean_exit(service, 0)
 
 
 def test_a_lagging_service_fails_the_gate_with_its_lag(cli, pipeline, idle_validator: Validator):

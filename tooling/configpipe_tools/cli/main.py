@@ -698,15 +698,22 @@ def status(
         ),
     ] = False,
     ledger_table: LedgerTableOpt = None,
+    tenant: TenantOpt = None,
     output: OutputOpt = None,
 ) -> ExitCode | int:
     """Per key: the current version (and rollout), each subscribed service's applied version,
-    lag and refusals, from the delivery ledger."""
+    lag and refusals, from the delivery ledger. --tenant: of that tenant's own values."""
     from configpipe_tools.cli.status import NOT_CONVERGED_EXIT, delivery_ledger, render_status, status_payload
 
     cli: CliContext = ctx.obj
     payload = status_payload(
-        cli.change_log(), delivery_ledger(cli, ledger_table), cli.registry(), service, environment, key
+        cli.change_log(),
+        delivery_ledger(cli, ledger_table),
+        cli.registry(),
+        service,
+        environment,
+        key,
+        tenant=tenant,
     )
     Output(cli.json).result(payload, lambda console: render_status(console, payload))
     return NOT_CONVERGED_EXIT if require_converged and not payload["converged"] else ExitCode.OK

@@ -34,6 +34,7 @@ from configpipe.ledger import DeliveryLedger, LedgerEntry
 from configpipe.registry import Registry
 from configpipe_tools.cli.context import CliContext
 from configpipe_tools.cli.errors import invalid
+from configpipe_tools.cli.publishing import tenant_label
 
 #: ``status --require-converged`` when a subscribed service lags or refused (issue 14).
 NOT_CONVERGED_EXIT = 6
@@ -98,9 +99,10 @@ def key_status(
     environment: str,
     key: str,
     now: datetime,
+    tenant: str | None = None,
 ) -> dict[str, Any] | None:
-    """One key's row of ``status``; None if the key does not exist."""
-    pointer = log.current(service, environment, key)
+    """One key's row of ``status`` (of one tenant's own value of it); None if it does not exist."""
+    pointer = log.current(service, environment, key, tenant)
     if pointer is None:
         return None
     expected = pointer.version_for_readers()
@@ -122,11 +124,11 @@ def key_status(
     if not subscribers:
         row["receivers"] = []  # nobody subscribes: nothing to converge (issue 14, item 7)
     if any(s.lag_versions for s in services):
-        record = log.version(service, environment, key, expected) if expected else None
+        record = log.version(service, environment, key, expected, tenant) if expected else None
         if record is not None:
             row["lagSeconds"] = max(0, int((now - datetime.fromisoformat(record.applied_at)).total_seconds()))
     if pointer.rollout_id is not None:
-        rollout = log.rollout(service, environment, key)
+        rollout = log.rollout(service, environment, key, tenant)
         if rollout is not None:
             row["rollout"] = {
                 "rolloutId": rollout.rollout_id,
@@ -146,20 +148,27 @@ def status_payload(
     environment: str,
     key: str | None,
     now: datetime | None = None,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
+    """``tenant``: the tenant's own values, each against what the subscribed services
+    acknowledged of that tenant's value (a sequence of its own)."""
     now = now or datetime.now(UTC)
-    keys = [key] if key else sorted(k for k, _ in log.keys(service, environment, include_deleted=True))
-    entries = ledger.entries(service, environment, key)
-    rows = [r for k in keys if (r := key_status(log, registry, entries, service, environment, k, now))]
+    listed = log.keys(service, environment, include_deleted=True, tenant=tenant)
+    keys = [key] if key else sorted(k for k, _ in listed)
+    entries = ledger.entries(service, environment, key, tenant)
+    rows = [
+        r for k in keys if (r := key_status(log, registry, entries, service, environment, k, now, tenant))
+    ]
     if key and not rows:
         raise invalid(
-            f"{service}/{environment}/{key} does not exist",
+            f"{tenant_label(service, environment, key, tenant)} does not exist",
             code="KEY_NOT_FOUND",
             hint=f"`configpipe list {service} {environment}` lists the keys that exist.",
         )
     return {
         "service": service,
         "environment": environment,
+        **({"tenant": tenant} if tenant is not None else {}),
         "converged": all(r["converged"] for r in rows),
         "registryChecked": registry is not None,
         "keys": rows,
@@ -171,6 +180,8 @@ _STATE_STYLE = {"converged": "green", "pending": "yellow", "refused": "red"}
 
 def render_status(console: Console, payload: dict[str, Any]) -> None:
     label = f"{payload['service']}/{payload['environment']}"
+    if "tenant" in payload:
+        label += f" (tenant {payload['tenant']})"
     if not payload["keys"]:
         console.print(Text(f"no keys for {label}"))
         return

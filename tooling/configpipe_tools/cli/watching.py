@@ -295,7 +295,9 @@ class Watch:
         shown = 0
         for service in self._services():
             for environment in self._environments():
-                for entry in ledger.entries(service, environment, flt.key):
+                # --tenant: that tenant's own values' acknowledgements (global keys have no tenants)
+                tenant = flt.tenant if service != GLOBAL_SERVICE else None
+                for entry in ledger.entries(service, environment, flt.key, tenant):
                     if not flt.wants_target(entry.target_service):
                         continue
                     scope = (service, environment, entry.key)
