@@ -136,11 +136,24 @@ class LocalStack:
         return str(detail["changeId"])
 
     def parameter(self, service: str, environment: str, key: str) -> Any:
+        return self.parameter_named(f"/config/{service}/{environment}/{key}")
+
+    def parameter_named(self, name: str) -> Any:
+        """A parameter's JSON value (None if it does not exist)."""
         try:
-            value = self.client("ssm").get_parameter(Name=f"/config/{service}/{environment}/{key}")
+            value = self.client("ssm").get_parameter(Name=name)
         except self.client("ssm").exceptions.ParameterNotFound:
             return None
         return json.loads(value["Parameter"]["Value"])
+
+    def tenant_answer(self, tenant: str, key: str, environment: str = "development") -> dict[str, Any]:
+        """What the sample service's Lambda answers for ``tenant`` (its per-tenant read)."""
+        response = self.client("lambda").invoke(
+            FunctionName="checkout-config-update-handler",
+            Payload=json.dumps({"tenant": tenant, "key": key, "environment": environment}).encode(),
+        )
+        answer: dict[str, Any] = json.loads(response["Payload"].read())
+        return answer
 
     def applied(self, target_service: str, environment: str, key: str) -> dict[str, Any] | None:
         """What ``target_service``'s update handler recorded in the DemoApplied table."""

@@ -62,16 +62,6 @@ def reader(local: LocalStack, service: str, ttl_seconds: int = 0, **identity: st
     )
 
 
-def tenant_answer(local: LocalStack, tenant: str, key: str) -> dict[str, Any]:
-    """The sample service's own per-tenant read, invoked as a Lambda."""
-    response = local.client("lambda").invoke(
-        FunctionName="checkout-config-update-handler",
-        Payload=json.dumps({"tenant": tenant, "key": key, "environment": "development"}).encode(),
-    )
-    answer: dict[str, Any] = json.loads(response["Payload"].read())
-    return answer
-
-
 def control(
     local: LocalStack, source: str, key: str, action: RolloutAction, service: str = "checkout"
 ) -> None:
@@ -124,9 +114,9 @@ def test_a_canary_reaches_some_tenants_first_and_an_alarm_rolls_it_back(
     assert 0.07 <= share <= 0.13, share
     assert client.get(key, subject="tenant-vip") == 200
     # and the sample service answers per tenant the same way
-    assert tenant_answer(local, "tenant-vip", key)["value"] == 200
+    assert local.tenant_answer("tenant-vip", key)["value"] == 200
     outsider = next(t for t in TENANTS if client.get(key, subject=t) == 100)
-    assert tenant_answer(local, outsider, key)["value"] == 100
+    assert local.tenant_answer(outsider, key)["value"] == 100
     started = eventually(
         lambda: local.bus.events("ConfigurationRolloutStarted", key=key), timeout=DEADLINE, what="started"
     )
@@ -200,6 +190,31 @@ def test_a_change_to_a_key_rolling_out_is_refused_until_it_is_promoted(
     )
 
 
+def request_search_release(local: LocalStack, release_id: str, alarm_name: str, reason: str) -> None:
+    """search-api:live → version 2 as a 30-minute canary watched by ``alarm_name``."""
+    request = ReleaseRequested(
+        release_id=release_id,
+        function="search-api",
+        alias="live",
+        target_version="2",
+        strategy="Canary10Percent30Minutes",
+        alarms=[alarm_name],
+        author="e2e",
+        reason=reason,
+    )
+    response = local.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": local.bus_name,
+                "Source": SEARCH,
+                "DetailType": ReleaseDetailType.RELEASE_REQUESTED.value,
+                "Detail": json.dumps(request.to_detail()),
+            }
+        ]
+    )
+    assert response["FailedEntryCount"] == 0
+
+
 def test_a_release_carries_config_that_only_its_new_version_reads_and_both_roll_back_on_its_alarm(
     local: LocalStack, unique: str
 ) -> None:
@@ -220,27 +235,7 @@ def test_a_release_carries_config_that_only_its_new_version_reads_and_both_roll_
         rollout={"release": {"releaseId": release_id, "function": "search-api", "targetVersion": "2"}},
     )
     eventually(lambda: view(local, "search", "development", key), timeout=DEADLINE, what="config bound")
-    request = ReleaseRequested(
-        release_id=release_id,
-        function="search-api",
-        alias="live",
-        target_version="2",
-        strategy="Canary10Percent30Minutes",
-        alarms=[alarm_name],
-        author="e2e",
-        reason="code and config together",
-    )
-    response = local.client("events").put_events(
-        Entries=[
-            {
-                "EventBusName": local.bus_name,
-                "Source": SEARCH,
-                "DetailType": ReleaseDetailType.RELEASE_REQUESTED.value,
-                "Detail": json.dumps(request.to_detail()),
-            }
-        ]
-    )
-    assert response["FailedEntryCount"] == 0
+    request_search_release(local, release_id, alarm_name, "code and config together")
     # (by its weight: moto answers ``RoutingConfig: {"AdditionalVersionWeights": {}}`` for an alias
     # whose routing was cleared, so "has a RoutingConfig" could hold before the release started; the
     # test then set the alarm first and the release was rightly refused with ALARM_ACTIVE)
@@ -290,26 +285,7 @@ def test_config_riding_on_a_refused_release_rolls_back_at_once(local: LocalStack
     eventually(lambda: view(local, "search", "development", key), timeout=DEADLINE, what="config bound")
 
     # When the release it rides on is requested and refused (its alarm is in ALARM)
-    request = ReleaseRequested(
-        release_id=release_id,
-        function="search-api",
-        alias="live",
-        target_version="2",
-        strategy="Canary10Percent30Minutes",
-        alarms=[alarm_name],
-        author="e2e",
-        reason="refused",
-    )
-    local.client("events").put_events(
-        Entries=[
-            {
-                "EventBusName": local.bus_name,
-                "Source": SEARCH,
-                "DetailType": ReleaseDetailType.RELEASE_REQUESTED.value,
-                "Detail": json.dumps(request.to_detail()),
-            }
-        ]
-    )
+    request_search_release(local, release_id, alarm_name, "refused")
     [refused] = eventually(
         lambda: local.bus.events("ReleaseRejected", releaseId=release_id), timeout=DEADLINE, what="refusal"
     )

@@ -5,7 +5,6 @@ never move."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -24,23 +23,6 @@ USERS = [f"user-{i}" for i in range(2000)]
 
 def configpipe(local: LocalStack, *args: str) -> Any:
     return as_json(local.configpipe(*args, "-o", "json", source=CHECKOUT))
-
-
-def parameter(local: LocalStack, name: str) -> Any:
-    try:
-        return json.loads(local.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
-    except local.client("ssm").exceptions.ParameterNotFound:
-        return None
-
-
-def tenant_answer(local: LocalStack, tenant: str, key: str) -> dict[str, Any]:
-    """The sample service's own per-tenant read (subject = the tenant), invoked as a Lambda."""
-    response = local.client("lambda").invoke(
-        FunctionName="checkout-config-update-handler",
-        Payload=json.dumps({"tenant": tenant, "key": key, "environment": "development"}).encode(),
-    )
-    answer: dict[str, Any] = json.loads(response["Payload"].read())
-    return answer
 
 
 def test_a_tenants_canary_rolled_back_by_its_alarm(local: LocalStack, unique: str) -> None:
@@ -64,9 +46,9 @@ def test_a_tenants_canary_rolled_back_by_its_alarm(local: LocalStack, unique: st
     assert (started["status"], started["version"], started["rollout"]["tenant"]) == ("accepted", 2, acme)
 
     # Then what is materialised under acme's path gives the candidate to about 10 % of its users
-    view = eventually(lambda: parameter(local, f"{base}/rollout"), timeout=DEADLINE, what="tenant view")
+    view = eventually(lambda: local.parameter_named(f"{base}/rollout"), timeout=DEADLINE, what="tenant view")
     assert (view["tenant"], view["weight"], view["candidateVersion"]) == (acme, 10.0, 2)
-    assert parameter(local, base) == 100, "acme's stable value stays where it was"
+    assert local.parameter_named(base) == 100, "acme's stable value stays where it was"
     client = ConfigClient("checkout", "development", ttl_seconds=0, ssm_client=local.client("ssm"))
     share = sum(client.get_for_tenant(acme, key, subject=u) == 150 for u in USERS) / len(USERS)
     assert 0.07 <= share <= 0.13, share
@@ -77,7 +59,7 @@ def test_a_tenants_canary_rolled_back_by_its_alarm(local: LocalStack, unique: st
     # the service's value and globex's do not roll out
     assert {client.get(key, subject=u) for u in USERS[:300]} == {10}
     assert {client.get_for_tenant(globex, key, subject=u) for u in USERS[:300]} == {200}
-    answer = tenant_answer(local, acme, key)
+    answer = local.tenant_answer(acme, key)
     assert answer["tenantRollout"] is True and answer["candidateVersion"] == 2
     announced = eventually(
         lambda: local.bus.events("ConfigurationRolloutStarted", key=key), timeout=DEADLINE, what="started"
@@ -88,13 +70,13 @@ def test_a_tenants_canary_rolled_back_by_its_alarm(local: LocalStack, unique: st
     set_alarm(local.client("cloudwatch"), alarm, "ALARM", reason="e2e")
 
     # Then within a tick acme reads its stable override again, everywhere
-    eventually(lambda: parameter(local, f"{base}/rollout") is None, timeout=DEADLINE, what="view gone")
-    assert parameter(local, f"{base}/candidate") is None
+    eventually(lambda: local.parameter_named(f"{base}/rollout") is None, timeout=DEADLINE, what="view gone")
+    assert local.parameter_named(f"{base}/candidate") is None
     rolled = configpipe(local, "rollout", "status", "checkout", "development", key, "--tenant", acme)
     assert (rolled["status"], rolled["outcome"]["code"]) == ("ROLLED_BACK", "ALARM")
-    assert parameter(local, base) == 100
+    assert local.parameter_named(base) == 100
     assert {client.get_for_tenant(acme, key, subject=u) for u in [*USERS[:300], "user-vip"]} == {100}
-    assert tenant_answer(local, acme, key)["value"] == 100
+    assert local.tenant_answer(acme, key)["value"] == 100
     history = configpipe(local, "history", "checkout", "development", key, "--tenant", acme)
     versions = {v["version"]: v for v in history["versions"]}
     assert versions[2]["rollout"]["status"] == "ROLLED_BACK"

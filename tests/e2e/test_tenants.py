@@ -4,9 +4,7 @@ another tenant and the service itself keep the service's value."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-from typing import Any
 
 import pytest
 
@@ -19,23 +17,6 @@ CHECKOUT = "configpipe.team.checkout"
 
 def configpipe(local: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
     return local.configpipe(*args, source=CHECKOUT)
-
-
-def parameter(local: LocalStack, name: str) -> Any:
-    try:
-        return json.loads(local.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
-    except local.client("ssm").exceptions.ParameterNotFound:
-        return None
-
-
-def tenant_answer(local: LocalStack, tenant: str, key: str) -> dict[str, Any]:
-    """What the sample service's Lambda answers for ``tenant`` (its per-tenant read)."""
-    response = local.client("lambda").invoke(
-        FunctionName="checkout-config-update-handler",
-        Payload=json.dumps({"tenant": tenant, "key": key, "environment": "development"}).encode(),
-    )
-    answer: dict[str, Any] = json.loads(response["Payload"].read())
-    return answer
 
 
 def test_one_tenant_with_its_own_value_through_the_cli(local: LocalStack, unique: str) -> None:
@@ -59,14 +40,14 @@ def test_one_tenant_with_its_own_value_through_the_cli(local: LocalStack, unique
 
     # materialised under the tenant's own path, the service's parameter unchanged
     eventually(
-        lambda: parameter(local, f"/config/checkout/development.tenants/{acme}/{key}") == 500,
+        lambda: local.parameter_named(f"/config/checkout/development.tenants/{acme}/{key}") == 500,
         what="the tenant's parameter",
     )
-    assert parameter(local, f"/config/checkout/development/{key}") == 10
+    assert local.parameter_named(f"/config/checkout/development/{key}") == 10
 
     # and the service's own Lambda serves each tenant its value (tenant → service)
-    assert eventually(lambda: tenant_answer(local, acme, key)["value"] == 500, what="acme's answer")
-    answer = tenant_answer(local, globex, key)
+    assert eventually(lambda: local.tenant_answer(acme, key)["value"] == 500, what="acme's answer")
+    answer = local.tenant_answer(globex, key)
     assert (answer["value"], answer["tenantOverride"]) == (10, False)
 
     # the update handler recorded the tenant's version beside the service's
