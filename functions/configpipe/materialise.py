@@ -60,6 +60,7 @@ from configpipe.naming import (
 from configpipe.observability import logger
 from configpipe.registry import Registry
 from configpipe.stores import CANDIDATE_STAGE, ParameterStore, SecretStore, secret_version_token
+from configpipe.tenant_bundle import TenantBundles
 from configpipe.untrusted import bounded_text
 
 #: Rounds of "write current, re-read pointer" before giving up on a key whose pointer keeps
@@ -144,6 +145,7 @@ class Materialiser:
         self._bus = bus
         self._inline_max = inline_value_max_bytes
         self._max_rounds = max_rounds
+        self._bundles = TenantBundles(parameters, self._tags)
 
     def _tags(self, service: str, environment: str, tenant: str | None = None) -> dict[str, str]:
         """Tags of every parameter and secret written for the scope: Service, Environment,
@@ -186,6 +188,10 @@ class Materialiser:
             known=record,
             tenant=record.tenant,
         )
+        if record.tenant is not None:
+            # Before the announcement: a handler that reads the tenant on hearing of it
+            # reads the bundle this write is in.
+            self._publish_bundle(record.service, record.environment, record.tenant)
         if record.rollout is not None:
             # A rollout's candidate: its rollout item's own record announces it (Started) and,
             # when it completes, announces this version as ConfigurationUpdated.
@@ -324,6 +330,11 @@ class Materialiser:
             )
         return record.announcement(inline_max_bytes=self._inline_max, secret_arn=arn)
 
+    def _publish_bundle(self, service: str, environment: str, tenant: str) -> None:
+        published = self._bundles.publish(service, environment, tenant)
+        if not published["converged"]:
+            logger.warning("tenant bundle still moving; left to the concurrent writer", extra=published)
+
     # --- rollout records ------------------------------------------------------------------
 
     def on_rollout(self, image: dict[str, Any]) -> Outcome:
@@ -368,6 +379,8 @@ class Materialiser:
                     secret_name(service, environment, key, tenant=tenant), CANDIDATE_STAGE
                 )
             logger.info("rollout ended", extra={**context, "readersVersion": materialised.version})
+        if tenant is not None:
+            self._publish_bundle(service, environment, tenant)
 
         event = self._rollout_event(as_of, candidate)
         entries = [self._bus.entry(DetailType(as_of.event), event, _event_resources(event))]

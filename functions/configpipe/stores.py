@@ -126,10 +126,11 @@ class ParameterStore:
         except BotoCoreError as error:
             raise StoreUnavailableError("GetParameter", name, _code(error)) from error
 
-    def get_by_path(self, path: str) -> dict[str, str]:
-        """Every parameter directly under ``path`` as {name relative to path: value}."""
+    def get_by_path(self, path: str, recursive: bool = False) -> dict[str, str]:
+        """Every parameter directly under ``path`` (at any depth when ``recursive``) as
+        {name relative to path: value}."""
         found: dict[str, str] = {}
-        kwargs: dict[str, Any] = {"Path": path, "Recursive": False, "MaxResults": 10}
+        kwargs: dict[str, Any] = {"Path": path, "Recursive": recursive, "MaxResults": 10}
         try:
             while True:
                 page = self.client.get_parameters_by_path(**kwargs)

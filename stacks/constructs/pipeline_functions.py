@@ -130,6 +130,9 @@ class PipelineFunctions(Construct):
         )
         parameters = m.arn("ssm", f"parameter{PARAMETER_ROOT}/*")
         m.allow(["ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource"], [parameters])
+        # A tenant's bundle is rebuilt from the tenant's tree and checked against it after the
+        # write (configpipe/tenant_bundle.py): the only reads of materialised parameters.
+        m.allow(["ssm:GetParameter", "ssm:GetParametersByPath"], [parameters])
         secrets = m.arn("secretsmanager", f"secret:{SECRET_ROOT}/*")
         m.allow(
             [

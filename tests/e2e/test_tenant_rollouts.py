@@ -45,8 +45,14 @@ def test_a_tenants_canary_rolled_back_by_its_alarm(local: LocalStack, unique: st
     )  # fmt: skip
     assert (started["status"], started["version"], started["rollout"]["tenant"]) == ("accepted", 2, acme)
 
-    # Then what is materialised under acme's path gives the candidate to about 10 % of its users
-    view = eventually(lambda: local.parameter_named(f"{base}/rollout"), timeout=DEADLINE, what="tenant view")
+    # Then, once announced (the materialiser announces after acme's bundle holds the view: what a
+    # client reads), what is materialised under acme's path gives the candidate to about 10 % of
+    # its users
+    announced = eventually(
+        lambda: local.bus.events("ConfigurationRolloutStarted", key=key), timeout=DEADLINE, what="started"
+    )
+    assert announced[0]["detail"]["tenant"] == acme
+    view = local.parameter_named(f"{base}/rollout")
     assert (view["tenant"], view["weight"], view["candidateVersion"]) == (acme, 10.0, 2)
     assert local.parameter_named(base) == 100, "acme's stable value stays where it was"
     client = ConfigClient("checkout", "development", ttl_seconds=0, ssm_client=local.client("ssm"))
@@ -61,16 +67,17 @@ def test_a_tenants_canary_rolled_back_by_its_alarm(local: LocalStack, unique: st
     assert {client.get_for_tenant(globex, key, subject=u) for u in USERS[:300]} == {200}
     answer = local.tenant_answer(acme, key)
     assert answer["tenantRollout"] is True and answer["candidateVersion"] == 2
-    announced = eventually(
-        lambda: local.bus.events("ConfigurationRolloutStarted", key=key), timeout=DEADLINE, what="started"
-    )
-    assert announced[0]["detail"]["tenant"] == acme
 
     # When acme's alarm fires
     set_alarm(local.client("cloudwatch"), alarm, "ALARM", reason="e2e")
 
     # Then within a tick acme reads its stable override again, everywhere
-    eventually(lambda: local.parameter_named(f"{base}/rollout") is None, timeout=DEADLINE, what="view gone")
+    assert eventually(
+        lambda: local.bus.events("ConfigurationRolloutRolledBack", key=key, tenant=acme),
+        timeout=DEADLINE,
+        what="rolled back, announced with the tenant",
+    )
+    assert local.parameter_named(f"{base}/rollout") is None
     assert local.parameter_named(f"{base}/candidate") is None
     rolled = configpipe(local, "rollout", "status", "checkout", "development", key, "--tenant", acme)
     assert (rolled["status"], rolled["outcome"]["code"]) == ("ROLLED_BACK", "ALARM")
@@ -81,11 +88,6 @@ def test_a_tenants_canary_rolled_back_by_its_alarm(local: LocalStack, unique: st
     versions = {v["version"]: v for v in history["versions"]}
     assert versions[2]["rollout"]["status"] == "ROLLED_BACK"
     assert (versions[3]["operation"], versions[3]["rolledBackTo"]) == ("rollback", 1)
-    assert eventually(
-        lambda: local.bus.events("ConfigurationRolloutRolledBack", key=key, tenant=acme),
-        timeout=DEADLINE,
-        what="rolled back, announced with the tenant",
-    )
     # and the service's value and globex's never moved
     service = configpipe(local, "get", "checkout", "development", key)
     assert (service["value"], service["version"]) == (10, 1)

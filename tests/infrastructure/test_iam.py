@@ -119,6 +119,11 @@ def test_materialiser_writes_parameters_only_under_config(
     assert [rendered(r) for r in resources_of(writes[0])] == [
         "arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/config/*"
     ]
+    # Reads only to rebuild a tenant's bundle from its tree (configpipe/tenant_bundle.py).
+    reads = [s for s in statements if "ssm:GetParametersByPath" in actions_of(s)]
+    assert [rendered(r) for s in reads for r in resources_of(s)] == [
+        "arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/config/*"
+    ]
     secrets = [s for s in statements if "secretsmanager:CreateSecret" in actions_of(s)]
     assert [rendered(r) for s in secrets for r in resources_of(s)] == [
         "arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:configpipe/*"

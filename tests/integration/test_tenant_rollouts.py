@@ -27,6 +27,8 @@ ALARM = "acme-errors"
 SERVICE_KEY = "/config/checkout/production/max_items"
 ACME_KEY = "/config/checkout/production.tenants/acme/max_items"
 GLOBEX_KEY = "/config/checkout/production.tenants/globex/max_items"
+#: The tenant's bundle (configpipe/tenant_bundle.py): what ConfigClient reads of a tenant.
+ACME_BUNDLE = "/config/checkout/production.tenants/acme"
 ACME = ("checkout", "production", "max_items", "acme")
 
 
@@ -158,6 +160,10 @@ def test_a_tenants_canary_lives_under_the_tenant_and_completes_there(chain: Chai
     assert (view["tenant"], view["candidateVersion"], view["weight"]) == ("acme", 2, 10.0)
     assert view["candidate"]["parameterName"] == f"{ACME_KEY}/candidate"
     assert parameter(f"{SERVICE_KEY}/rollout") is None
+    # the tenant's bundle holds its value, view and candidate, as readers read them in one call
+    bundled = parameter(ACME_BUNDLE)["parameters"]
+    assert sorted(bundled) == ["max_items", "max_items/candidate", "max_items/rollout"]
+    assert (bundled["max_items"], bundled["max_items/candidate"]) == ("100", "150")
     (started,) = events(chain, "ConfigurationRolloutStarted")
     assert (started["tenant"], started["rolloutId"]) == ("acme", "acme-canary")
     delivered = [e["detail"] for e in chain.seen_events if e["detail-type"] == "ConfigurationDelivered"]
@@ -171,6 +177,7 @@ def test_a_tenants_canary_lives_under_the_tenant_and_completes_there(chain: Chai
     assert log.rollout(*ACME).status == "COMPLETED"  # type: ignore[union-attr]
     assert parameter(ACME_KEY) == 150
     assert parameter(f"{ACME_KEY}/rollout") is None and parameter(f"{ACME_KEY}/candidate") is None
+    assert parameter(ACME_BUNDLE)["parameters"] == {"max_items": "150"}
     completed = events(chain, "ConfigurationRolloutCompleted")
     assert [c["tenant"] for c in completed] == ["acme"]
     updated = [u for u in events(chain, "ConfigurationUpdated") if u["changeId"] == "acme-canary"]
@@ -208,6 +215,7 @@ def test_an_alarm_rolls_back_a_tenants_first_value_and_the_tenant_reads_the_serv
     assert log.tenant_overrides("checkout", "production", "max_items") == ["globex"]
     assert parameter(ACME_KEY) is None
     assert parameter(f"{ACME_KEY}/candidate") is None and parameter(f"{ACME_KEY}/rollout") is None
+    assert parameter(ACME_BUNDLE) is None  # no value of its own left: no bundle
     (rolled_back,) = events(chain, "ConfigurationRolloutRolledBack")
     assert (rolled_back["tenant"], rolled_back["outcome"]["alarms"]) == ("acme", [ALARM])
     restoring = [u for u in events(chain, "ConfigurationUpdated") if u.get("tenant") == "acme"]

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from configpipe.changelog import ChangeLog
+from configpipe.client import ConfigClient
 from configpipe.crypto import SecretsKey, encode_ciphertext
 from configpipe.naming import scope_id
 from configpipe_tools.harness.aws import DEMO_REGISTRY, REGION, Pipeline, provision
@@ -98,6 +99,32 @@ def test_a_tenant_value_has_its_own_versions_store_and_announcement(chain: Chain
     assert rows["production#max_items#tenant#acme"] == 2
 
 
+def test_a_client_reads_a_tenant_with_twenty_values_in_one_call(chain: Chain):
+    # Given 20 values of acme's own, written through the whole chain (validator, change log,
+    # materialiser)
+    chain.publish(change("max_items", 10), CHECKOUT)
+    for i in range(20):
+        chain.publish(change(f"limit_{i:02}", i, tenant="acme"), CHECKOUT)
+    chain.run()
+    bundle = parameter("/config/checkout/production.tenants/acme")
+    assert bundle["parameters"] == {f"limit_{i:02}": str(i) for i in range(20)}
+
+    # When a service's client reads acme cold
+    ssm = boto3.client("ssm", region_name=REGION)
+    calls: list[str] = []
+    ssm.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
+    client = ConfigClient("checkout", "production", ssm_client=ssm)
+    client.get("max_items")
+    calls.clear()
+
+    # Then one call brought every value (GetParametersByPath needed 3: two full pages and an
+    # empty one), and the service's value still shows through where acme has none
+    assert client.get_for_tenant("acme", "limit_19") == 19
+    assert client.get_for_tenant("acme", "max_items") == 10
+    assert calls == ["GetParameter"]
+    assert client.tenant_overrides("acme") == {f"limit_{i:02}": i for i in range(20)}
+
+
 def test_rollback_delete_and_expected_version_work_per_tenant(chain: Chain, log: ChangeLog):
     chain.publish(change("max_items", 10), CHECKOUT)
     for value in (100, 200, 300):
@@ -122,6 +149,7 @@ def test_rollback_delete_and_expected_version_work_per_tenant(chain: Chain, log:
     chain.run()
     assert parameter("/config/checkout/production.tenants/acme/max_items") is None
     assert parameter("/config/checkout/production/max_items") == 10
+    assert parameter("/config/checkout/production.tenants/acme") is None  # its bundle went with it
     assert log.tenant_overrides("checkout", "production", "max_items") == []
     assert log.current("checkout", "production", "max_items").version == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -22,7 +23,8 @@ from configpipe.client import (
 )
 from configpipe.client import config as client_config
 from configpipe.contracts import GLOBAL_SERVICE, ConfigurationUpdated
-from configpipe.stores import secret_version_token
+from configpipe.stores import ParameterStore, secret_version_token
+from configpipe.tenant_bundle import TenantBundles
 from configpipe.values import canonical_json, value_hash
 from configpipe_tools.harness.aws import REGION
 from configpipe_tools.harness.events import eventbridge_event
@@ -58,10 +60,23 @@ class CallCounter:
         return None
 
 
+TENANT_PARAMETER = re.compile(r"/config/([^/]+)/([^/.]+)\.tenants/([^/]+)/.+")
+
+
 def put(name: str, value: Any) -> None:
-    boto3.client("ssm", region_name=REGION).put_parameter(
-        Name=name, Value=canonical_json(value), Type="String", Overwrite=True
-    )
+    """Write a parameter as the materialiser does: below a tenant's path, the tenant's bundle
+    follows (configpipe/tenant_bundle.py), which is what ``get_for_tenant`` reads."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name=name, Value=canonical_json(value), Type="String", Overwrite=True)
+    publish_bundle_of(name, ssm)
+
+
+def publish_bundle_of(name: str, ssm: Any = None) -> None:
+    """The materialiser's last step after a write below a tenant's path (nothing otherwise)."""
+    below_tenant = TENANT_PARAMETER.fullmatch(name)
+    if below_tenant is not None:
+        store = ParameterStore(ssm or boto3.client("ssm", region_name=REGION))
+        TenantBundles(store, lambda *_: {}).publish(*below_tenant.groups())
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """``ConfigClient.get_for_tenant(tenant, key, subject=…)`` while the tenant's own value rolls out
-(issue 17, item 7): the view and candidate below the tenant's parameters come with the same
-GetParametersByPath as the tenant's values, and a subject reads the candidate or the tenant's
-stable value (or the service's, when the tenant had none) exactly as ``get`` decides for the
-service's value. Pushed tenant rollout events are ordered per tenant and drop the tenant's
-cached values. The parameters are written here exactly as the materialiser writes them."""
+(issue 17, item 7): the view and candidate below the tenant's parameters come in the same
+bundle as the tenant's values (one GetParameter, configpipe/tenant_bundle.py), and a subject
+reads the candidate or the tenant's stable value (or the service's, when the tenant had none)
+exactly as ``get`` decides for the service's value. Pushed tenant rollout events are ordered
+per tenant and drop the tenant's cached values. The parameters (and the bundle) are written
+here exactly as the materialiser writes them."""
 
 from __future__ import annotations
 
@@ -112,8 +113,8 @@ def test_subjects_in_the_weight_read_the_tenants_candidate_others_its_stable_val
 
     reads = {s: config.get_for_tenant("acme", "max_items", subject=s) for s in SUBJECTS}
 
-    # One call for the tenant's values, view and candidate together (the existing budget)
-    assert ssm[1].calls == ["GetParametersByPath"]
+    # One call for the tenant's values, view and candidate together: the tenant's bundle
+    assert ssm[1].calls == ["GetParameter"]
     assert {s for s, value in reads.items() if value == 150} == {s for s in SUBJECTS if in_rollout(s, v)}
     assert {s for s, value in reads.items() if value != 150} == {s for s in SUBJECTS if not in_rollout(s, v)}
     assert set(reads.values()) == {100, 150}

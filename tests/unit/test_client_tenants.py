@@ -61,28 +61,44 @@ def test_the_service_refresh_does_not_read_the_tenants(config, ssm):
     assert counter.calls == ["GetParametersByPath", "GetParametersByPath"]
 
 
-def test_a_cold_tenant_costs_a_call_per_page_of_ten_values_and_nothing_while_cached(config, ssm, clock):
+def test_a_cold_tenant_costs_one_call_however_many_values_and_nothing_while_cached(config, ssm, clock):
     _, counter = ssm
-    for i in range(15):
+    # 20 values and a rollout of one of them: 22 parameters, 3 pages of GetParametersByPath
+    for i in range(20):
         put(f"{TENANTS}/big/key{i}", i)
+    put(f"{TENANTS}/big/key0/candidate", 100)
     config.get("max_items")
     counter.calls.clear()
 
     assert config.get_for_tenant("big", "key7") == 7
-    assert counter.calls == ["GetParametersByPath", "GetParametersByPath"]  # 15 values: 2 pages of 10
+    assert counter.calls == ["GetParameter"]  # the tenant's bundle
+    assert config.tenant_overrides("big") == {f"key{i}": i for i in range(20)}
 
     counter.calls.clear()
     assert config.get_for_tenant("nobody", "max_items") == 50  # no values of its own: one call...
-    assert counter.calls == ["GetParametersByPath"]
+    assert counter.calls == ["GetParameter"]  # ...answered "not found"
     counter.calls.clear()
     for _ in range(100):
         config.get_for_tenant("nobody", "max_items")
         config.get_for_tenant("big", "key3")
     assert counter.calls == []  # ...and none after that while cached
 
-    clock.now += 61  # past the TTL: read again
+    clock.now += 61  # past the TTL: read again (the tenant's bundle; the service's two paths)
     config.get_for_tenant("nobody", "max_items")
-    assert "GetParametersByPath" in counter.calls
+    assert sorted(counter.calls) == ["GetParameter", "GetParametersByPath", "GetParametersByPath"]
+
+
+def test_a_tenant_too_large_for_one_bundle_is_read_page_by_page(config, ssm):
+    _, counter = ssm
+    long_text = "x" * 400
+    for i in range(12):  # 12 x 400 bytes: more than one 4 KB standard parameter holds
+        put(f"{TENANTS}/large/key{i}", long_text)
+    config.get("max_items")
+    counter.calls.clear()
+
+    assert config.get_for_tenant("large", "key11") == long_text
+    assert counter.calls == ["GetParameter", "GetParametersByPath", "GetParametersByPath"]
+    assert len(config.tenant_overrides("large")) == 12
 
 
 def test_the_tenant_cache_is_bounded_and_drops_the_least_recently_read(config, ssm):
@@ -97,7 +113,7 @@ def test_the_tenant_cache_is_bounded_and_drops_the_least_recently_read(config, s
     config.get_for_tenant("t1", "max_items")
     assert counter.calls == []
     config.get_for_tenant("t2", "max_items")
-    assert counter.calls == ["GetParametersByPath"]
+    assert counter.calls == ["GetParameter"]
     assert config.tenants_held == 3
 
 

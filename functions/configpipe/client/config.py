@@ -39,8 +39,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from configpipe.errors import ConfigpipeError
 from configpipe.naming import (
     TENANT_PATTERN,
@@ -52,6 +50,7 @@ from configpipe.naming import (
 )
 from configpipe.rollout.bucketing import execution_environment_subject, receives_candidate
 from configpipe.stores import ParameterStore, SecretStore, StoreUnavailableError, secret_version_token
+from configpipe.tenant_bundle import decode_bundle, tenant_bundle_name
 from configpipe.values import value_hash
 
 if TYPE_CHECKING:
@@ -103,9 +102,10 @@ _NO_VIEWS: Mapping[str, Any] = MappingProxyType({})
 @dataclass(frozen=True)
 class _TenantValues:
     """One tenant's own values of the service's keys (plain ones; secrets are not cached per
-    tenant), read with one paginated GetParametersByPath of the tenant's path, which also
-    brings the active rollouts of the tenant's values (``<key>/rollout`` and ``<key>/candidate``
-    below the tenant's parameters): ``views`` is empty for a tenant with none."""
+    tenant), read with one GetParameter of the tenant's bundle (configpipe/tenant_bundle.py),
+    which also brings the active rollouts of the tenant's values (``<key>/rollout`` and
+    ``<key>/candidate`` below the tenant's parameters): ``views`` is empty for a tenant with
+    none."""
 
     values: dict[str, Any]
     loaded_at: float
@@ -272,26 +272,23 @@ def fetch_stable(
 
 def _read_tree(parameters: ParameterStore, path: str) -> dict[str, str]:
     """Every parameter under ``path`` at any depth, as {name relative to path: value}: one
-    paginated GetParametersByPath, so rollout views and candidates cost no extra call.
+    paginated GetParametersByPath, so rollout views and candidates cost no extra call."""
+    return parameters.get_by_path(path, recursive=True)
 
-    Here rather than in :class:`ParameterStore` only to keep this change inside the client;
-    errors are translated the same way (``StoreUnavailableError``)."""
-    found: dict[str, str] = {}
-    kwargs: dict[str, Any] = {"Path": path, "Recursive": True, "MaxResults": 10}
-    try:
-        while True:
-            page = parameters.client.get_parameters_by_path(**kwargs)
-            for parameter in page.get("Parameters", []):
-                found[parameter["Name"][len(path) :]] = parameter["Value"]
-            token = page.get("NextToken")
-            if not token:
-                return found
-            kwargs["NextToken"] = token
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", "ClientError"))
-        raise StoreUnavailableError("GetParametersByPath", path, code) from error
-    except BotoCoreError as error:
-        raise StoreUnavailableError("GetParametersByPath", path, type(error).__name__) from error
+
+def _read_tenant_tree(
+    parameters: ParameterStore, service: str, environment: str, tenant: str
+) -> dict[str, str]:
+    """A tenant's tree from its bundle (one GetParameter; configpipe/tenant_bundle.py), or read
+    page by page when the bundle says it does not fit one parameter. No bundle: the tenant has
+    no values of its own."""
+    text = parameters.get(tenant_bundle_name(service, environment, tenant))
+    if text is None:
+        return {}
+    tree = decode_bundle(text)
+    if tree is None:
+        return _read_tree(parameters, parameter_path(service, environment, tenant=tenant))
+    return tree
 
 
 class ConfigClient:
@@ -349,10 +346,10 @@ class ConfigClient:
         """The key's value for ``tenant``: the tenant's own value if it has one, else the
         service's, else the global one (tenant → service → global), else ``default``.
 
-        A tenant's values are read on its first read (one paginated GetParametersByPath of
-        ``/config/{service}/{environment}.tenants/{tenant}/``: one call per page of 10 values,
-        and one more, empty, when the last page is full (SSM returns a token then); a tenant
-        without values costs that one call) and kept for ``ttl_seconds``;
+        A tenant's values are read on its first read (one GetParameter of the tenant's bundle,
+        ``/config/{service}/{environment}.tenants/{tenant}``, found or not; page by page only
+        when they do not fit one parameter: configpipe/tenant_bundle.py) and kept for
+        ``ttl_seconds``;
         the ``max_tenants`` most recently read tenants are kept. While the tenant's own value
         rolls out (docs/rollouts.md), the same read brought its view and candidate: ``subject``
         reads the candidate or the tenant's stable value exactly as :meth:`get` decides for the
@@ -416,7 +413,7 @@ class ConfigClient:
         if held is not None and now - held.loaded_at < self.ttl:
             return held
         with self._lock:
-            tree = _read_tree(self.parameters, parameter_path(self.service, self.environment, tenant=tenant))
+            tree = _read_tenant_tree(self.parameters, self.service, self.environment, tenant)
             values: dict[str, Any] = {}
             view_texts: dict[str, str] = {}
             candidates: dict[str, str] = {}
