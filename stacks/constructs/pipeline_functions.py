@@ -142,6 +142,9 @@ class PipelineFunctions(Construct):
                 "secretsmanager:RestoreSecret",
                 "secretsmanager:DescribeSecret",
                 "secretsmanager:TagResource",
+                # A sensitive candidate is a staged version (CANDIDATE), moved to AWSCURRENT or
+                # dropped when its rollout ends (stores.SecretStore.put_staged_version / remove_stage).
+                "secretsmanager:UpdateSecretVersionStage",
             ],
             [secrets],
         )

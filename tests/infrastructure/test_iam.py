@@ -125,6 +125,17 @@ def test_materialiser_writes_parameters_only_under_config(
         "arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/config/*"
     ]
     secrets = [s for s in statements if "secretsmanager:CreateSecret" in actions_of(s)]
+    # every Secrets Manager call the materialiser's SecretStore paths make (a rollout of a secret
+    # moves the CANDIDATE stage: without UpdateSecretVersionStage it fails in a real account)
+    assert {a for s in secrets for a in actions_of(s)} >= {
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:RestoreSecret",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:TagResource",
+        "secretsmanager:UpdateSecretVersionStage",
+    }
     assert [rendered(r) for s in secrets for r in resources_of(s)] == [
         "arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:configpipe/*"
     ]
