@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # jsii's end-of-life banner is silenced per Node major version (a comma list), not by a flag
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: setup demo demo-stress up test test-stress test-unit test-e2e lint synth bench fuzz schemas clean
+.PHONY: setup demo demo-stress up test test-long test-all test-stress test-unit test-e2e lint synth bench fuzz schemas clean
 
 $(STAMP): requirements.txt layers/openfeature/requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	python3 -m venv $(VENV)
@@ -41,16 +41,27 @@ demo-stress: setup
 up: setup
 	$(PY) -m configpipe_tools.local up
 
-## test: lint, type-check and the full test suite (unit, integration, infrastructure, e2e), on
-## PYTEST_WORKERS processes (pytest-xdist; a file's tests stay on one worker, so each e2e file's
-## session shares one local pipeline; every worker has its own moto and its own local pipeline)
+## test: lint, type-check and the test suite (unit, integration, infrastructure, e2e) but the
+## long scenarios and soak runs (marker `long`: make test-long), on PYTEST_WORKERS processes
+## (pytest-xdist; a file's tests stay on one worker, so each e2e file's session shares one local
+## pipeline; every worker has its own moto and its own local pipeline)
 PYTEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 test: setup lint
-	$(PYTEST)
+	$(PYTEST) -m "not long"
 
-## test-stress: the suite three times in a row while stress-ng loads every core (fails if any run fails)
+## test-long: the long scenarios and soak runs make test leaves out (the whole demo, every docs
+## example, fuzzing, contention); CI runs it after make test
+test-long: setup
+	$(PYTEST) -m long
+
+## test-all: both, as CI runs them
+test-all: test test-long
+
+## test-stress: make test's suite three times in a row while stress-ng loads every core (fails if
+## any run fails); STRESS_SELECT="" stresses the long runs too
 STRESS_RUNS ?= 3
+STRESS_SELECT ?= not long
 test-stress: setup lint
 	@command -v stress-ng >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y stress-ng; }
@@ -60,7 +71,7 @@ test-stress: setup lint
 	for run in $$(seq $(STRESS_RUNS)); do \
 	  echo "== test-stress: run $$run of $(STRESS_RUNS) under stress-ng --cpu 4"; \
 	  start=$$(date +%s); \
-	  $(PYTEST) -q; \
+	  $(PYTEST) -q -m "$(STRESS_SELECT)"; \
 	  echo "== test-stress: run $$run passed in $$(( $$(date +%s) - start ))s"; \
 	done
 

@@ -48,6 +48,7 @@ def put_versions(local: LocalStack, key: str, *values: Any) -> None:
         )
 
 
+@pytest.mark.long  # make test-long: the Node example run as written
 def test_the_node_example_validates_with_the_schema_and_applies_by_version(
     local: LocalStack, unique: str, node_example: Path, tmp_path: Path
 ) -> None:
@@ -127,6 +128,7 @@ def run_node_example(local: LocalStack, example: Path, queue_url: str, state: Pa
     return [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
 
 
+@pytest.mark.long  # make test-long: the Node example run as written
 def test_the_node_example_keeps_the_stable_value_through_a_rollout_and_takes_the_completed_one(
     local: LocalStack, unique: str, node_example: Path, tmp_path: Path
 ) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from tests.e2e.conftest import REPO
 
-pytestmark = pytest.mark.e2e
+#: The whole scripted demo (about 2.5 minutes): make test-long.
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 #: generous: the demo waits up to 120 s per step on a busy machine, and there are a few dozen
 DEMO_DEADLINE = 1800

@@ -189,6 +189,7 @@ def reset_standins(local: LocalStack) -> None:
 
 @pytest.mark.usefixtures("standins_as_up_creates_them")
 @pytest.mark.parametrize("doc", DOCS)
+@pytest.mark.long  # make test-long: every example of a page, about 30 s each
 def test_every_shell_example_runs_as_written(local: LocalStack, tmp_path: Path, doc: str) -> None:
     # Given the document's shell examples, minus the few it marks as needing an account or time
     blocks = [b for b in shell_blocks(doc) if b.skip is None]

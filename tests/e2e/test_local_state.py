@@ -75,6 +75,7 @@ def versions(local: LocalStack, key: str) -> list[int]:
     return sorted(int(i["version"]["N"]) for i in items if i["sk"]["S"].startswith("V#"))
 
 
+@pytest.mark.long  # make test-long: two pipeline starts, about a minute
 def test_keep_state_keeps_history_values_and_secrets_across_a_restart(tmp_path: Path, unique: str) -> None:
     state_dir = tmp_path / "local"
     key, token = f"limit-{unique}", f"token-{unique}"

@@ -15,7 +15,8 @@ import pytest
 from tests.e2e.conftest import LocalStack, eventually
 from tests.e2e.test_releases import ALIAS, SEARCH, _zip, alias, history, request_release
 
-pytestmark = pytest.mark.e2e
+#: A release run through its analysis window (about a minute): make test-long.
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 FUNCTION = "search-api"
 

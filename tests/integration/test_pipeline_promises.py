@@ -69,18 +69,20 @@ def test_the_scenario_reaches_every_affected_service(expected):
     assert (f"CHANGE#{CHECKOUT}#c8", "rejected", None) in expected["changes"]
 
 
+#: ``make test`` crashes once in each function; the other points run in ``make test-long``.
+LONG = pytest.mark.long
 CRASH_POINTS = [
     pytest.param(("dynamodb", "TransactWriteItems"), 1, id="validator-after-commit"),
-    pytest.param(("kms", "Decrypt"), 1, id="materialiser-before-secret-write"),
+    pytest.param(("kms", "Decrypt"), 1, id="materialiser-before-secret-write", marks=LONG),
     pytest.param(("secretsmanager", "CreateSecret"), 1, id="materialiser-after-secret-write"),
-    pytest.param(("ssm", "PutParameter"), 1, id="materialiser-after-ssm-write"),
-    pytest.param(("ssm", "PutParameter"), 4, id="materialiser-after-later-ssm-write"),
-    pytest.param(("ssm", "DeleteParameter"), 1, id="materialiser-after-delete"),
-    pytest.param(("events", "PutEvents"), 1, id="materialiser-after-announcement"),
+    pytest.param(("ssm", "PutParameter"), 1, id="materialiser-after-ssm-write", marks=LONG),
+    pytest.param(("ssm", "PutParameter"), 4, id="materialiser-after-later-ssm-write", marks=LONG),
+    pytest.param(("ssm", "DeleteParameter"), 1, id="materialiser-after-delete", marks=LONG),
+    pytest.param(("events", "PutEvents"), 1, id="materialiser-after-announcement", marks=LONG),
     pytest.param(("events", "PutEvents"), 2, id="propagator-after-delivery-record"),
-    pytest.param(("events", "PutEvents"), 7, id="late-announcement-or-delivery"),
+    pytest.param(("events", "PutEvents"), 7, id="late-announcement-or-delivery", marks=LONG),
     pytest.param(("dynamodb", "PutItem"), 1, id="update-handler-after-apply"),
-    pytest.param(("dynamodb", "PutItem"), 3, id="later-update-handler-after-apply"),
+    pytest.param(("dynamodb", "PutItem"), 3, id="later-update-handler-after-apply", marks=LONG),
 ]
 
 

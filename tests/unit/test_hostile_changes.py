@@ -156,6 +156,7 @@ def test_a_schema_message_names_the_rule_and_only_schema_paths(value, where, rul
 # --- 5. real parallelism ------------------------------------------------------------------------
 
 
+@pytest.mark.long  # make test-long: 50 threads contending on one key
 def test_fifty_parallel_writers_to_one_key_are_all_accepted_first_time(pipeline):
     writers = 50
     barrier = threading.Barrier(writers)

@@ -71,6 +71,7 @@ def moto_pipeline():
 # (UnicodeEncodeError in values.value_hash via write_path._rejection_hash), before the fix.
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(detail=anything)
+@pytest.mark.long  # make test-long: 150 generated events
 def test_any_detail_gets_a_structured_outcome_and_at_most_one_record(moto_pipeline, detail):
     pipeline, write_path = moto_pipeline
     table = boto3.resource("dynamodb").Table(pipeline.table_name)

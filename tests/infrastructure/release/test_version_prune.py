@@ -66,6 +66,7 @@ def enabled(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
     return json.loads(template_file.read_text()), template_file
 
 
+@pytest.mark.long  # make test-long: a second synthesis, with pruning on
 def test_on_deletes_only_qualified_versions_of_the_listed_function(
     enabled: tuple[dict[str, Any], Path],
 ) -> None:
@@ -90,6 +91,7 @@ def test_on_deletes_only_qualified_versions_of_the_listed_function(
     }, "qualified ARNs (versions) of checkout-api only, never the function itself"
 
 
+@pytest.mark.long  # make test-long: a second synthesis, with pruning on
 def test_on_lists_and_queries_exactly(enabled: tuple[dict[str, Any], Path]) -> None:
     template = Template.from_json(enabled[0])
     template.has_resource_properties(
@@ -117,6 +119,7 @@ def test_on_lists_and_queries_exactly(enabled: tuple[dict[str, Any], Path]) -> N
     )
 
 
+@pytest.mark.long  # make test-long: a second synthesis, with pruning on
 def test_on_one_schedule_per_function_with_its_name_as_input(enabled: tuple[dict[str, Any], Path]) -> None:
     template_json, _ = enabled
     prune_fn = [
@@ -149,6 +152,7 @@ def test_on_one_schedule_per_function_with_its_name_as_input(enabled: tuple[dict
     )
 
 
+@pytest.mark.long  # make test-long: a second synthesis, with pruning on
 def test_on_the_prune_function_reserves_its_concurrency(enabled: tuple[dict[str, Any], Path]) -> None:
     # Like every function (docs/security.md, L): `reservedConcurrency.versionPrune`, default 1
     template_json, _ = enabled
@@ -160,6 +164,7 @@ def test_on_the_prune_function_reserves_its_concurrency(enabled: tuple[dict[str,
     assert prune["Properties"]["ReservedConcurrentExecutions"] == 1
 
 
+@pytest.mark.long  # make test-long: a second synthesis, with pruning on
 def test_on_cfn_lint_clean(enabled: tuple[dict[str, Any], Path]) -> None:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(

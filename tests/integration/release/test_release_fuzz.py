@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,6 +87,7 @@ OUTCOMES = {"accepted", "duplicate", "rejected", "applied", "reported"}
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(detail=details, detail_type=st.sampled_from(["ReleaseRequested", "ReleaseControl"]))
+@pytest.mark.long  # make test-long: 150 generated events
 def test_any_detail_gets_a_structured_outcome_and_a_bounded_rejection(
     env: Env, detail: dict[str, Any], detail_type: str
 ) -> None:

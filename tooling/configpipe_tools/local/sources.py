@@ -150,7 +150,11 @@ class AsyncInvocations(_Poller):
                 .receive_message(
                     QueueUrl=self._queue_url,
                     MaxNumberOfMessages=taken,
-                    WaitTimeSeconds=1,
+                    # moto wakes a waiting receive as soon as a message arrives, so a longer
+                    # wait costs no latency; it only makes stop() take up to 5 s. With 1 s, the
+                    # idle pipeline's ~12 pollers made it use 13 % of a core (measured: 3.8 s of
+                    # CPU per idle 30 s; 1.9 s with 5 s).
+                    WaitTimeSeconds=5,
                     MessageAttributeNames=["All"],
                     AttributeNames=["SentTimestamp"],
                 )
