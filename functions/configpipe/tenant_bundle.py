@@ -49,7 +49,7 @@ def tenant_bundle_name(service: str, environment: str, tenant: str, root: str = 
 def encode_bundle(tree: Mapping[str, str]) -> str:
     """The bundle's text for ``tree``; the paged marker when it does not fit one parameter."""
     text = json.dumps(
-        {"format": BUNDLE_FORMAT, "parameters": dict(sorted(tree.items()))},
+        {"format": BUNDLE_FORMAT, "parameters": dict(tree)},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -270,12 +270,6 @@ def fetch_stable(
     return None if text is None else json.loads(text)
 
 
-def _read_tree(parameters: ParameterStore, path: str) -> dict[str, str]:
-    """Every parameter under ``path`` at any depth, as {name relative to path: value}: one
-    paginated GetParametersByPath, so rollout views and candidates cost no extra call."""
-    return parameters.get_by_path(path, recursive=True)
-
-
 def _read_tenant_tree(
     parameters: ParameterStore, service: str, environment: str, tenant: str
 ) -> dict[str, str]:
@@ -287,7 +281,7 @@ def _read_tenant_tree(
         return {}
     tree = decode_bundle(text)
     if tree is None:
-        return _read_tree(parameters, parameter_path(service, environment, tenant=tenant))
+        return parameters.get_by_path(parameter_path(service, environment, tenant=tenant), recursive=True)
     return tree
 
 
@@ -764,8 +758,10 @@ class ConfigClient:
         with self._lock:
             started = self._clock()
             try:
+                # one paginated read per origin: rollout views and candidates come with it
+                read = self.parameters.get_by_path
                 fetched = {
-                    origin: _read_tree(self.parameters, parameter_path(origin, self.environment))
+                    origin: read(parameter_path(origin, self.environment), recursive=True)
                     for origin in self._origins
                 }
             except StoreUnavailableError as error:
