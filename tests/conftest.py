@@ -39,6 +39,8 @@ import botocore.session
 import hypothesis
 import moto.kms.models
 import pytest
+import typer
+import typer.testing
 from moto import mock_aws
 from moto.kms.utils import generate_private_key
 
@@ -76,6 +78,24 @@ def _private_key(key_spec: str) -> object:
 
 
 moto.kms.models.generate_private_key = _private_key  # type: ignore[assignment]
+
+# 3. typer's CliRunner turns the Typer app into a click command on every invoke (~65 ms for
+#    configpipe's app, a third of a typical CLI test's own time, found with cProfile on
+#    tests/unit/cli/test_release.py). The command built from one app is the same every time (no
+#    test adds commands), so it is built once per app, as the installed `configpipe` script
+#    builds it once per process.
+_COMMANDS: dict[int, tuple[object, object]] = {}
+_build_command = typer.testing._get_command
+
+
+def _command_once(app: typer.Typer) -> object:
+    held = _COMMANDS.get(id(app))
+    if held is None or held[0] is not app:
+        held = _COMMANDS[id(app)] = (app, _build_command(app))
+    return held[1]
+
+
+typer.testing._get_command = _command_once  # type: ignore[assignment]
 
 # Property tests run the same examples on every machine and every run: a CI run is judged on
 # the code, not on what a random search happened to try (or on a local .hypothesis/ example
