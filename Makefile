@@ -43,10 +43,11 @@ up: setup
 
 ## test: lint, type-check and the test suite (unit, integration, infrastructure, e2e) but the
 ## long scenarios and soak runs (marker `long`: make test-long), on PYTEST_WORKERS processes
-## (pytest-xdist; a file's tests stay on one worker, so each e2e file's session shares one local
-## pipeline; every worker has its own moto and its own local pipeline)
+## (pytest-xdist; a file's tests stay on one worker; every worker has its own moto and, while it
+## runs the e2e files, which tests/conftest.py hands out first as the longest, its own local
+## pipeline; --no-loadscope-reorder keeps that order instead of xdist's most-tests-first)
 PYTEST_WORKERS ?= 2
-PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: setup lint
 	$(PYTEST) -m "not long"
 

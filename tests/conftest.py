@@ -141,3 +141,27 @@ def logs():
         yield buffer
     finally:
         handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+# Longest files first. Under `make test` (pytest-xdist, --dist loadfile --no-loadscope-reorder)
+# a worker takes the next file in collection order as it runs low. xdist's own order (most tests
+# first) left the end-to-end files, few tests each but the longest, for last: the run ended with
+# one worker finishing them while the other sat idle. Group by kind (end-to-end, integration,
+# infrastructure, unit), then most tests first within a kind; a file keeps its own order.
+_LONGEST_KINDS_FIRST = ("tests/e2e/", "tests/integration/", "tests/infrastructure/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    per_file: dict[str, int] = {}
+    for item in items:
+        per_file[item.location[0]] = per_file.get(item.location[0], 0) + 1
+
+    def rank(item: pytest.Item) -> tuple[int, int, str]:
+        path = item.location[0]
+        kind = next(
+            (i for i, prefix in enumerate(_LONGEST_KINDS_FIRST) if path.startswith(prefix)),
+            len(_LONGEST_KINDS_FIRST),
+        )
+        return kind, -per_file[path], path
+
+    items.sort(key=rank)

@@ -266,7 +266,10 @@ def stop_up(process: subprocess.Popen[str]) -> str:
     return rest
 
 
-@pytest.fixture(scope="session")
+# Package scope: a worker tears its pipeline down once it has run its last end-to-end file
+# (tests/conftest.py hands the e2e files out first), instead of keeping ~12 idle pollers and
+# four function workers alive, and using CPU, for the rest of the run.
+@pytest.fixture(scope="package")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state_dir = tmp_path_factory.mktemp("local")
     port = free_port()
