@@ -3,7 +3,9 @@ client exists, so no test can reach a real account."""
 
 from __future__ import annotations
 
+import functools
 import os
+from collections import Counter
 
 os.environ.update(
     {
@@ -84,18 +86,7 @@ moto.kms.models.generate_private_key = _private_key  # type: ignore[assignment]
 #    tests/unit/cli/test_release.py). The command built from one app is the same every time (no
 #    test adds commands), so it is built once per app, as the installed `configpipe` script
 #    builds it once per process.
-_COMMANDS: dict[int, tuple[object, object]] = {}
-_build_command = typer.testing._get_command
-
-
-def _command_once(app: typer.Typer) -> object:
-    held = _COMMANDS.get(id(app))
-    if held is None or held[0] is not app:
-        held = _COMMANDS[id(app)] = (app, _build_command(app))
-    return held[1]
-
-
-typer.testing._get_command = _command_once  # type: ignore[assignment]
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 # Property tests run the same examples on every machine and every run: a CI run is judged on
 # the code, not on what a random search happened to try (or on a local .hypothesis/ example
@@ -152,9 +143,7 @@ _LONGEST_KINDS_FIRST = ("tests/e2e/", "tests/integration/", "tests/infrastructur
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    per_file: dict[str, int] = {}
-    for item in items:
-        per_file[item.location[0]] = per_file.get(item.location[0], 0) + 1
+    per_file = Counter(item.location[0] for item in items)
 
     def rank(item: pytest.Item) -> tuple[int, int, str]:
         path = item.location[0]
